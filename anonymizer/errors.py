@@ -1,0 +1,25 @@
+"""Every way an input can be refused, each with a message fit to show a user."""
+
+
+class AnonymizerError(Exception):
+    """Base of all input errors: the message is safe to show to the user as it is."""
+
+
+class EmptyInputError(AnonymizerError):
+    """The input has no bytes."""
+
+
+class InputTooLargeError(AnonymizerError):
+    """The input has more bytes than allowed."""
+
+
+class TooManyPixelsError(AnonymizerError):
+    """The image header announces more pixels than allowed (a decompression bomb is refused here)."""
+
+
+class UnsupportedFormatError(AnonymizerError):
+    """The bytes are not an image in a format we read (JPEG, PNG, WebP, ...)."""
+
+
+class CorruptImageError(AnonymizerError):
+    """The bytes look like a supported image but cannot be decoded."""

@@ -1,0 +1,46 @@
+"""photo-anonymization: find every face in a photo and cover it before the photo goes anywhere."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="photo-anonymization",
+    version="0.1.0",
+    description="Detect faces in photos and make them unrecognizable: library, command line and Telegram bot.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["detectors*", "filters*", "anonymizer*", "bot*", "benchmarks*"]),
+    install_requires=[
+        "opencv-contrib-python-headless>=4.14,<5",
+        "scikit-image>=0.25,<0.27",
+        "numpy>=2.0,<3",
+        "Pillow>=11,<14",
+        "platformdirs>=4,<5",
+        "tqdm>=4.66,<5",
+    ],
+    extras_require={
+        "bot": [
+            "aiogram>=3.20,<4",
+            "pydantic-settings>=2.6,<3",
+        ],
+        "bench": [
+            "pytest-benchmark>=5,<6",
+            "matplotlib>=3.9,<4",
+            "psutil>=6,<8",
+        ],
+        "test": [
+            "aiogram>=3.20,<4",
+            "pydantic-settings>=2.6,<3",
+            "pytest>=8,<10",
+            "pytest-asyncio>=0.24,<2",
+            "pytest-benchmark>=5,<6",
+            "hypothesis>=6.100,<7",
+            "matplotlib>=3.9,<4",
+            "psutil>=6,<8",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "photo-anon=anonymizer.cli:main",
+            "photo-anon-bot=bot.__main__:main",
+        ],
+    },
+)
