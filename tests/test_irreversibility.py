@@ -1,0 +1,138 @@
+"""Covered faces stay covered: no detector finds them again, and no facial detail of the original survives.
+
+Detectors run at the settings the pipeline uses. The DNN models come from PHOTO_ANON_MODELS_DIR; where they
+are absent those cases are skipped (Haar ships with OpenCV and always runs).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+import detectors
+import filters
+from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite
+
+# A detection is "the face" when it overlaps the face box by IoU >= 0.4, stricter than the usual 0.5 of
+# face-detection benchmarks. Measured on these scenes: nothing overlaps a covered face by more than IoU 0.16,
+# while the same faces under weak covers (blur at strength 0.05, 24-block pixelation) are found at IoU >= 0.74
+# by all three detectors; looser overlaps are head-shaped blobs that tell a head was there, not whose.
+FOUND_IOU = 0.4
+
+# SSIM credits matching brightness and smooth areas, so even covers that carry no detail by construction do
+# not reach zero: a flat fill of the face's own mean colour scores 0.29, the face against its own upside-down
+# copy 0.22. Covers that leave the face recognizable score far higher: 0.52 for a blur at a sixth of the default
+# strength, 0.54 for 24-block pixelation, 0.78 for a light blur, 0.94 for a JPEG at quality 30.
+SSIM_LIMIT = 0.4
+# Correlation of fine detail (what a Gaussian of sigma 2 removes, at 128 px per face): 0.63 after a light blur,
+# 0.89 after JPEG at quality 30, within +-0.06 after noise, pixelate and solid.
+DETAIL_LIMIT = 0.1
+
+
+def found(detector: detectors.Detector, image: np.ndarray, face: Box) -> bool:
+    face_detection = detectors.Detection(face.x, face.y, face.w, face.h, 1.0, "truth")
+    return any(face_detection.iou(d) >= FOUND_IOU for d in detector.detect(image))
+
+
+@pytest.fixture(scope="module", params=["haar", "yunet", "ssd"])
+def detector(request: pytest.FixtureRequest) -> detectors.Detector:
+    try:
+        return detectors.create(request.param)
+    except detectors.ModelMissingError as error:
+        pytest.skip(str(error))
+
+
+@functools.cache
+def scenes() -> list[tuple[np.ndarray, list[Box]]]:
+    """The astronaut itself, and her head pasted at 300, 120 and 50 px face height."""
+    pasted = composite((960, 600), [(10, 10, 300), (520, 30, 120), (720, 330, 50)])
+    return [(astronaut_bgr(), [Box(*ASTRONAUT_FACE)]), pasted]
+
+
+def test_detectors_find_the_faces_before_they_are_covered(detector: detectors.Detector) -> None:
+    """The control for the test below: otherwise "not found" could just mean "never found"."""
+    for image, faces in scenes():
+        for face in faces:
+            assert found(detector, image, face), f"{detector.name} missed the uncovered face at {face}"
+
+
+@pytest.mark.parametrize("name", ["noise", "pixelate", "solid", "blur"])
+def test_no_detector_finds_a_covered_face(detector: detectors.Detector, name: str) -> None:
+    """Blur is in here too: strong enough to defeat detectors, though reversible in principle (see filters)."""
+    covering = filters.create(name)
+    for image, faces in scenes():
+        covered = covering.apply(image, faces)
+        for face in faces:
+            assert not found(detector, covered, face), f"{detector.name} found a face covered by {name} at {face}"
+
+
+def face_gray(image: np.ndarray, face: Box) -> np.ndarray:
+    """The face box in gray at 128 x 128, so the metrics compare the same share of a face at every size."""
+    crop = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[face.y : face.y + face.h, face.x : face.x + face.w]
+    return cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def detail_correlation(original: np.ndarray, covered: np.ndarray) -> float:
+    """Correlation of the fine detail of both crops; a crop without any detail shares none (0)."""
+    fine_original = (original - cv2.GaussianBlur(original, (0, 0), 2)).ravel()
+    fine_covered = (covered - cv2.GaussianBlur(covered, (0, 0), 2)).ravel()
+    if fine_covered.std() < 1e-3:
+        return 0.0
+    return float(np.corrcoef(fine_original, fine_covered)[0, 1])
+
+
+def similarity(original: np.ndarray, covered: np.ndarray) -> tuple[float, float]:
+    return structural_similarity(original, covered, data_range=255), detail_correlation(original, covered)
+
+
+# The astronaut at her own resolution (116 px face) and pasted at 400 px; at 60 px and below a face has little
+# fine detail to lose, and the block edges of pixelation dominate the metric.
+METRIC_SCENES = [
+    (astronaut_bgr, [Box(*ASTRONAUT_FACE)]),
+    (lambda: composite((700, 760), [(20, 20, 400)])[0], composite((700, 760), [(20, 20, 400)])[1]),
+]
+
+
+@pytest.mark.parametrize("name", ["noise", "pixelate", "solid"])
+@pytest.mark.parametrize("scene", range(len(METRIC_SCENES)))
+def test_covered_face_keeps_no_detail_of_the_original(name: str, scene: int) -> None:
+    make_image, faces = METRIC_SCENES[scene]
+    image = make_image()
+    covered = filters.create(name).apply(image, faces)
+    ssim, detail = similarity(face_gray(image, faces[0]), face_gray(covered, faces[0]))
+    assert ssim < SSIM_LIMIT
+    assert abs(detail) < DETAIL_LIMIT
+
+
+@pytest.mark.parametrize("scene", range(len(METRIC_SCENES)))
+def test_the_metrics_do_see_a_face_that_survives(scene: int) -> None:
+    """The same measures on faces that are only lightly degraded, so the limits above can fail."""
+    make_image, faces = METRIC_SCENES[scene]
+    image = make_image()
+    original = face_gray(image, faces[0])
+    light_blur = filters.create("blur", strength=0.02).apply(image, faces)
+    _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 30])
+    for degraded in (light_blur, cv2.imdecode(jpeg, cv2.IMREAD_COLOR)):
+        ssim, detail = similarity(original, face_gray(degraded, faces[0]))
+        assert ssim > 0.7
+        assert detail > 0.5
+
+
+@pytest.mark.parametrize("name", ["noise", "solid"])
+def test_noise_and_solid_depend_on_the_face_only_through_its_mean_colour(name: str) -> None:
+    """Shuffling the face's pixels (same colours, no face left) gives the same output: nothing else leaks."""
+    image = astronaut_bgr()
+    face = Box(*ASTRONAUT_FACE)
+    shuffled = image.copy()
+    box = shuffled[face.y : face.y + face.h, face.x : face.x + face.w]
+    pixels = box.reshape(-1, 3)
+    box[:] = pixels[np.random.default_rng(0).permutation(len(pixels))].reshape(box.shape)
+
+    covering = filters.create(name, seed=3) if name == "noise" else filters.create(name)
+    difference = covering.apply(image, [face]).astype(int) - covering.apply(shuffled, [face]).astype(int)
+    assert np.abs(difference).max() <= 1
+    assert not np.array_equal(image, shuffled)
