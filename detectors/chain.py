@@ -1,0 +1,62 @@
+"""Several detectors behind one Detector: run in order until one finds faces, or all at once and merged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from detectors.base import Detection, Detector
+from detectors.geometry import merge_overlapping
+from detectors.models import ModelMissingError
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("fallback", "union")
+
+
+class Chain(Detector):
+    """Detectors combined by a policy.
+
+    ``fallback`` (the user's design): the next detector runs only when those before it found nothing, so the
+    cheap accurate one answers most photos and the next is a safety net. ``union``: every detector runs and
+    overlapping boxes are merged into one (best score kept, names joined as ``"yunet+ssd"``).
+    """
+
+    def __init__(self, members: Sequence[Detector], policy: str = "fallback") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown chain policy {policy!r}; use one of: {', '.join(POLICIES)}")
+        if not members:
+            raise ValueError("a chain needs at least one detector")
+        self.members = list(members)
+        self.policy = policy
+        self.name = f"{policy}:" + ",".join(m.name for m in self.members)
+
+    @classmethod
+    def load(cls, factories: Sequence[tuple[str, Callable[[], Detector]]], policy: str = "fallback") -> Chain:
+        """Build each member, skipping (with one warning each) those whose model files are missing.
+
+        This is what keeps the tool working without downloaded weights: ``ssd,haar`` degrades to Haar.
+        Raises ``ModelMissingError`` only when no member could be loaded.
+        """
+        members, problems = [], []
+        for name, factory in factories:
+            try:
+                members.append(factory())
+            except ModelMissingError as error:
+                problems.append(str(error))
+                log.warning("detector %s skipped: %s", name, error)
+        if not members:
+            raise ModelMissingError("; ".join(problems))
+        return cls(members, policy)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        if self.policy == "fallback":
+            for member in self.members:
+                found = member.detect(image)
+                if found:
+                    return found
+            return []
+        found = [d for member in self.members for d in member.detect(image)]
+        return merge_overlapping(found, name_order=[m.name for m in self.members])

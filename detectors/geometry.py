@@ -1,0 +1,140 @@
+"""Small image and box helpers shared by the detectors: input normalisation, padding and box merging."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from detectors.base import Detection
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """The image as H x W x 3 uint8 BGR: grayscale is expanded and an alpha channel dropped.
+
+    Callers should already pass BGR; this only keeps a detector from crashing on the common near-misses.
+    """
+    if image.dtype != np.uint8:
+        raise ValueError(f"detectors need a uint8 image, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"detectors need an H x W x 3 BGR image, got shape {image.shape}")
+
+
+def pad_to_min_size(image: np.ndarray, min_side: int) -> np.ndarray:
+    """The image padded at the bottom/right to at least ``min_side`` each way, so boxes keep their coordinates."""
+    height, width = image.shape[:2]
+    bottom, right = max(0, min_side - height), max(0, min_side - width)
+    if not bottom and not right:
+        return image
+    return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
+def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image scaled by ``scale`` (area interpolation when shrinking, so small faces keep their shape)."""
+    if scale == 1.0:
+        return image
+    width = max(1, round(image.shape[1] * scale))
+    height = max(1, round(image.shape[0] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def window_starts(length: int, window: int, min_overlap: float) -> list[int]:
+    """Start offsets of ``window``-px windows covering ``length`` px, neighbours sharing at least ``min_overlap``.
+
+    A face no larger than the overlap then lies wholly inside at least one window.
+    """
+    if length <= window:
+        return [0]
+    count = math.ceil((length - window) / (window - min_overlap)) + 1
+    return [round(i * (length - window) / (count - 1)) for i in range(count)]
+
+
+def touches_inner_edge(
+    corners: tuple[float, float, float, float],
+    window: tuple[int, int, int, int],
+    image_size: tuple[int, int],
+    margin: float,
+) -> bool:
+    """Whether a box (x1, y1, x2, y2 in window pixels) touches a side of its window (left, top, w, h) that lies
+    inside the image: such a box is usually a face cut by the window, found whole in a neighbour or coarser pass."""
+    x1, y1, x2, y2 = corners
+    left, top, window_w, window_h = window
+    width, height = image_size
+    return (
+        (left > 0 and x1 <= margin)
+        or (top > 0 and y1 <= margin)
+        or (left + window_w < width and x2 >= window_w - margin)
+        or (top + window_h < height and y2 >= window_h - margin)
+    )
+
+
+def box_detection(x1: float, y1: float, x2: float, y2: float, score: float, name: str) -> Detection:
+    """A Detection from corner coordinates (floats from a network), rounded outward to whole pixels."""
+    left, top = int(np.floor(x1)), int(np.floor(y1))
+    return Detection(left, top, max(1, int(np.ceil(x2)) - left), max(1, int(np.ceil(y2)) - top), float(score), name)
+
+
+def clip_all(detections: Iterable[Detection], width: int, height: int) -> list[Detection]:
+    """The detections cut to the image, dropping those wholly outside it."""
+    return [c for d in detections if (c := d.clipped(width, height)) is not None]
+
+
+def merge_overlapping(
+    detections: Sequence[Detection],
+    iou_threshold: float = 0.3,
+    containment: float = 0.7,
+    name_order: Sequence[str] = (),
+) -> list[Detection]:
+    """Greedy non-maximum merge: each group of boxes overlapping its best-scoring box becomes one box.
+
+    Boxes overlap when their IoU reaches ``iou_threshold`` or most of the smaller one (``containment``) lies
+    inside the other, which is how a face cut by a tile edge meets the whole face. The merged box is the
+    envelope of the group (so a face is never covered less because two passes disagreed), keeps the best
+    score and joins the distinct detector names, ordered by ``name_order`` when given.
+    """
+    ordered = sorted(detections, key=lambda d: d.score, reverse=True)
+    if not ordered:
+        return []
+    boxes = np.array([(d.x, d.y, d.x + d.w, d.y + d.h) for d in ordered], dtype=np.float64)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    remaining = np.arange(len(ordered))
+    merged = []
+    while remaining.size:
+        best, rest = boxes[remaining[0]], boxes[remaining]
+        inter_w = np.clip(np.minimum(best[2], rest[:, 2]) - np.maximum(best[0], rest[:, 0]), 0, None)
+        inter_h = np.clip(np.minimum(best[3], rest[:, 3]) - np.maximum(best[1], rest[:, 1]), 0, None)
+        inter = inter_w * inter_h
+        rest_areas = areas[remaining]
+        best_area = rest_areas[0]
+        iou = inter / np.maximum(best_area + rest_areas - inter, 1e-9)
+        of_smaller = inter / np.maximum(np.minimum(best_area, rest_areas), 1e-9)
+        in_group = (iou >= iou_threshold) | (of_smaller >= containment)
+        in_group[0] = True
+        group = remaining[in_group]
+        x1, y1 = boxes[group, :2].min(axis=0)
+        x2, y2 = boxes[group, 2:].max(axis=0)
+        names = _joined_names([ordered[i] for i in group], name_order)
+        merged.append(Detection(int(x1), int(y1), int(x2 - x1), int(y2 - y1), ordered[group[0]].score, names))
+        remaining = remaining[~in_group]
+    return merged
+
+
+def _joined_names(group: Sequence[Detection], name_order: Sequence[str]) -> str:
+    names: list[str] = []
+    for detection in group:
+        for part in detection.detector.split("+"):
+            if part not in names:
+                names.append(part)
+    rank = {name: i for i, name in enumerate(name_order)}
+    names.sort(key=lambda n: rank.get(n, len(rank)))
+    return "+".join(names)

@@ -1,0 +1,134 @@
+"""The registry and the chain policies: names, settings, fallback, union, and Haar when the weights are missing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import detectors
+from detectors import Chain, Detection, Detector, ModelMissingError, models
+from detectors.registry import unregister
+from tests.images import ASTRONAUT_FACE, astronaut_bgr
+
+FACE = Detection(*ASTRONAUT_FACE, 1.0, "truth")
+
+
+class Scripted(Detector):
+    """A detector that returns fixed boxes and counts its calls (registered only inside these tests)."""
+
+    boxes: tuple[tuple[int, int, int, int, float], ...] = ()
+    calls = 0
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        type(self).calls += 1
+        return [Detection(x, y, w, h, s, self.name) for x, y, w, h, s in self.boxes if s >= self.threshold]
+
+
+@pytest.fixture
+def scripted() -> Iterator[dict[str, type[Scripted]]]:
+    """Three throwaway detectors: one finds nothing, two find overlapping boxes (plus one apart)."""
+    specs = {
+        "nothing": (),
+        "first": ((10, 10, 50, 50, 0.6),),
+        "second": ((14, 12, 50, 50, 0.9), (200, 200, 30, 30, 0.7)),
+    }
+    classes = {}
+    for name, boxes in specs.items():
+        cls = type(f"Scripted_{name}", (Scripted,), {"boxes": boxes, "calls": 0})
+        classes[name] = detectors.register(name)(cls)
+    yield classes
+    for name in specs:
+        unregister(name)
+
+
+@pytest.fixture
+def empty_models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv(models.ENV_VAR, str(tmp_path))
+    models.clear_cache()
+    yield tmp_path
+    models.clear_cache()
+
+
+def test_available_lists_the_detectors() -> None:
+    assert {"ssd", "haar", "yunet", "centerface"} <= set(detectors.available())
+
+
+def test_unknown_name_lists_what_exists() -> None:
+    with pytest.raises(ValueError, match=r"unknown detector 'mtcnn'; available: .*haar.*ssd"):
+        detectors.create("ssd,mtcnn")
+    with pytest.raises(ValueError, match="unknown chain policy"):
+        detectors.create("vote:ssd,haar")
+    with pytest.raises(ValueError, match="no detector"):
+        detectors.create(" , ")
+
+
+def test_settings_go_to_the_members_that_take_them() -> None:
+    chain = detectors.create("ssd,haar", threshold=0.8, min_neighbors=7, overlap=None)
+    ssd, haar = chain.members
+    assert (ssd.threshold, ssd.overlap) == (0.8, 0.3)
+    assert (haar.threshold, haar.min_neighbors) == (0.8, 7)
+    with pytest.raises(ValueError, match="min_neightbors"):
+        detectors.create("ssd,haar", min_neightbors=7)
+
+
+def test_single_name_gives_the_detector_itself() -> None:
+    detector = detectors.create(" Haar ", min_neighbors=3)
+    assert detector.name == "haar"
+    assert not isinstance(detector, Chain)
+    assert isinstance(detectors.create("fallback:haar"), Chain)
+
+
+def test_fallback_stops_at_the_first_detector_that_finds_faces(scripted: dict[str, type[Scripted]]) -> None:
+    chain = detectors.create("nothing,first,second")
+    found = chain.detect(np.zeros((300, 300, 3), np.uint8))
+    assert [d.detector for d in found] == ["first"]
+    assert (scripted["nothing"].calls, scripted["first"].calls, scripted["second"].calls) == (1, 1, 0)
+
+
+def test_fallback_with_nothing_found_runs_everything(scripted: dict[str, type[Scripted]]) -> None:
+    assert detectors.create("nothing,first", threshold=0.95).detect(np.zeros((8, 8, 3), np.uint8)) == []
+    assert (scripted["nothing"].calls, scripted["first"].calls) == (1, 1)
+
+
+def test_union_merges_overlapping_boxes(scripted: dict[str, type[Scripted]]) -> None:
+    found = detectors.create("union:first,second,nothing").detect(np.zeros((300, 300, 3), np.uint8))
+    assert sorted(found, key=lambda d: d.x) == [
+        Detection(10, 10, 54, 52, 0.9, "first+second"),
+        Detection(200, 200, 30, 30, 0.7, "second"),
+    ]
+    assert all(cls.calls == 1 for cls in scripted.values())
+
+
+def test_union_of_real_detectors_gives_one_box_per_face() -> None:
+    found = detectors.create("union:yunet,ssd,haar").detect(astronaut_bgr())
+    assert len(found) == 1
+    assert found[0].detector == "yunet+ssd+haar"
+    assert found[0].iou(FACE) >= 0.4
+
+
+def test_missing_weights_fall_back_to_haar_with_a_warning(
+    empty_models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="detectors"):
+        chain = detectors.create("ssd,haar")
+    assert chain.name == "fallback:haar"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "ssd" in warnings[0] and "photo-anon models download" in warnings[0]
+    found = chain.detect(astronaut_bgr())
+    assert [d.detector for d in found] == ["haar"]
+    assert found[0].iou(FACE) >= 0.4
+
+
+def test_missing_weights_without_haar_are_one_clear_error(empty_models_dir: Path) -> None:
+    with pytest.raises(ModelMissingError, match="photo-anon models download"):
+        detectors.create("yunet")
+    with pytest.raises(ModelMissingError, match="photo-anon models download"):
+        detectors.create("union:yunet,centerface")

@@ -1,0 +1,153 @@
+"""Each detector on real faces (the astronaut and composites of it with known boxes) and on awkward images."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import detectors
+from detectors import Detection, Detector
+from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes
+
+NAMES = ["ssd", "haar", "yunet", "centerface"]
+
+# Face heights each detector finds on a 4000 x 3000 photo with its default settings. The SSD's tile budget
+# makes its smallest face there about 80-100 px; Haar works on a 1280 px copy; YuNet runs at full size.
+FACES_12MP = {
+    "ssd": (120, 200, 300, 600),
+    "haar": (120, 200, 300, 600),
+    "yunet": (24, 48, 120, 300, 600),
+    "centerface": (120, 200, 300, 600),
+}
+# On a 1600 x 1200 photo (tiles of native size for the SSD, Haar at near full size).
+FACES_2MP = {
+    "ssd": (40, 80, 200, 400),
+    "haar": (40, 80, 200, 400),
+    "yunet": (24, 40, 80, 200, 400),
+    "centerface": (40, 80, 200, 400),
+}
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def detector(request: pytest.FixtureRequest) -> Detector:
+    """Each registered detector with its defaults; weights come from PHOTO_ANON_MODELS_DIR and must be there."""
+    return detectors.create(request.param)
+
+
+def as_detection(box: Box | tuple[int, int, int, int]) -> Detection:
+    x, y, w, h = (box.x, box.y, box.w, box.h) if isinstance(box, Box) else box
+    return Detection(x, y, w, h, 1.0, "truth")
+
+
+def best_iou(truth: Box, found: list[Detection]) -> float:
+    return max((as_detection(truth).iou(d) for d in found), default=0.0)
+
+
+def assert_inside(found: list[Detection], image: np.ndarray) -> None:
+    height, width = image.shape[:2]
+    for d in found:
+        assert d.w > 0 and d.h > 0
+        assert d.x >= 0 and d.x + d.w <= width and d.y >= 0 and d.y + d.h <= height, d
+
+
+def grid_composite(size: tuple[int, int], heights: tuple[int, ...]) -> tuple[np.ndarray, list[Box]]:
+    """Faces of the given heights laid out left to right, wrapping rows, with room between them."""
+    width, _ = size
+    placed, x, y, row = [], 40, 40, 0
+    for height in heights:
+        span = int(height * 1.8)
+        if x + span > width:
+            x, y, row = 40, y + row + 40, 0
+        placed.append((x, y, height))
+        x, row = x + span + 40, max(row, int(height * 2))
+    return composite(size, placed)
+
+
+def test_finds_the_astronaut(detector: Detector) -> None:
+    image = astronaut_bgr()
+    found = detector.detect(image)
+    assert best_iou(Box(*ASTRONAUT_FACE), found) >= 0.4
+    assert len(found) == 1, found
+    assert found[0].detector == detector.name
+    assert_inside(found, image)
+
+
+def test_finds_the_astronaut_in_grayscale(detector: Detector) -> None:
+    gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
+    assert best_iou(Box(*ASTRONAUT_FACE), detector.detect(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))) >= 0.4
+    assert best_iou(Box(*ASTRONAUT_FACE), detector.detect(gray)) >= 0.4
+
+
+@pytest.mark.parametrize(
+    ("size", "table"), [((4000, 3000), FACES_12MP), ((1600, 1200), FACES_2MP)], ids=["12MP", "2MP"]
+)
+def test_finds_every_face_of_a_group(detector: Detector, size: tuple[int, int], table: dict) -> None:
+    image, boxes = grid_composite(size, table[detector.name])
+    found = detector.detect(image)
+    ious = {box.h: round(best_iou(box, found), 2) for box in boxes}
+    assert all(iou >= 0.4 for iou in ious.values()), ious
+    assert len(found) == len(boxes), found
+    assert_inside(found, image)
+
+
+@pytest.mark.parametrize("turns", [1, 3])
+def test_quarter_turned_faces(detector: Detector, turns: int) -> None:
+    """Sideways faces: the DNN detectors still find the larger ones; Haar's cascades only know upright faces."""
+    image, boxes = rotate_image_and_boxes(*grid_composite((1600, 1200), (80, 200, 400)), turns)
+    found = detector.detect(image)
+    found_large = sum(best_iou(box, found) >= 0.4 for box in boxes if box.w >= 200)
+    if detector.name == "haar":
+        assert found == []
+    else:
+        assert found_large == 2, found
+    assert_inside(found, image)
+
+
+def test_nothing_on_blank_or_noise(detector: Detector) -> None:
+    rng = np.random.default_rng(7)
+    assert detector.detect(np.full((480, 640, 3), 90, np.uint8)) == []
+    assert detector.detect(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)) == []
+    assert detector.detect(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)) == []
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 3), (5, 5, 3), (10, 3000, 3), (3000, 10, 3), (0, 0, 3), (300, 7000, 3), (64, 64), (64, 64, 4)]
+)
+def test_awkward_shapes_do_not_raise(detector: Detector, shape: tuple[int, ...]) -> None:
+    image = np.full(shape, 120, np.uint8)
+    assert detector.detect(image) == []
+
+
+def test_face_in_a_panorama(detector: Detector) -> None:
+    """A 9000 x 400 strip: whole-image passes shrink it a lot, so the tiles or full-size passes must find the face.
+
+    CenterFace fits the whole image into fixed inputs (the price of OpenCV's size-reuse bug), so it is expected
+    to lose faces in panoramas and is left out here.
+    """
+    if detector.name == "centerface":
+        pytest.skip("centerface runs at fixed whole-image input sizes; panoramas shrink faces below its reach")
+    image, boxes = composite((9000, 400), [(4000, 60, 200)])
+    found = detector.detect(image)
+    assert best_iou(boxes[0], found) >= 0.4, found
+    assert_inside(found, image)
+
+
+def test_face_cut_by_the_border_is_clipped(detector: Detector) -> None:
+    image = astronaut_bgr()[40:, 200:]
+    found = detector.detect(image)
+    assert found, "the face cut at its left side is still found"
+    assert_inside(found, image)
+
+
+def test_wrong_dtype_is_a_clear_error(detector: Detector) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        detector.detect(np.zeros((64, 64, 3), np.float32))
+
+
+@pytest.mark.parametrize("size", [(512, 512), (4000, 3000), (8660, 5773), (9000, 400), (400, 9000), (1, 1)])
+def test_ssd_tiles_stay_within_budget(size: tuple[int, int]) -> None:
+    """The SSD's cost is bounded by its tile budget whatever the photo, with the whole image always seen."""
+    ssd = detectors.create("ssd", max_tiles=48)
+    assert 1 <= ssd.runs(*size) <= 48
+    assert ssd.scales(*size)[0] == pytest.approx(300 / max(size))

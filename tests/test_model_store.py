@@ -1,0 +1,166 @@
+"""The model store for real: files verified by sha256, fetched over HTTP from a local server or from a directory."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from detectors import ModelDownloadError, ModelMissingError, models
+
+# The two smallest weight files: enough to exercise every path without moving megabytes around.
+SMALL = ["deploy.prototxt", "face_detection_yunet_2023mar.onnx"]
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mirror directory holding verified copies of the small files, taken from PHOTO_ANON_MODELS_DIR."""
+    directory = tmp_path_factory.mktemp("mirror")
+    for name in SMALL:
+        shutil.copyfile(models.model_path(name), directory / name)
+    return directory
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty model cache for one test (and the per-process verification memory forgotten around it)."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv(models.ENV_VAR, str(directory))
+    models.clear_cache()
+    yield directory
+    models.clear_cache()
+
+
+@pytest.fixture
+def serve(mirror: Path) -> Iterator[Callable[[str], str]]:
+    """Start an HTTP server on 127.0.0.1 serving the mirror: honestly, with flipped bytes, or cut mid-body."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(mode: str) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = mirror / self.path.rsplit("/", 1)[-1]
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                body = path.read_bytes()
+                if mode == "corrupt":
+                    body = bytes([body[0] ^ 0xFF]) + body[1:]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if mode == "drop":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                """Quiet: the test output is for assertions."""
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/models/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def verified(name: str) -> bool:
+    return next(row for row in models.status() if row.filename == name).verified
+
+
+def test_download_from_an_http_mirror(cache: Path, serve: Callable[[str], str]) -> None:
+    paths = models.download(SMALL, source=serve("honest"), progress=False)
+    assert [p.name for p in paths] == SMALL
+    assert leftovers(cache) == sorted(SMALL)
+    assert all(verified(name) for name in SMALL)
+    assert models.model_path("deploy.prototxt") == cache / "deploy.prototxt"
+
+
+def test_corrupted_download_is_refused_and_leaves_nothing(cache: Path, serve: Callable[[str], str]) -> None:
+    with pytest.raises(ModelDownloadError, match="sha256"):
+        models.download(["deploy.prototxt"], source=serve("corrupt"), progress=False)
+    assert leftovers(cache) == []
+
+
+def test_dropped_connection_is_an_error_and_leaves_no_partial_file(cache: Path, serve: Callable[[str], str]) -> None:
+    with pytest.raises(ModelDownloadError, match="stopped after"):
+        models.download(["face_detection_yunet_2023mar.onnx"], source=serve("drop"), progress=False)
+    assert leftovers(cache) == []
+
+
+def test_missing_file_on_the_mirror_is_a_clear_error(cache: Path, serve: Callable[[str], str]) -> None:
+    with pytest.raises(ModelDownloadError, match=r"centerface_bnmerged\.onnx"):
+        models.download(["centerface_bnmerged.onnx"], source=serve("honest"), progress=False)
+    assert leftovers(cache) == []
+
+
+def test_download_from_a_local_directory(cache: Path, mirror: Path) -> None:
+    models.download(SMALL, source=mirror, progress=False)
+    assert all(verified(name) for name in SMALL)
+    with pytest.raises(ModelDownloadError, match="cannot read"):
+        models.download(["centerface_bnmerged.onnx"], source=mirror, progress=False)
+
+
+def test_corrupt_file_in_the_cache_is_never_loaded_and_is_refetched(cache: Path, mirror: Path) -> None:
+    cache.mkdir()
+    (cache / "deploy.prototxt").write_bytes((mirror / "deploy.prototxt").read_bytes()[:-10])
+    with pytest.raises(ModelMissingError, match="corrupt"):
+        models.model_path("deploy.prototxt")
+    assert not verified("deploy.prototxt")
+    models.download(["deploy.prototxt"], source=mirror, progress=False)
+    assert models.model_path("deploy.prototxt").read_bytes() == (mirror / "deploy.prototxt").read_bytes()
+
+
+def test_verified_files_are_not_fetched_again(cache: Path, mirror: Path, serve: Callable[[str], str]) -> None:
+    models.download(SMALL, source=mirror, progress=False)
+    models.download(SMALL, source=serve("corrupt"), progress=False)
+    assert all(verified(name) for name in SMALL)
+
+
+def test_missing_model_is_one_line_naming_the_command(cache: Path) -> None:
+    with pytest.raises(ModelMissingError) as raised:
+        models.model_path("res10_300x300_ssd_iter_140000.caffemodel")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "photo-anon models download" in message
+    assert "res10_300x300_ssd_iter_140000.caffemodel" in message
+
+
+def test_status_of_an_empty_cache(cache: Path) -> None:
+    rows = models.status()
+    assert {row.filename for row in rows} == set(models.KNOWN_FILES)
+    assert not any(row.present or row.verified or row.size for row in rows)
+    assert {row.detector for row in rows} == {"ssd", "yunet", "centerface"}
+
+
+def test_default_directory_is_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(models.ENV_VAR, raising=False)
+    path = models.models_dir()
+    assert path.name == "models"
+    assert "photo-anonymization" in str(path)
+
+
+def test_unknown_file_name_is_refused(cache: Path) -> None:
+    with pytest.raises(ValueError, match="unknown model file"):
+        models.model_path("weights.bin")
+
+
+def test_official_sources_are_pinned_https() -> None:
+    for known in models.KNOWN_FILES.values():
+        assert known.url.startswith("https://")
+        assert known.url.endswith("/" + known.filename)
+        assert len(known.sha256) == 64
