@@ -1,0 +1,21 @@
+"""The photo-anonymization pipeline: image bytes in, the same image with every face covered out.
+
+Every caller (command line, bot, benchmarks) goes through ``anonymize``; nothing else decodes images.
+"""
+
+from anonymizer import errors
+from anonymizer.codec import DecodedImage, decode_image, encode_image
+from anonymizer.options import Options, Result
+from anonymizer.pipeline import anonymize, detect, warm_up
+
+__all__ = [
+    "DecodedImage",
+    "Options",
+    "Result",
+    "anonymize",
+    "decode_image",
+    "detect",
+    "encode_image",
+    "errors",
+    "warm_up",
+]

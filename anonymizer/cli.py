@@ -1,0 +1,322 @@
+"""``photo-anon``: anonymize or inspect photos on disk, and manage the detectors' model files.
+
+A batch never stops for one bad file: each failure is one line on stderr and the exit code says whether any
+failed (0 all good, 1 some failed, 2 bad usage). Defaults come from ``anonymizer.options`` so the command
+line, the bot and the library agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+import detectors
+from anonymizer import options as defaults
+from anonymizer.errors import AnonymizerError
+from anonymizer.options import Options
+from anonymizer.pipeline import anonymize, detect, warm_up
+from detectors import Detection, ModelDownloadError, ModelMissingError
+
+PROGRAM = "photo-anon"
+OUTPUT_SUFFIX = ".anonymized"
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp"})
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line itself (exit code 2), as opposed to a file that failed."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``photo-anon``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"{PROGRAM}: %(message)s", stream=sys.stderr)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our messages say what went wrong
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ModelMissingError, ModelDownloadError) as error:
+        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROGRAM, description="Find every face in photos and make it unrecognizable.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    anonymize_parser = commands.add_parser(
+        "anonymize",
+        help="cover the faces in photos",
+        description=f"Write each photo with its faces covered and no metadata, beside the input as "
+        f"NAME{OUTPUT_SUFFIX}.EXT or into -o.",
+    )
+    _add_inputs(anonymize_parser)
+    anonymize_parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output directory (keeps the inputs' names and sub-folders), or a file path for a single input",
+    )
+    _add_detection_options(anonymize_parser)
+    anonymize_parser.add_argument(
+        "--filter", default=defaults.DEFAULT_FILTER, help="noise, blur, pixelate or solid (default: %(default)s)"
+    )
+    anonymize_parser.add_argument(
+        "--mask", default=defaults.DEFAULT_MASK, choices=("ellipse", "box"), help="default: %(default)s"
+    )
+    anonymize_parser.add_argument(
+        "--margin",
+        type=float,
+        default=defaults.DEFAULT_MARGIN,
+        help="grow each side of a face by this share of its size (default: %(default)s)",
+    )
+    anonymize_parser.set_defaults(run=_run_anonymize)
+
+    detect_parser = commands.add_parser("detect", help="list the faces in photos without changing them")
+    _add_inputs(detect_parser)
+    _add_detection_options(detect_parser)
+    detect_parser.set_defaults(run=_run_detect)
+
+    models_parser = commands.add_parser("models", help="download or list the detectors' model files")
+    models_commands = models_parser.add_subparsers(required=True, metavar="ACTION")
+    download_parser = models_commands.add_parser("download", help="fetch the model files, verifying checksums")
+    download_parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR_OR_URL",
+        help="a mirror directory or URL prefix instead of the official pinned URLs",
+    )
+    download_parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="file names or detector names (ssd, yunet, centerface)"
+    )
+    download_parser.set_defaults(run=_run_models_download)
+    list_parser = models_commands.add_parser("list", help="show which model files are present and verified")
+    list_parser.set_defaults(run=_run_models_list)
+    return parser
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or directories")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file (JSON Lines)")
+
+
+def _add_detection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--detector",
+        default=defaults.DEFAULT_DETECTOR,
+        help=f"a detector ({', '.join(detectors.available())}), a fallback chain such as 'ssd,haar' or "
+        "'union:yunet,ssd,haar' (default: %(default)s)",
+    )
+    parser.add_argument("--threshold", type=float, help="score threshold of the detectors (default: their own)")
+
+
+def _options(args: argparse.Namespace) -> Options:
+    """The pipeline options for these arguments, loaded once now so a bad name fails before any file."""
+    options = Options(
+        detector=args.detector,
+        threshold=args.threshold,
+        filter=getattr(args, "filter", defaults.DEFAULT_FILTER),
+        mask=getattr(args, "mask", defaults.DEFAULT_MASK),
+        margin=getattr(args, "margin", defaults.DEFAULT_MARGIN),
+    )
+    try:
+        warm_up(options)
+    except (ValueError, KeyError) as error:
+        raise UsageError(str(error).strip("'\"")) from None
+    return options
+
+
+# --- inputs and outputs ----------------------------------------------------------------------------------------
+
+
+def _is_output(path: Path) -> bool:
+    return path.stem.endswith(OUTPUT_SUFFIX)
+
+
+def _collect(inputs: Sequence[Path], skip_under: Path | None) -> Iterator[tuple[Path, Path]]:
+    """Each file with the directory argument it was found under (its own parent for a file argument).
+
+    Directories are walked recursively for image extensions, leaving out earlier outputs and the -o folder.
+    """
+    for item in inputs:
+        if not item.is_dir():
+            yield item, item.parent
+            continue
+        for path in sorted(p for p in item.rglob("*") if p.is_file()):
+            inside_output = skip_under is not None and path.resolve().is_relative_to(skip_under)
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not _is_output(path) and not inside_output:
+                yield path, item
+
+
+def _output_path(path: Path, root: Path, output: Path | None, single_file: bool) -> Path:
+    """Beside the input with the suffix; or under -o; or -o itself for one file when -o names a file."""
+    if output is None:
+        return path.with_name(f"{path.stem}{OUTPUT_SUFFIX}{path.suffix}")
+    if single_file and output.suffix and not output.is_dir():
+        return output
+    return output / path.relative_to(root)
+
+
+def _face_json(face: Detection) -> dict[str, object]:
+    return {**asdict(face), "score": round(face.score, 4)}
+
+
+class _Reporter:
+    """Per-file lines and the progress bar, kept from tangling with each other."""
+
+    def __init__(self, total: int, as_json: bool) -> None:
+        show = total > 1 and not as_json and sys.stderr.isatty()
+        self.bar = tqdm(total=total, unit="photo", disable=not show, file=sys.stderr)
+        self.failed = 0
+
+    def line(self, text: str) -> None:
+        tqdm.write(text, file=sys.stdout)
+
+    def notice(self, path: Path, message: str) -> None:
+        tqdm.write(f"{PROGRAM}: {path}: {message}", file=sys.stderr)
+
+    def error(self, path: Path, message: str) -> None:
+        self.failed += 1
+        tqdm.write(f"{PROGRAM}: {path}: {message}", file=sys.stderr)
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def exit_code(self) -> int:
+        self.bar.close()
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise AnonymizerError("no such file or directory") from None
+    except OSError as error:
+        raise AnonymizerError(f"cannot read: {error.strerror or error}") from None
+
+
+def _each_input(args: argparse.Namespace, skip_under: Path | None) -> tuple[list[tuple[Path, Path]], _Reporter]:
+    files = list(_collect(args.inputs, skip_under))
+    return files, _Reporter(len(files), args.json)
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+
+def _run_anonymize(args: argparse.Namespace) -> int:
+    options = _options(args)
+    explicit_files = [item for item in args.inputs if not item.is_dir()]
+    single_file = len(args.inputs) == 1 and len(explicit_files) == 1
+    skip_under = args.output.resolve() if args.output is not None else None
+    files, report = _each_input(args, skip_under)
+    if not files:
+        raise UsageError("no image files found in the given inputs")
+    written: set[Path] = set()
+    for path, root in files:
+        if _is_output(path):
+            report.notice(path, f"skipped: already an output of {PROGRAM} ({OUTPUT_SUFFIX} in its name)")
+            report.step()
+            continue
+        try:
+            target = _output_path(path, root, args.output, single_file)
+            if target.resolve() in written:
+                raise AnonymizerError(f"skipped: {target} was already written from another input")
+            result = anonymize(_read(path), options)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(result.data)
+            written.add(target.resolve())
+        except AnonymizerError as error:
+            report.error(path, str(error))
+        except OSError as error:
+            report.error(path, f"cannot write output: {error.strerror or error}")
+        except Exception as error:  # a bug met on one file must not stop the batch
+            report.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
+        else:
+            if args.json:
+                record = {
+                    "input": str(path),
+                    "output": str(target),
+                    "format": result.format,
+                    "width": result.width,
+                    "height": result.height,
+                    "faces": [_face_json(face) for face in result.detections],
+                    "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
+                }
+                report.line(json.dumps(record))
+            else:
+                faces = len(result.detections)
+                report.line(f"{path}: {faces} face{'s' * (faces != 1)} covered -> {target}")
+        report.step()
+    return report.exit_code()
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    options = _options(args)
+    files, report = _each_input(args, None)
+    if not files:
+        raise UsageError("no image files found in the given inputs")
+    for path, _root in files:
+        try:
+            faces, width, height = detect(_read(path), options)
+        except AnonymizerError as error:
+            report.error(path, str(error))
+        except Exception as error:  # a bug met on one file must not stop the batch
+            report.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
+        else:
+            if args.json:
+                record = {
+                    "input": str(path),
+                    "width": width,
+                    "height": height,
+                    "faces": [_face_json(face) for face in faces],
+                }
+                report.line(json.dumps(record))
+            else:
+                boxes = "; ".join(f"{f.x},{f.y} {f.w}x{f.h} {f.score:.2f} {f.detector}" for f in faces)
+                report.line(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}" + (f": {boxes}" if faces else ""))
+        report.step()
+    return report.exit_code()
+
+
+def _model_files(names: Sequence[str] | None) -> list[str] | None:
+    """File names for ``--only``: each NAME is a known file name or a detector whose files it stands for."""
+    if not names:
+        return None
+    known = detectors.models.KNOWN_FILES
+    chosen: list[str] = []
+    for name in names:
+        matches = [name] if name in known else [f.filename for f in known.values() if f.detector == name]
+        if not matches:
+            detector_names = sorted({f.detector for f in known.values()})
+            raise UsageError(f"unknown model {name!r}; use a detector ({', '.join(detector_names)}) or a file name")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def _run_models_download(args: argparse.Namespace) -> int:
+    paths = detectors.models.download(_model_files(args.only), source=args.source, progress=True)
+    for path in paths:
+        print(f"verified {path}")
+    return EXIT_OK
+
+
+def _run_models_list(args: argparse.Namespace) -> int:
+    print(f"model directory: {detectors.models.models_dir()}")
+    for row in detectors.models.status():
+        state = "verified" if row.verified else ("CORRUPT" if row.present else "missing")
+        size = f"{row.size / 1e6:6.1f} MB" if row.present else " " * 9
+        print(f"  {state:8}  {size}  {row.detector:10}  {row.filename}")
+    return EXIT_OK

@@ -1,0 +1,300 @@
+"""Bytes to pixels and back: the only place in the project that decodes or encodes an image.
+
+Decoding is defensive because the bytes come from strangers: the byte limit is checked first, then the pixel
+count announced by the header (read lazily by Pillow, or by our own parser for WebP, whose Pillow reader
+allocates the canvas while opening), and only then does OpenCV decode the pixels. EXIF orientation is applied
+here so that detectors see the photo upright, as a viewer would show it.
+
+Encoding keeps the input's format and pixel layout (grey, alpha, 16 bit) and writes no metadata: no EXIF (so no
+GPS, time or camera), no XMP, no comments, no text chunks, no thumbnails, no extra MPO pictures. The ICC colour
+profile is the one exception, re-embedded as it was for JPEG, PNG and WebP when it fits the output's colour space:
+it says how to read the pixel values (dropping a phone's Display P3 profile visibly dulls every colour) and
+describes a colour space, not the photo, its place or its author.
+
+Animated images (APNG, animated WebP) are refused rather than reduced to their first frame: a still made from an
+animation would silently lose the rest, and anonymizing every frame is not supported. GIF, TIFF and HEIC are
+refused too: TIFF because OpenCV applies its orientation tag in some decoding paths and not in others, GIF as
+photos do not come in it, HEIC because OpenCV cannot read it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from anonymizer.errors import (
+    CorruptImageError,
+    EmptyInputError,
+    InputTooLargeError,
+    TooManyPixelsError,
+    UnsupportedFormatError,
+)
+from anonymizer.options import MAX_INPUT_BYTES, MAX_INPUT_PIXELS
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP"
+# Phones write JPEGs with a Multi-Picture index (depth maps, previews); Pillow calls them MPO. The first
+# picture is the photo; the others are dropped on output.
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+_ICC_FORMATS = ("JPEG", "PNG", "WEBP")
+JPEG_QUALITY = 95
+WEBP_LOSSY_QUALITY = 90
+_WEBP_LOSSLESS_QUALITY = 101  # OpenCV switches libwebp to lossless above 100
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DecodedImage:
+    """A decoded photo, upright.
+
+    ``pixels`` keeps the file's own layout (H x W grey, H x W x 3 BGR or H x W x 4 BGRA; uint8 or uint16) so the
+    output can keep it; ``bgr`` is the same picture as H x W x 3 BGR uint8, what detectors and filters take
+    (the very same array when the file already is 8-bit colour without alpha).
+    """
+
+    pixels: np.ndarray
+    bgr: np.ndarray
+    format: str
+    lossless: bool = False
+    icc_profile: bytes | None = None
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    def with_painted(self, painted_bgr: np.ndarray) -> np.ndarray:
+        """The native pixels with the painted BGR copied in wherever painting changed something.
+
+        Pixels the filter did not touch stay exactly the file's (including alpha and 16-bit precision).
+        """
+        if painted_bgr.shape != self.bgr.shape or painted_bgr.dtype != np.uint8:
+            raise ValueError(f"painted image {painted_bgr.shape} {painted_bgr.dtype} does not match {self.bgr.shape}")
+        if self.pixels is self.bgr:
+            return painted_bgr
+        changed = np.any(painted_bgr != self.bgr, axis=2)
+        native = _to_native_layout(painted_bgr, self.pixels)
+        if self.pixels.ndim == 3:
+            changed = changed[:, :, None]
+        return np.where(changed, native, self.pixels)
+
+
+def decode_image(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS) -> DecodedImage:
+    """Decode untrusted image bytes, refusing anything too big, unsupported or broken with a clear error."""
+    if not data:
+        raise EmptyInputError("The file is empty.")
+    if len(data) > max_bytes:
+        raise InputTooLargeError(f"The file is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}.")
+    webp_size = _webp_canvas_size(data)
+    if webp_size is not None:
+        _check_pixels(webp_size, max_pixels)
+    header = _open_header(data, max_pixels)
+    _check_pixels(header.size, max_pixels)
+    image_format = _FORMAT_ALIASES.get(header.format or "", header.format or "")
+    if image_format not in SUPPORTED_FORMATS:
+        raise UnsupportedFormatError(f"{image_format} images are not supported ({SUPPORTED_TEXT}).")
+    if getattr(header, "is_animated", False) and image_format != "JPEG":
+        raise UnsupportedFormatError("Animated or multi-page images are not supported; only still photos are.")
+    orientation = _orientation(header)
+    icc_profile = header.info.get("icc_profile") or None
+
+    pixels = _decode_pixels(data, expected_size=header.size)
+    pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
+    return DecodedImage(
+        pixels=pixels,
+        bgr=_bgr_uint8(pixels),
+        format=image_format,
+        lossless=image_format == "WEBP" and _is_lossless_webp(data),
+        icc_profile=icc_profile if image_format in _ICC_FORMATS and _fits(icc_profile, pixels) else None,
+    )
+
+
+def encode_image(
+    pixels: np.ndarray, image_format: str, *, lossless: bool = False, icc_profile: bytes | None = None
+) -> bytes:
+    """Encode pixels (grey, BGR or BGRA; uint8, or uint16 for PNG) with no metadata but the ICC profile."""
+    if image_format not in _EXTENSIONS:
+        raise ValueError(f"cannot encode {image_format!r}; supported: {', '.join(_EXTENSIONS)}")
+    extension = _EXTENSIONS[image_format]
+    params: list[int] = []
+    if image_format == "JPEG":
+        pixels = _drop_alpha(_to_uint8(pixels))
+        params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    elif image_format == "WEBP":
+        pixels = _to_uint8(pixels)
+        params = [cv2.IMWRITE_WEBP_QUALITY, _WEBP_LOSSLESS_QUALITY if lossless else WEBP_LOSSY_QUALITY]
+    elif image_format == "BMP":
+        pixels = _to_uint8(pixels)
+    if icc_profile and image_format in _ICC_FORMATS:
+        icc = np.frombuffer(icc_profile, np.uint8)
+        ok, buffer = cv2.imencodeWithMetadata(extension, pixels, [cv2.IMAGE_METADATA_ICCP], [icc], params)
+    else:
+        ok, buffer = cv2.imencode(extension, pixels, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as {image_format}")
+    return buffer.tobytes()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise TooManyPixelsError(
+            f"The image is {width} x {height} pixels ({width * height / 1e6:.0f} MP); "
+            f"the limit is {max_pixels / 1e6:.0f} MP."
+        )
+
+
+def _open_header(data: bytes, max_pixels: int) -> Image.Image:
+    """Pillow's lazy open: reads the header (size, format, EXIF, ICC) without decoding pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: we decide and raise ourselves
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise TooManyPixelsError(f"The image has too many pixels; the limit is {max_pixels / 1e6:.0f} MP.") from None
+    except UnidentifiedImageError:
+        raise _unidentified(data) from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
+        raise CorruptImageError(f"The image is damaged and cannot be read ({error}).") from None
+
+
+def _unidentified(data: bytes) -> Exception:
+    """Tell a broken photo in a supported format from a file that is not a supported image at all."""
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftypmsf1", b"ftyphevc"):
+        return UnsupportedFormatError(f"HEIC/AVIF images are not supported ({SUPPORTED_TEXT}).")
+    signatures = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+    if data.startswith(signatures) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return CorruptImageError("The image is damaged and cannot be read.")
+    return UnsupportedFormatError(f"This file is not an image ({SUPPORTED_TEXT}).")
+
+
+def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a WebP header, or None when the bytes are not WebP (or too short to say)."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
+
+
+def _is_lossless_webp(data: bytes) -> bool:
+    """A WebP whose picture is VP8L (lossless) rather than VP8 (lossy) is re-encoded lossless."""
+    return b"VP8L" in data[12:4096] and b"VP8 " not in data[12:4096]
+
+
+def _orientation(header: Image.Image) -> int:
+    """The EXIF Orientation tag (1..8), 1 when absent or unreadable.
+
+    Read from the header's EXIF block, not via ``getexif()`` on PNG, which would decode the whole image.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF; we fall back to upright
+            raw = header.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+            value = int(exif.get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block must not refuse an otherwise good photo
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn the stored pixels the way the EXIF Orientation tag says a viewer shows them."""
+    transposed = pixels.swapaxes(0, 1)
+    return {
+        1: pixels,
+        2: pixels[:, ::-1],
+        3: pixels[::-1, ::-1],
+        4: pixels[::-1],
+        5: transposed,
+        6: transposed[:, ::-1],
+        7: transposed[::-1, ::-1],
+        8: transposed[::-1],
+    }[orientation]
+
+
+def _fits(icc_profile: bytes | None, pixels: np.ndarray) -> bool:
+    """Whether the profile's colour space is the decoded pixels' one.
+
+    OpenCV hands CMYK JPEGs over as BGR and grey-with-alpha PNGs as BGRA: their CMYK or grey profile would make
+    viewers misread the output's colours, so it is dropped.
+    """
+    if not icc_profile or len(icc_profile) < 20:
+        return False
+    colour_space = icc_profile[16:20]
+    return colour_space == (b"GRAY" if pixels.ndim == 2 else b"RGB ")
+
+
+def _decode_pixels(data: bytes, expected_size: tuple[int, int]) -> np.ndarray:
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        pixels = None
+    if pixels is None:
+        raise CorruptImageError("The image is damaged or truncated and cannot be decoded.")
+    if (pixels.shape[1], pixels.shape[0]) != expected_size:
+        raise CorruptImageError("The image is damaged: its header and its pixels disagree on its size.")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedFormatError(f"{pixels.dtype} samples are not supported; only 8 and 16-bit images are.")
+    return pixels
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return (pixels >> 8).astype(np.uint8) if pixels.dtype == np.uint16 else pixels
+
+
+def _drop_alpha(pixels: np.ndarray) -> np.ndarray:
+    return pixels[:, :, :3] if pixels.ndim == 3 and pixels.shape[2] == 4 else pixels
+
+
+def _bgr_uint8(pixels: np.ndarray) -> np.ndarray:
+    """The detector's view: 3-channel BGR uint8.
+
+    Alpha is ignored rather than composited: the colour values under transparent pixels are still in the file,
+    so a face hidden there must be found and covered too.
+    """
+    image = _to_uint8(pixels)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    return image
+
+
+def _to_native_layout(bgr: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """BGR uint8 converted to the channels and depth of ``like`` (alpha taken from ``like``)."""
+    if like.ndim == 2:
+        converted = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    elif like.shape[2] == 4:
+        converted = np.dstack([bgr, _to_uint8(like[:, :, 3])])
+    else:
+        converted = bgr
+    if like.dtype == np.uint16:
+        converted = converted.astype(np.uint16) * 257
+        if like.ndim == 3 and like.shape[2] == 4:
+            converted[:, :, 3] = like[:, :, 3]
+    return converted

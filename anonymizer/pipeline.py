@@ -1,0 +1,105 @@
+"""Bytes in, bytes out: decode safely, find faces, paint them, encode without metadata, and time each stage.
+
+Detectors and filters are built once per process for each distinct setting (the DNN weights take a while to
+load) and reused; the bot's worker processes call ``warm_up`` so the first photo does not pay for it.
+Nothing here logs or stores image data: only counts and timings.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import numpy as np
+
+import detectors
+import filters
+from anonymizer.codec import DecodedImage, decode_image, encode_image
+from anonymizer.options import Options, Result
+from detectors import Detection, Detector
+from filters import Filter
+
+log = logging.getLogger(__name__)
+
+_WARM_UP_IMAGE_SIDE = 64
+DEFAULT_OPTIONS = Options()
+
+
+@functools.lru_cache(maxsize=8)
+def _detector(spec: str, threshold: float | None) -> Detector:
+    return detectors.create(spec, threshold=threshold)
+
+
+@functools.lru_cache(maxsize=16)
+def _filter(name: str, mask: str, margin: float) -> Filter:
+    return filters.create(name, mask=mask, margin=margin)
+
+
+def warm_up(options: Options = DEFAULT_OPTIONS) -> None:
+    """Load the detector chain and filter for ``options`` now (worker initializers call this)."""
+    detector = _detector(options.detector, options.threshold)
+    _filter(options.filter, options.mask, options.margin)
+    detector.detect(np.zeros((_WARM_UP_IMAGE_SIDE, _WARM_UP_IMAGE_SIDE, 3), np.uint8))
+
+
+def _decode(data: bytes, options: Options) -> DecodedImage:
+    return decode_image(data, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
+
+
+def _find_faces(image: DecodedImage, options: Options) -> list[Detection]:
+    found = _detector(options.detector, options.threshold).detect(image.bgr)
+    return [box for box in (d.clipped(image.width, image.height) for d in found) if box is not None]
+
+
+def detect(data: bytes, options: Options = DEFAULT_OPTIONS) -> tuple[list[Detection], int, int]:
+    """The faces in an image (upright, as a viewer shows it) and that image's width and height."""
+    image = _decode(data, options)
+    return _find_faces(image, options), image.width, image.height
+
+
+def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
+    """The same photo with every face found painted over, in the same format and size, with no metadata.
+
+    Raises ``anonymizer.errors.AnonymizerError`` subclasses for input it refuses, ``ValueError`` for unknown
+    detector or filter names, ``detectors.ModelMissingError`` when no detector of the chain can load.
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    image = _decode(data, options)
+    timings["decode"] = time.perf_counter() - start
+
+    mark = time.perf_counter()
+    faces = _find_faces(image, options)
+    timings["detect"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    face_filter = _filter(options.filter, options.mask, options.margin)
+    pixels = image.pixels
+    if faces:
+        painted = face_filter.apply(image.bgr, faces)
+        pixels = image.with_painted(painted)
+    timings["filter"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    output = encode_image(pixels, image.format, lossless=image.lossless, icc_profile=image.icc_profile)
+    timings["encode"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - start
+
+    log.debug(
+        "anonymized %s %dx%d: %d face(s), %s",
+        image.format,
+        image.width,
+        image.height,
+        len(faces),
+        ", ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in timings.items()),
+    )
+    return Result(
+        data=output,
+        format=image.format,
+        width=image.width,
+        height=image.height,
+        detections=faces,
+        timings=timings,
+    )

@@ -1,0 +1,199 @@
+"""``photo-anon`` as a user runs it: folders of real photos, one broken file, JSON output, model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from anonymizer import pipeline
+from anonymizer.cli import main
+from tests.conftest import ROOT, SHARED_MODELS
+from tests.images import ASTRONAUT_FACE, astronaut_bgr, composite
+
+TIMINGS = {"decode", "detect", "filter", "encode", "total"}
+
+
+def face_changed(original: np.ndarray, output_path: Path, box: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    output = cv2.imread(str(output_path), cv2.IMREAD_UNCHANGED)
+    before, after = original[y : y + h, x : x + w].astype(int), output[y : y + h, x : x + w].astype(int)
+    return float(np.abs(after - before).mean()) > 30
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder as a user has it: a JPEG, a PNG with two faces in a sub-folder, an earlier output, a text file."""
+    folder = tmp_path / "photos"
+    (folder / "trip").mkdir(parents=True)
+    cv2.imwrite(str(folder / "astronaut.jpg"), astronaut_bgr())
+    group, _ = composite((900, 600), [(60, 80, 90), (480, 160, 130)])
+    cv2.imwrite(str(folder / "trip" / "group.png"), group)
+    cv2.imwrite(str(folder / "old.anonymized.jpg"), astronaut_bgr())
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def test_folder_is_anonymized_beside_the_inputs(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["anonymize", str(photos)]) == 0
+
+    output = photos / "astronaut.anonymized.jpg"
+    assert face_changed(astronaut_bgr(), output, ASTRONAUT_FACE)
+    assert (photos / "trip" / "group.anonymized.png").is_file()
+    assert not (photos / "old.anonymized.anonymized.jpg").exists()
+    assert not list(photos.rglob("notes.anonymized*"))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "1 face covered" in lines[0] and "2 faces covered" in lines[1]
+
+
+def test_output_directory_keeps_the_tree_and_names(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["anonymize", str(photos), "-o", str(out)]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["astronaut.jpg", "trip/group.png"]
+    assert face_changed(astronaut_bgr(), out / "astronaut.jpg", ASTRONAUT_FACE)
+    assert not list(photos.rglob("*.anonymized.png"))
+
+
+def test_single_file_may_go_to_an_output_file(photos: Path, tmp_path: Path) -> None:
+    target = tmp_path / "covered.jpg"
+    assert main(["anonymize", str(photos / "astronaut.jpg"), "-o", str(target), "--filter", "solid"]) == 0
+    x, y, w, h = ASTRONAUT_FACE
+    face = cv2.imread(str(target))[y : y + h, x : x + w]
+    assert face.std(axis=(0, 1)).max() < 3  # solid: one colour, whatever JPEG does to it
+    folder = tmp_path / "new-folder"
+    assert main(["anonymize", str(photos / "astronaut.jpg"), "-o", str(folder)]) == 0
+    assert (folder / "astronaut.jpg").is_file()
+
+
+def test_json_lists_faces_and_timings_per_file(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["anonymize", str(photos), "--json", "--mask", "box", "--margin", "0.2"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    assert [Path(r["input"]).name for r in records] == ["astronaut.jpg", "group.png"]
+    assert [len(r["faces"]) for r in records] == [1, 2]
+    face = records[0]["faces"][0]
+    assert set(face) == {"x", "y", "w", "h", "score", "detector"}
+    assert abs(face["x"] - ASTRONAUT_FACE[0]) < 15 and abs(face["h"] - ASTRONAUT_FACE[3]) < 20
+    assert all(set(r["timings"]) == TIMINGS for r in records)
+    assert Path(records[1]["output"]).is_file()
+
+
+def test_one_broken_file_fails_alone(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = photos / "broken.jpg"
+    broken.write_bytes((photos / "astronaut.jpg").read_bytes()[:3000])
+    (photos / "letter.png").write_bytes(b"%PDF-1.7\n%%EOF\n")
+
+    assert main(["anonymize", str(photos)]) == 1
+
+    assert (photos / "astronaut.anonymized.jpg").is_file() and (photos / "trip" / "group.anonymized.png").is_file()
+    assert not (photos / "broken.anonymized.jpg").exists() and not (photos / "letter.anonymized.png").exists()
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    assert "broken.jpg" in errors[0] and "damaged" in errors[0]
+    assert "letter.png" in errors[1] and "not an image" in errors[1]
+
+
+def test_missing_input_is_an_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", str(tmp_path / "nowhere.jpg")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_detect_json_changes_nothing(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(photos.rglob("*"))
+    assert main(["detect", str(photos / "trip" / "group.png"), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["width"], record["height"], len(record["faces"])) == (900, 600, 2)
+    assert sorted(photos.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--filter", "sparkles"], "unknown filter"),
+        (["--detector", "nobody"], "unknown detector"),
+        (["--margin", "-1"], "margin"),
+    ],
+)
+def test_bad_options_are_usage_errors(photos: Path, argv, message, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["anonymize", str(photos), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+    assert not list(photos.rglob("astronaut.anonymized.*"))
+
+
+def test_missing_arguments_exit_with_usage_code() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["anonymize"])
+    assert exit_info.value.code == 2
+
+
+@pytest.fixture
+def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty model cache, and detectors rebuilt from it (the pipeline caches them per process)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PHOTO_ANON_MODELS_DIR", str(cache))
+    pipeline._detector.cache_clear()
+    yield cache
+    pipeline._detector.cache_clear()
+
+
+def test_models_download_from_a_mirror_and_list(
+    model_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("deploy.prototxt", "face_detection_yunet_2023mar.onnx"):
+        shutil.copy(SHARED_MODELS / name, mirror / name)
+
+    assert main(["models", "download", "--from", str(mirror), "--only", "yunet", "deploy.prototxt"]) == 0
+    assert (model_cache / "face_detection_yunet_2023mar.onnx").is_file()
+    assert (model_cache / "deploy.prototxt").is_file()
+
+    assert main(["models", "list"]) == 0
+    rows = {line.split()[-1]: line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["face_detection_yunet_2023mar.onnx"] == "verified"
+    assert rows["res10_300x300_ssd_iter_140000.caffemodel"] == "missing"
+
+    assert main(["models", "download", "--from", str(mirror), "--only", "ssd"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "res10_300x300_ssd_iter_140000.caffemodel" in err[0]
+    assert main(["models", "download", "--only", "nonsense"]) == 2
+
+
+def test_missing_model_is_one_line_naming_the_fix(
+    model_cache: Path, photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detect", str(photos / "astronaut.jpg"), "--detector", "ssd"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "photo-anon models download" in err[0]
+
+
+def test_default_chain_still_works_without_models_falling_back_to_haar(
+    model_cache: Path, photos: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert main(["detect", str(photos / "astronaut.jpg"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["faces"][0]["detector"] == "haar"
+    assert "photo-anon models download" in caplog.text  # the warning the command line prints on stderr
+
+
+def test_runs_as_a_program(photos: Path) -> None:
+    env = {**os.environ, "PHOTO_ANON_MODELS_DIR": os.environ.get("PHOTO_ANON_MODELS_DIR", str(SHARED_MODELS))}
+    completed = subprocess.run(
+        [sys.executable, "-m", "anonymizer", "anonymize", str(photos / "astronaut.jpg"), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads(completed.stdout)
+    assert len(record["faces"]) == 1 and Path(record["output"]).is_file()
