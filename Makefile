@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine: `make demo` (install, fetch models, anonymize an example)
+# and `make test` (install, fetch models, run the tests and the short benchmarks).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Where model weights come from: the official URLs by default, or a mirror (a folder or URL).
+MODELS_FROM ?= $(if $(wildcard ../shared/models/SHA256SUMS),../shared/models,)
+FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM),)
+
+.PHONY: setup models demo test bench compare bot lint
+
+$(BIN)/photo-anon: setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+setup: $(BIN)/photo-anon
+
+models: setup
+	$(BIN)/photo-anon models download $(FROM_FLAG)
+
+demo: models
+	mkdir -p out
+	$(BIN)/python -c "from PIL import Image; from skimage import data; Image.fromarray(data.astronaut()).save('out/example.jpg', quality=92)"
+	$(BIN)/photo-anon anonymize out/example.jpg -o out/anonymized --json
+
+test: models
+	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
+
+bench: models
+	$(BIN)/python -m pytest benchmarks --benchmark-min-rounds=5
+
+compare: models
+	$(BIN)/python -m benchmarks.compare_detectors
+
+bot: models
+	$(BIN)/python -m bot
+
+lint: setup
+	$(BIN)/pip install --quiet -c constraints.txt ruff
+	$(BIN)/ruff check .
