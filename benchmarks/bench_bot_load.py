@@ -1,0 +1,136 @@
+"""Ten users send a 12 MP photo to the bot at the same moment: time from each update to its reply.
+
+    pytest benchmarks/bench_bot_load.py -q -s            # prints p50 / p95 / max and the answer counts
+
+The real bot (dispatcher, HTTP session, worker processes: WORKERS, default one per CPU) is driven through the
+fake Bot API server from the tests, over HTTP on 127.0.0.1. Each user sends a different 4000 x 3000 JPEG (astronaut
+faces pasted on a textured canvas, 2-3 MB like a phone photo) as a file, which is how Telegram delivers a
+full-resolution photo. The clock runs from the moment the update is handed to the fake server to the moment the
+bot's reply reaches it. Fails if any user waits more than the 15 s budget, or gets no answer at all. A "busy"
+answer counts as an answer (admission control doing its job) and is reported separately from results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+import pytest
+from aiogram.fsm.storage.memory import MemoryStorage
+
+from anonymizer.options import Options
+from bot.app import create_bot, create_dispatcher, create_service
+from bot.settings import BotSettings
+from bot.texts import ENGLISH
+from bot.workers import WorkerPool
+from tests.bot.helpers import TOKEN, jpeg
+from tests.fake_telegram import FakeTelegramServer, FakeUser
+from tests.images import composite
+
+USERS = 10
+SIZE = (4000, 3000)
+BUDGET_S = 15.0
+# The canvas value that marks background pixels, to be replaced by texture.
+PLAIN = 1
+WORKERS = int(os.environ.get("WORKERS") or os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[WorkerPool]:
+    pool = WorkerPool(WORKERS, Options()).start()
+    yield pool
+    pool.close(wait=True)
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[bytes]:
+    return phone_photos()
+
+
+def phone_photos() -> list[bytes]:
+    """Ten different 12 MP JPEGs of a phone camera's size (2-3 MB: a textured background, not a flat one),
+    each with two faces in its own places."""
+    width, height = SIZE
+    rng = np.random.default_rng(12)
+    coarse = cv2.GaussianBlur(rng.integers(0, 256, (height // 10, width // 10, 3), dtype=np.uint8), (0, 0), 1.5)
+    texture = cv2.resize(coarse, SIZE, interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    grain = rng.normal(0, 6, (height, width, 3)).astype(np.float32)
+    photos = []
+    for index in range(USERS):
+        faces = [(200 + 300 * index, 400, 300), (width // 2 + 100 * index, height // 2, 450)]
+        image, _ = composite(SIZE, faces, background=PLAIN)
+        background = (image == PLAIN).all(axis=2)
+        shifted = np.roll(texture, 97 * index, axis=1)[background]
+        image[background] = np.clip(0.5 * shifted + 35 + 5 * index + grain[background], 0, 255).astype(np.uint8)
+        photos.append(jpeg(image, quality=90))
+    return photos
+
+
+async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, list[float]]:
+    """Seconds from update to reply per user, split by kind of answer."""
+    async with FakeTelegramServer(TOKEN) as telegram:
+        settings = BotSettings(_env_file=None, bot_token=TOKEN, telegram_api_url=telegram.base_url, workers=pool.size)
+        bot = create_bot(settings)
+        dispatcher = create_dispatcher(settings, create_service(settings, pool), MemoryStorage())
+        polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
+        try:
+            await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=30)
+            sent = []
+            for index, data in enumerate(photos):
+                user = FakeUser(5000 + index, f"User{index}", "en")
+                sent.append(
+                    (
+                        time.monotonic(),
+                        telegram.send_document(user, data, file_name=f"{index}.jpg", mime_type="image/jpeg"),
+                    )
+                )
+            replies = await asyncio.gather(
+                *(telegram.reply_to(message, timeout=BUDGET_S * 3) for _, message in sent), return_exceptions=True
+            )
+        finally:
+            await dispatcher.stop_polling()
+            await polling
+    seconds: dict[str, list[float]] = {"result": [], "busy": [], "error": [], "lost": []}
+    busy_prefix = ENGLISH.busy.split("{")[0]
+    for (started, _), reply in zip(sent, replies, strict=True):
+        if isinstance(reply, BaseException):
+            seconds["lost"].append(float("inf"))
+        elif reply.method == "sendDocument":
+            seconds["result"].append(reply.at - started)
+        elif reply.text.startswith(busy_prefix):
+            seconds["busy"].append(reply.at - started)
+        else:
+            seconds["error"].append(reply.at - started)
+    return seconds
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def test_ten_users_with_12mp_photos(benchmark, pool: WorkerPool, photos: list[bytes]) -> None:
+    outcome = benchmark.pedantic(lambda: asyncio.run(ten_users_at_once(pool, photos)), rounds=1, iterations=1)
+
+    answered = [value for kind in ("result", "busy", "error") for value in outcome[kind]]
+    figures: dict[str, float | int | None] = {
+        "workers": pool.size,
+        "results": len(outcome["result"]),
+        "busy": len(outcome["busy"]),
+        "errors": len(outcome["error"]),
+        "lost": len(outcome["lost"]),
+    }
+    for name, values in (("answer", answered), ("result", outcome["result"]), ("busy", outcome["busy"])):
+        if values:
+            figures[f"{name}_p50_s"] = round(statistics.median(values), 2)
+            figures[f"{name}_p95_s"] = round(percentile(values, 0.95), 2)
+            figures[f"{name}_max_s"] = round(max(values), 2)
+    benchmark.extra_info.update(figures)
+    print(f"\n10 users x 12 MP: {figures}")
+    assert not outcome["lost"], "a user got no answer"
+    assert max(answered) <= BUDGET_S, f"the slowest answer took {max(answered):.1f} s"

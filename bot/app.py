@@ -1,0 +1,133 @@
+"""Builds the bot, its dispatcher and the web app for webhooks; shared by `python -m bot` and the tests."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.strategy import FSMStrategy
+from aiogram.methods import GetUpdates
+from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
+
+from bot.handlers import create_routers
+from bot.logs import install_redaction
+from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
+from bot.retry import RetryRequests
+from bot.settings import BotSettings
+from bot.texts import ENGLISH, RUSSIAN
+from bot.workers import ImageService, WorkerPool
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """The settings ask for something this installation cannot do; the message says what to change."""
+
+
+def token_secrets(settings: BotSettings) -> list[str]:
+    """The strings that must never appear in a log: the token, and its secret half on its own."""
+    token = settings.bot_token.get_secret_value()
+    return [token, token.partition(":")[2]]
+
+
+def create_bot(settings: BotSettings) -> Bot:
+    """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake)."""
+    install_redaction(token_secrets(settings))
+    if settings.telegram_api_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    else:
+        session = AiohttpSession()
+    session.middleware(RetryRequests())
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_storage(settings: BotSettings) -> BaseStorage:
+    """Redis when REDIS_URL is set (the filter choice survives restarts), memory otherwise."""
+    if settings.redis_url is None:
+        return MemoryStorage()
+    try:
+        from aiogram.fsm.storage.redis import RedisStorage
+    except ImportError as error:
+        raise ConfigurationError("REDIS_URL is set but the redis package is missing: pip install redis") from error
+    return RedisStorage.from_url(settings.redis_url.get_secret_value())
+
+
+def create_service(settings: BotSettings, pool: WorkerPool) -> ImageService:
+    return ImageService(pool, queue_limit=settings.queue_limit, per_user_limit=settings.per_user_limit)
+
+
+def create_dispatcher(settings: BotSettings, service: ImageService, storage: BaseStorage | None = None) -> Dispatcher:
+    """The dispatcher with every router and middleware; `settings` and `service` reach handlers by name.
+
+    The filter choice is kept per user across chats (FSMStrategy.GLOBAL_USER).
+    """
+    dispatcher = Dispatcher(
+        storage=storage or create_storage(settings),
+        fsm_strategy=FSMStrategy.GLOBAL_USER,
+        settings=settings,
+        service=service,
+    )
+    request_log = RequestLogMiddleware()
+    dispatcher["request_log"] = request_log
+    dispatcher.update.outer_middleware(request_log)
+    dispatcher.update.outer_middleware(LanguageMiddleware())
+    if settings.allowed_user_ids is not None:
+        dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))
+    dispatcher.include_routers(*create_routers(settings))
+    dispatcher.startup.register(on_startup)
+    dispatcher.shutdown.register(on_shutdown)
+    return dispatcher
+
+
+async def on_startup(bot: Bot, settings: BotSettings) -> None:
+    """Publish the command menu in both languages; take updates by polling or by webhook, as configured."""
+    for texts, language in ((ENGLISH, None), (RUSSIAN, "ru")):
+        commands = [BotCommand(command=name, description=text) for name, text in texts.commands.items()]
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language)
+    if settings.webhook_url:
+        assert settings.webhook_secret is not None
+        await bot.set_webhook(
+            settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=["message", "callback_query"],
+        )
+    else:
+        await bot.delete_webhook(drop_pending_updates=False)
+
+
+async def on_shutdown(bot: Bot, settings: BotSettings, request_log: RequestLogMiddleware) -> None:
+    """Graceful stop: finish the requests in flight, then (polling) tell Telegram which updates were handled.
+
+    Without the last confirmation, Telegram would deliver the updates of the last batch again after a restart.
+    """
+    if not await request_log.drain(timeout=settings.deadline_seconds + 5):
+        logger.warning("stopping with requests still in flight")
+    if not settings.webhook_url and request_log.last_update_id is not None:
+        try:
+            await bot(GetUpdates(offset=request_log.last_update_id + 1, limit=1, timeout=0))
+        except Exception as error:  # the bot is stopping anyway; at worst an update is answered twice
+            logger.warning("could not confirm the last updates: %s", type(error).__name__)
+
+
+def create_webhook_app(bot: Bot, dispatcher: Dispatcher, settings: BotSettings, **data: Any) -> web.Application:
+    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header."""
+    assert settings.webhook_secret is not None
+    app = web.Application()
+    SimpleRequestHandler(
+        dispatcher=dispatcher, bot=bot, secret_token=settings.webhook_secret.get_secret_value()
+    ).register(app, path=settings.webhook_path)
+    setup_application(app, dispatcher, bot=bot, **data)
+    return app

@@ -1,0 +1,29 @@
+"""/start and /help."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+
+from bot.handlers.mode import current_filter
+from bot.settings import BotSettings
+from bot.texts import Texts
+
+
+def create_router() -> Router:
+    router = Router(name="commands")
+
+    @router.message(CommandStart())
+    async def start(message: Message, texts: Texts) -> None:
+        await message.answer(texts.start)
+
+    @router.message(Command("help"))
+    async def help_(message: Message, texts: Texts, state: FSMContext, settings: BotSettings) -> None:
+        chosen = await current_filter(state, settings)
+        await message.answer(
+            texts.help.format(max_mb=settings.max_file_bytes // (1024 * 1024), current=texts.filter_names[chosen])
+        )
+
+    return router

@@ -1,0 +1,67 @@
+"""/mode: an inline keyboard to choose the filter; the choice is kept per user in the FSM storage."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.settings import FILTER_CHOICES, BotSettings
+from bot.texts import Texts
+
+FILTER_KEY = "filter"
+
+
+class FilterChoice(CallbackData, prefix="filter"):
+    name: str
+
+
+async def current_filter(state: FSMContext, settings: BotSettings) -> str:
+    """The user's chosen filter, or the bot's default if none (or one no longer offered) was chosen."""
+    chosen = (await state.get_data()).get(FILTER_KEY)
+    return chosen if chosen in FILTER_CHOICES else settings.default_filter
+
+
+def filter_keyboard(texts: Texts, current: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for name in FILTER_CHOICES:
+        mark = "✅ " if name == current else ""
+        builder.button(text=mark + texts.filter_names[name], callback_data=FilterChoice(name=name))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def create_router() -> Router:
+    router = Router(name="mode")
+
+    @router.message(Command("mode"))
+    async def choose(message: Message, texts: Texts, state: FSMContext, settings: BotSettings) -> None:
+        current = await current_filter(state, settings)
+        await message.answer(
+            texts.mode_prompt.format(current=texts.filter_names[current]), reply_markup=filter_keyboard(texts, current)
+        )
+
+    @router.callback_query(FilterChoice.filter(F.name.in_(FILTER_CHOICES)))
+    async def chosen(query: CallbackQuery, callback_data: FilterChoice, texts: Texts, state: FSMContext) -> None:
+        await state.update_data({FILTER_KEY: callback_data.name})
+        label = texts.filter_names[callback_data.name]
+        if isinstance(query.message, Message):
+            try:
+                await query.message.edit_text(
+                    texts.mode_chosen.format(current=label), reply_markup=filter_keyboard(texts, callback_data.name)
+                )
+            except TelegramBadRequest as error:
+                if "not modified" not in error.message:  # the same button pressed twice changes nothing
+                    raise
+        await query.answer(label)
+
+    @router.callback_query()
+    async def stale(query: CallbackQuery) -> None:
+        """A button from an old keyboard: stop the spinner, change nothing."""
+        await query.answer()
+
+    return router

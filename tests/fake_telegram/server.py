@@ -1,0 +1,683 @@
+"""A fake Telegram Bot API server speaking the real HTTP protocol, for end-to-end tests of the bot.
+
+The bot under test talks to it exactly as to api.telegram.org (aiogram's own session, pointed here with
+`TelegramAPIServer.from_base`): `POST /bot<token>/<method>` with multipart or urlencoded or JSON parameters, and
+`GET /file/bot<token>/<path>` for downloads. Tests play the users: they inject updates (`send_photo`, `send_album`,
+`press_button`, ...), which the bot receives through long polling, and await the bot's calls, all of which are
+recorded with their decoded parameters and uploaded files. Faults (429, 5xx, delays, connection resets, truncated
+downloads) can be injected per method. Everything is held in memory; uploads are never spooled to disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from PIL import Image
+
+# What the bot sends that counts as an answer to a user.
+REPLY_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup"})
+# The public Bot API refuses to hand out files above this size.
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+# The method name a fault is registered under to hit file downloads.
+DOWNLOAD = "download"
+
+FaultKind = Literal["error", "flood", "delay", "reset", "truncate"]
+
+
+@dataclass
+class UploadedFile:
+    """A file part of a multipart request."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class Call:
+    """One request the bot made, decoded."""
+
+    method: str
+    params: dict[str, Any]
+    files: dict[str, UploadedFile]
+    at: float
+    response: Any = None
+
+    @property
+    def chat_id(self) -> int | None:
+        value = self.params.get("chat_id")
+        return int(value) if value is not None else None
+
+    @property
+    def reply_to_message_id(self) -> int | None:
+        parameters = self.params.get("reply_parameters")
+        if isinstance(parameters, dict) and "message_id" in parameters:
+            return int(parameters["message_id"])
+        value = self.params.get("reply_to_message_id")
+        return int(value) if value is not None else None
+
+    @property
+    def text(self) -> str:
+        """The text or caption (of the first item, for an album)."""
+        if self.method == "sendMediaGroup":
+            return str(self.media[0].get("caption") or "")
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def media(self) -> list[dict[str, Any]]:
+        """For sendMediaGroup: the items, each with the uploaded bytes under "data"."""
+        items = []
+        for item in self.params.get("media") or []:
+            reference = str(item.get("media", ""))
+            name = reference.removeprefix("attach://")
+            uploaded = self.files.get(name)
+            items.append({**item, "data": uploaded.data if uploaded else None})
+        return items
+
+    def file(self, field_name: str) -> UploadedFile:
+        """The file uploaded for a parameter (`photo`, `document`), sent inline or as `attach://<part>`."""
+        reference = self.params.get(field_name)
+        if isinstance(reference, str) and reference.startswith("attach://"):
+            return self.files[reference.removeprefix("attach://")]
+        return self.files[field_name]
+
+
+@dataclass
+class Fault:
+    """A failure to inject into the answers to one method (or to downloads).
+
+    kind: "error" answers `status` with a Bot API error body; "flood" answers 429 with `retry_after`; "delay" waits
+    `seconds` and then answers normally; "reset" drops the connection before answering; "truncate" (downloads)
+    sends the headers and half of the body, then drops the connection. `times` is how many requests it hits
+    (None: all), `when` picks the requests it applies to.
+    """
+
+    kind: FaultKind
+    status: int = 500
+    description: str = "Internal Server Error"
+    retry_after: int = 1
+    seconds: float = 0.0
+    times: int | None = 1
+    when: Callable[[Call], bool] | None = None
+    hits: int = 0
+
+    def applies(self, call: Call) -> bool:
+        return (self.times is None or self.hits < self.times) and (self.when is None or self.when(call))
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    """A Telegram user in a private chat with the bot (the chat id is the user id)."""
+
+    id: int
+    first_name: str = "Test"
+    language_code: str | None = "en"
+
+    def as_json(self) -> dict[str, Any]:
+        user: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.language_code:
+            user["language_code"] = self.language_code
+        return user
+
+
+@dataclass
+class StoredFile:
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    data: bytes
+    file_size: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id, "file_size": self.file_size}
+
+
+@dataclass
+class _Updates:
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    next_id: int = 1
+    confirmed_below: int = 0
+    deliveries: dict[int, int] = field(default_factory=dict)
+
+
+class FakeTelegramServer:
+    """The fake Bot API: start it, point a bot at `base_url`, inject updates, await the bot's calls."""
+
+    def __init__(self, token: str, *, bot_id: int | None = None, username: str = "fake_anon_bot") -> None:
+        self.token = token
+        self.bot_user = {
+            "id": bot_id or int(token.partition(":")[0]),
+            "is_bot": True,
+            "first_name": "Photo Anonymizer",
+            "username": username,
+        }
+        self.calls: list[Call] = []
+        self.downloads: list[str] = []
+        self.faults: dict[str, list[Fault]] = {}
+        self.files: dict[str, StoredFile] = {}
+        self._files_by_path: dict[str, StoredFile] = {}
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._media_groups = itertools.count(1)
+        self._updates = _Updates()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._closing = False
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> FakeTelegramServer:
+        app = web.Application(client_max_size=200 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def close(self) -> None:
+        """Stop serving; long polls still waiting are answered at once, so nothing hangs on them."""
+        self._closing = True
+        await self._notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeTelegramServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- faults ----------------------------------------------------------------------------------------------
+
+    def inject(self, method: str, fault: Fault) -> Fault:
+        """Make `method` (a Bot API method name, or DOWNLOAD for file downloads) fail as `fault` says."""
+        self.faults.setdefault(method, []).append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def _fault_for(self, method: str, call: Call) -> Fault | None:
+        for fault in self.faults.get(method, []):
+            if fault.applies(call):
+                fault.hits += 1
+                return fault
+        return None
+
+    # -- files -----------------------------------------------------------------------------------------------
+
+    def add_file(
+        self, data: bytes, *, kind: str = "documents", suffix: str = "", file_size: int | None = None
+    ) -> StoredFile:
+        """Put bytes in the file store as Telegram would after a user's upload; `file_size` may claim another size."""
+        unique = secrets.token_hex(6)
+        stored = StoredFile(
+            file_id=f"{kind[:3].upper()}-{secrets.token_urlsafe(16)}",
+            file_unique_id=unique,
+            file_path=f"{kind}/file_{unique}{suffix}",
+            data=data,
+            file_size=len(data) if file_size is None else file_size,
+        )
+        self.files[stored.file_id] = stored
+        self._files_by_path[stored.file_path] = stored
+        return stored
+
+    # -- updates from users ----------------------------------------------------------------------------------
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue an update (without update_id) for getUpdates; returns its update_id."""
+        update_id = self._updates.next_id
+        self._updates.next_id += 1
+        self._updates.pending.append({"update_id": update_id, **update})
+        asyncio.get_running_loop().create_task(self._notify())
+        return update_id
+
+    def user_message(self, user: FakeUser, **content: Any) -> dict[str, Any]:
+        """Send a message from `user` in their private chat; returns the message as the bot will see it."""
+        message = {
+            "message_id": self._next_message_id(user.id),
+            "date": int(time.time()),
+            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "from": user.as_json(),
+            **content,
+        }
+        self.messages[(user.id, message["message_id"])] = message
+        self.push_update({"message": message})
+        return message
+
+    def send_text(self, user: FakeUser, text: str) -> dict[str, Any]:
+        entities = []
+        if text.startswith("/"):
+            entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        return self.user_message(user, text=text, **({"entities": entities} if entities else {}))
+
+    def send_photo(
+        self,
+        user: FakeUser,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        size: tuple[int, int] | None = None,
+        file_size: int | None = None,
+    ) -> dict[str, Any]:
+        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable."""
+        width, height = size or Image.open(io.BytesIO(data)).size
+        thumbnail = _thumbnail(data)
+        small = self.add_file(thumbnail, kind="photos", suffix=".jpg")
+        full = self.add_file(data, kind="photos", suffix=".jpg", file_size=file_size)
+        scale = 90 / max(width, height)
+        sizes = [
+            {**small.as_json(), "width": max(1, round(width * scale)), "height": max(1, round(height * scale))},
+            {**full.as_json(), "width": width, "height": height},
+        ]
+        content: dict[str, Any] = {"photo": sizes}
+        if caption is not None:
+            content["caption"] = caption
+        if media_group_id is not None:
+            content["media_group_id"] = media_group_id
+        return self.user_message(user, **content)
+
+    def send_document(
+        self,
+        user: FakeUser,
+        data: bytes,
+        *,
+        file_name: str,
+        mime_type: str | None,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        file_size: int | None = None,
+    ) -> dict[str, Any]:
+        stored = self.add_file(data, kind="documents", suffix="", file_size=file_size)
+        document: dict[str, Any] = {**stored.as_json(), "file_name": file_name}
+        if mime_type is not None:
+            document["mime_type"] = mime_type
+        content: dict[str, Any] = {"document": document}
+        if caption is not None:
+            content["caption"] = caption
+        if media_group_id is not None:
+            content["media_group_id"] = media_group_id
+        return self.user_message(user, **content)
+
+    def send_album(self, user: FakeUser, photos: list[bytes]) -> list[dict[str, Any]]:
+        """An album of photos: one message per photo sharing a media_group_id, delivered back to back."""
+        group = f"album-{next(self._media_groups)}"
+        return [self.send_photo(user, data, media_group_id=group) for data in photos]
+
+    def send_sticker(self, user: FakeUser) -> dict[str, Any]:
+        stored = self.add_file(b"RIFF\x00\x00\x00\x00WEBPVP8 ", kind="stickers", suffix=".webp")
+        sticker = {**stored.as_json(), "type": "regular", "width": 512, "height": 512, "is_animated": False}
+        return self.user_message(user, sticker={**sticker, "is_video": False, "emoji": "🙂"})
+
+    def send_video(self, user: FakeUser) -> dict[str, Any]:
+        stored = self.add_file(b"\x00\x00\x00\x18ftypmp42", kind="videos", suffix=".mp4")
+        video = {**stored.as_json(), "width": 640, "height": 480, "duration": 3, "mime_type": "video/mp4"}
+        return self.user_message(user, video=video)
+
+    def send_animation(self, user: FakeUser, data: bytes = b"GIF89a") -> dict[str, Any]:
+        """A GIF: Telegram delivers it as an animation and, for old clients, also as a document."""
+        stored = self.add_file(data, kind="animations", suffix=".gif")
+        animation = {**stored.as_json(), "width": 64, "height": 64, "duration": 1, "file_name": "funny.gif"}
+        animation["mime_type"] = "image/gif"
+        document = {**stored.as_json(), "file_name": "funny.gif", "mime_type": "image/gif"}
+        return self.user_message(user, animation=animation, document=document)
+
+    def send_voice(self, user: FakeUser) -> dict[str, Any]:
+        stored = self.add_file(b"OggS", kind="voice", suffix=".oga")
+        return self.user_message(user, voice={**stored.as_json(), "duration": 2, "mime_type": "audio/ogg"})
+
+    def press_button(self, user: FakeUser, message: dict[str, Any], data: str) -> str:
+        """Press an inline button with callback `data` under a message the bot sent; returns the query id."""
+        query_id = secrets.token_hex(8)
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": user.as_json(),
+                    "message": message,
+                    "chat_instance": str(user.id),
+                    "data": data,
+                }
+            }
+        )
+        return query_id
+
+    @property
+    def confirmed_below(self) -> int:
+        """Updates with an id below this were confirmed by the bot (getUpdates offset)."""
+        return self._updates.confirmed_below
+
+    @property
+    def deliveries(self) -> dict[int, int]:
+        """How many times each update id was handed to the bot."""
+        return dict(self._updates.deliveries)
+
+    # -- awaiting the bot ------------------------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Callable[[Call], bool], *, timeout: float = 30.0, count: int = 1) -> list[Call]:
+        """The first `count` recorded calls matching `predicate`, waiting for them up to `timeout` seconds."""
+
+        def matching() -> list[Call]:
+            return [call for call in self.calls if predicate(call)]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(matching()) >= count), timeout)
+        return matching()[:count]
+
+    async def reply_to(self, message: dict[str, Any], *, timeout: float = 30.0) -> Call:
+        """The bot's answer (text, photo, file or album) to a user's message, replying to it in the same chat."""
+        chat_id, message_id = message["chat"]["id"], message["message_id"]
+        calls = await self.wait_for(
+            lambda call: (
+                call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
+            ),
+            timeout=timeout,
+        )
+        return calls[0]
+
+    def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [call for call in self.calls if call.method == method and (chat_id is None or call.chat_id == chat_id)]
+
+    def answers_in(self, chat_id: int) -> list[Call]:
+        """Every message the bot sent to a chat."""
+        return [call for call in self.calls if call.method in REPLY_METHODS and call.chat_id == chat_id]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        params, files = await _decode(request)
+        call = Call(method, params, files, time.monotonic())
+        fault = self._fault_for(method, call)
+        if fault is not None and fault.kind != "delay":
+            self.calls.append(call)
+            await self._notify()
+            return await _fault_response(request, fault)
+        if fault is not None:
+            await asyncio.sleep(fault.seconds)
+        handler = getattr(self, f"_method_{method}", None)
+        if handler is None:
+            return _error(404, "Not Found: method not found")
+        try:
+            result = await handler(call)
+        except _ApiError as error:
+            call.response = {"error_code": error.status, "description": error.description}
+            self.calls.append(call)
+            await self._notify()
+            return _error(error.status, error.description)
+        call.response = result
+        if method != "getUpdates" or result:
+            self.calls.append(call)
+            await self._notify()
+        return web.json_response({"ok": True, "result": result})
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        path = request.match_info["path"]
+        call = Call(DOWNLOAD, {"path": path}, {}, time.monotonic())
+        stored = self._files_by_path.get(path)
+        fault = self._fault_for(DOWNLOAD, call)
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
+        elif fault is not None and fault.kind == "truncate" and stored is not None:
+            self.downloads.append(path)
+            response = web.StreamResponse(headers={"Content-Length": str(len(stored.data))})
+            await response.prepare(request)
+            await response.write(stored.data[: len(stored.data) // 2])
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        elif fault is not None:
+            return await _fault_response(request, fault)
+        if stored is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(path)
+        return web.Response(body=stored.data, content_type="application/octet-stream")
+
+    # -- methods ---------------------------------------------------------------------------------------------
+
+    async def _method_getMe(self, call: Call) -> Any:
+        return self.bot_user
+
+    async def _method_getUpdates(self, call: Call) -> Any:
+        state = self._updates
+        offset = int(call.params.get("offset") or 0)
+        limit = int(call.params.get("limit") or 100)
+        timeout = float(call.params.get("timeout") or 0)
+        allowed = call.params.get("allowed_updates") or None
+        if offset > state.confirmed_below:
+            state.confirmed_below = offset
+            state.pending = [update for update in state.pending if update["update_id"] >= offset]
+
+        def available() -> list[dict[str, Any]]:
+            return [update for update in state.pending if allowed is None or any(kind in update for kind in allowed)][
+                :limit
+            ]
+
+        batch = available()
+        if not batch and timeout > 0:
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait_for(lambda: self._closing or bool(available())), timeout)
+                except TimeoutError:
+                    return []
+            batch = available()
+        for update in batch:
+            state.deliveries[update["update_id"]] = state.deliveries.get(update["update_id"], 0) + 1
+        return batch
+
+    async def _method_getFile(self, call: Call) -> Any:
+        stored = self.files.get(str(call.params.get("file_id")))
+        if stored is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        if stored.file_size > DOWNLOAD_LIMIT:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {**stored.as_json(), "file_path": stored.file_path}
+
+    async def _method_sendMessage(self, call: Call) -> Any:
+        content: dict[str, Any] = {"text": call.params.get("text", "")}
+        if isinstance(call.params.get("reply_markup"), dict):
+            content["reply_markup"] = call.params["reply_markup"]
+        return self._bot_message(call, **content)
+
+    async def _method_sendPhoto(self, call: Call) -> Any:
+        photo = self._store_upload(call.params.get("photo"), call.files, kind="photos")
+        width, height = _image_size(photo.data)
+        return self._bot_message(
+            call, photo=[{**photo.as_json(), "width": width, "height": height}], **_caption(call.params)
+        )
+
+    async def _method_sendDocument(self, call: Call) -> Any:
+        uploaded = self._upload(call.params.get("document"), call.files)
+        stored = self._store_upload(call.params.get("document"), call.files, kind="documents")
+        document = {**stored.as_json(), "file_name": uploaded.filename or "file"}
+        if uploaded.content_type:
+            document["mime_type"] = uploaded.content_type
+        return self._bot_message(call, document=document, **_caption(call.params))
+
+    async def _method_sendMediaGroup(self, call: Call) -> Any:
+        media = call.params.get("media")
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            raise _ApiError(400, "Bad Request: wrong number of media items: 2-10 expected")
+        kinds = {item.get("type") for item in media}
+        if len(kinds) != 1 or not kinds <= {"photo", "document"}:
+            raise _ApiError(400, "Bad Request: an album holds photos or documents, not a mix")
+        group = f"bot-album-{next(self._media_groups)}"
+        messages = []
+        for item in media:
+            stored = self._store_upload(item.get("media"), call.files, kind=f"{item['type']}s")
+            if item["type"] == "photo":
+                width, height = _image_size(stored.data)
+                content: dict[str, Any] = {"photo": [{**stored.as_json(), "width": width, "height": height}]}
+            else:
+                content = {
+                    "document": {**stored.as_json(), "file_name": self._upload(item["media"], call.files).filename}
+                }
+            messages.append(self._bot_message(call, media_group_id=group, **content, **_caption(item)))
+        return messages
+
+    async def _method_sendChatAction(self, call: Call) -> Any:
+        return True
+
+    async def _method_setMyCommands(self, call: Call) -> Any:
+        return True
+
+    async def _method_deleteWebhook(self, call: Call) -> Any:
+        return True
+
+    async def _method_setWebhook(self, call: Call) -> Any:
+        return True
+
+    async def _method_answerCallbackQuery(self, call: Call) -> Any:
+        return True
+
+    async def _method_editMessageText(self, call: Call) -> Any:
+        key = (int(call.params["chat_id"]), int(call.params["message_id"]))
+        message = self.messages.get(key)
+        if message is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        markup = call.params.get("reply_markup")
+        if message.get("text") == call.params.get("text") and message.get("reply_markup") == markup:
+            raise _ApiError(400, "Bad Request: message is not modified")
+        message["text"] = call.params.get("text")
+        if isinstance(markup, dict):
+            message["reply_markup"] = markup
+        message["edit_date"] = int(time.time())
+        return message
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _next_message_id(self, chat_id: int) -> int:
+        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+
+    def _bot_message(self, call: Call, **content: Any) -> dict[str, Any]:
+        chat_id = call.chat_id
+        if chat_id is None:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group"},
+            "from": self.bot_user,
+            **content,
+        }
+        replied = self.messages.get((chat_id, call.reply_to_message_id or 0))
+        if replied is not None:
+            message["reply_to_message"] = replied
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _upload(self, reference: Any, files: dict[str, UploadedFile]) -> UploadedFile:
+        name = str(reference or "").removeprefix("attach://")
+        if name not in files:
+            raise _ApiError(400, "Bad Request: there is no file in the request")
+        return files[name]
+
+    def _store_upload(self, reference: Any, files: dict[str, UploadedFile], kind: str) -> StoredFile:
+        if isinstance(reference, str) and reference in self.files:
+            return self.files[reference]
+        return self.add_file(self._upload(reference, files).data, kind=kind)
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+async def _decode(request: web.Request) -> tuple[dict[str, Any], dict[str, UploadedFile]]:
+    """Parameters from the query string and the body (multipart, urlencoded or JSON); file parts kept in memory."""
+    params: dict[str, Any] = {key: _value(value) for key, value in request.query.items()}
+    files: dict[str, UploadedFile] = {}
+    if request.content_type == "multipart/form-data":
+        reader = await request.multipart()
+        async for part in reader:
+            if part is None or part.name is None:
+                continue
+            data = bytes(await part.read(decode=False))  # type: ignore[union-attr]
+            if part.filename:  # type: ignore[union-attr]
+                content_type = part.headers.get("Content-Type")
+                files[part.name] = UploadedFile(part.filename, content_type, data)  # type: ignore[union-attr]
+            else:
+                params[part.name] = _value(data.decode())
+    elif request.content_type == "application/json" and request.can_read_body:
+        params.update(await request.json())
+    elif request.can_read_body:
+        params.update({key: _value(str(value)) for key, value in (await request.post()).items()})
+    return params, files
+
+
+def _value(text: str) -> Any:
+    """aiogram sends objects and lists as JSON strings and scalars as plain text."""
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return {"true": True, "false": False}.get(text, text)
+
+
+def _caption(params: dict[str, Any]) -> dict[str, Any]:
+    return {"caption": params["caption"]} if params.get("caption") else {}
+
+
+def _error(status: int, description: str, **parameters: Any) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
+
+
+async def _fault_response(request: web.Request, fault: Fault) -> web.StreamResponse:
+    if fault.kind == "flood":
+        return _error(429, f"Too Many Requests: retry after {fault.retry_after}", retry_after=fault.retry_after)
+    if fault.kind in ("reset", "truncate"):
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response(status=500)
+    return _error(fault.status, fault.description)
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception:
+        return 0, 0
+
+
+def _thumbnail(data: bytes) -> bytes:
+    """A 90-pixel JPEG preview, like the smallest PhotoSize Telegram makes."""
+    with Image.open(io.BytesIO(data)) as image:
+        image = image.convert("RGB")
+        image.thumbnail((90, 90))
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=70)
+        return buffer.getvalue()
