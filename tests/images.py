@@ -52,7 +52,9 @@ def composite(
         rh, rw = resized.shape[:2]
         x1, y1 = min(width, x + rw), min(height, y + rh)
         canvas[y:y1, x:x1] = resized[: y1 - y, : x1 - x]
-        boxes.append(Box(x + round(face.x * scale), y + round(face.y * scale), round(face.w * scale), round(face.h * scale)))
+        boxes.append(
+            Box(x + round(face.x * scale), y + round(face.y * scale), round(face.w * scale), round(face.h * scale))
+        )
     return canvas, boxes
 
 
