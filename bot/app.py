@@ -42,10 +42,11 @@ def token_secrets(settings: BotSettings) -> list[str]:
 def create_bot(settings: BotSettings) -> Bot:
     """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake)."""
     install_redaction(token_secrets(settings))
+    timeout = settings.request_timeout_seconds
     if settings.telegram_api_url:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)
     else:
-        session = AiohttpSession()
+        session = AiohttpSession(timeout=timeout)
     session.middleware(RetryRequests())
     return Bot(
         token=settings.bot_token.get_secret_value(),

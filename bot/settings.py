@@ -38,6 +38,12 @@ class BotSettings(BaseSettings):
     per_user_limit: int = Field(2, gt=0, description="Requests (a photo, a file or an album) in flight per user.")
     deadline_seconds: float = Field(15.0, gt=0, description="From the update's arrival to the reply.")
     album_window_seconds: float = Field(0.6, gt=0, description="How long to wait for the rest of an album.")
+    request_timeout_seconds: float = Field(
+        20.0, gt=0, description="A Bot API request (the long poll aside) unanswered this long is retried."
+    )
+    download_stall_seconds: float = Field(
+        5.0, gt=0, description="A file download that receives nothing this long is broken off and tried again."
+    )
     allowed_user_ids: Annotated[frozenset[int] | None, NoDecode] = None
     telegram_api_url: str | None = None
     redis_url: SecretStr | None = None

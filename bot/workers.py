@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -30,18 +30,26 @@ from anonymizer.options import Options, Result
 
 logger = logging.getLogger(__name__)
 
-# Admission estimates each image's CPU time from its size. Until jobs have been measured on this machine it assumes
-# these rates, then learns the real ones from every job of 1 MP or more. Measured with the default detectors on a
-# 2-core machine with both workers busy: about 5 s per 12 MP photo each (0.42 s/MP); phone JPEGs carry 0.2-0.3
-# bytes per pixel. Erring high here turns a late apology into an early "busy".
+# Admission estimates each image's CPU time from its size. Until the workers have timed themselves at start (see
+# CALIBRATION_*) it assumes these rates; it then learns the real ones from every job. Measured with the default
+# detectors on a 2-core machine with both workers busy: about 5 s per 12 MP photo each (0.42 s/MP); phone JPEGs
+# carry 0.2-0.3 bytes per pixel. Erring high here turns a late apology into an early "busy".
 INITIAL_SECONDS_PER_MEGAPIXEL = 0.45
 INITIAL_BYTES_PER_PIXEL = 0.25
-# No image costs less than this (decoding, detector start-up, encoding, the trip through the pipe).
-MINIMUM_JOB_SECONDS = 0.3
+# No image costs less than this (the detectors' fixed cost at every scale, decoding, encoding, the trip through the
+# pipe): measured 0.5 s for a 0.1-1 MP photo on the 2-core machine above while other work shared it. Learned from
+# every smaller job, like the rate below, because on a loaded machine admission otherwise takes in more small photos
+# than it can answer in time, and their users get a late apology instead of an early "busy".
+INITIAL_MINIMUM_JOB_SECONDS = 0.5
 # Without any size to go by, an image is taken to be a 12 MP photo.
 UNKNOWN_MEGAPIXELS = 12.0
 # Weight of the newest measurement in the running means.
 SMOOTHING = 0.3
+# At start, every worker times a small and a 2 MP image (all workers at once, as under load), so admission knows this
+# machine's speed with the configured detectors before the first user arrives.
+CALIBRATION_SMALL = (400, 300)
+CALIBRATION_LARGE = (2000, 1000)
+CALIBRATION_MEGAPIXELS = CALIBRATION_LARGE[0] * CALIBRATION_LARGE[1] / 1e6
 # How long a worker may take to start and load its models.
 WORKER_START_TIMEOUT = 120.0
 
@@ -70,17 +78,41 @@ class DeadlineExceededError(Exception):
     """The job did not finish within the request's budget; it was stopped and its result will never be used."""
 
 
-def _worker_main(conn: Connection, warm_up_options: Options) -> None:
-    """A worker process: load the models once, then anonymize one job at a time until told to stop."""
+def _calibrate(options: Options) -> tuple[float, float]:
+    """Seconds this worker takes for a small and for a CALIBRATION_MEGAPIXELS image, through the whole pipeline."""
+    import cv2
+    import numpy as np
+
+    import anonymizer
+
+    seconds = []
+    for width, height in (CALIBRATION_SMALL, CALIBRATION_LARGE):
+        shade = np.linspace(40, 220, width, dtype=np.uint8)
+        image = np.repeat(np.broadcast_to(shade, (height, width))[:, :, None], 3, axis=2)
+        data = cv2.imencode(".jpg", image)[1].tobytes()
+        started = time.perf_counter()
+        anonymizer.anonymize(data, options)
+        seconds.append(time.perf_counter() - started)
+    return seconds[0], seconds[1]
+
+
+def _worker_main(
+    conn: Connection, warm_up_options: Options, initializer: Callable[[], object] | None, calibrate: bool
+) -> None:
+    """A worker process: load the models once (and time two jobs if asked), then anonymize one job at a time until
+    told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the bot, which lets the jobs in flight finish.
     import anonymizer
 
     try:
+        if initializer is not None:
+            initializer()
         anonymizer.warm_up(warm_up_options)
+        calibration = _calibrate(warm_up_options) if calibrate else None
     except Exception as error:  # reported to the parent as a start failure
         conn.send(("start_failed", f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", None))
+    conn.send(("ready", calibration))
     while True:
         try:
             job = conn.recv()
@@ -129,6 +161,7 @@ class _Worker:
         self._lock = threading.Lock()
         self._current: _Job | None = None
         self._ready = False
+        self.calibration: tuple[float, float] | None = None
         self._thread = threading.Thread(target=self._run, name=f"anonymizer-worker-{index}", daemon=True)
 
     @property
@@ -136,11 +169,14 @@ class _Worker:
         process = self._process
         return process.pid if process is not None and process.is_alive() else None
 
-    def start_process(self) -> None:
+    def start_process(self, calibrate: bool = False) -> None:
         """Start the worker process (models load in it) without waiting for it to be ready."""
         parent, child = self._pool.context.Pipe()
         process = self._pool.context.Process(
-            target=_worker_main, args=(child, self._pool.warm_up_options), name=f"anonymizer-{self._index}", daemon=True
+            target=_worker_main,
+            args=(child, self._pool.warm_up_options, self._pool.initializer, calibrate),
+            name=f"anonymizer-{self._index}",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -160,6 +196,7 @@ class _Worker:
             self._discard_process()
             raise WorkerStartError(f"worker {self._index} could not load its models: {detail}")
         self._ready = True
+        self.calibration = detail
 
     def start_thread(self) -> None:
         self._thread.start()
@@ -252,26 +289,45 @@ class _Worker:
 class WorkerPool:
     """A fixed number of worker processes with one FIFO queue of jobs; safe to use from any thread or event loop."""
 
-    def __init__(self, size: int, warm_up_options: Options, start_method: str = "spawn") -> None:
+    def __init__(
+        self,
+        size: int,
+        warm_up_options: Options,
+        start_method: str = "spawn",
+        initializer: Callable[[], object] | None = None,
+    ) -> None:
+        """`initializer`, a module-level function, runs first in every worker process (the tests audit with it)."""
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
         self.warm_up_options = warm_up_options
+        self.initializer = initializer
         self.context = multiprocessing.get_context(start_method)
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._workers = [_Worker(self, index) for index in range(size)]
         self._outstanding = 0
         self._seconds_per_megapixel = INITIAL_SECONDS_PER_MEGAPIXEL
         self._bytes_per_pixel = INITIAL_BYTES_PER_PIXEL
+        self._minimum_job_seconds = INITIAL_MINIMUM_JOB_SECONDS
         self._lock = threading.Lock()
         self._closed = False
 
     def start(self) -> WorkerPool:
-        """Start every worker and wait until all have loaded their models, so the first user does not wait."""
+        """Start every worker and wait until all have loaded their models, so the first user does not wait; take
+        the slowest worker's calibration as this machine's speed."""
         for worker in self._workers:
-            worker.start_process()
+            worker.start_process(calibrate=True)
         for worker in self._workers:
             worker.wait_ready()
+        calibrations = [worker.calibration for worker in self._workers if worker.calibration is not None]
+        if calibrations:
+            self._minimum_job_seconds = max(small for small, _ in calibrations)
+            self._seconds_per_megapixel = max(large for _, large in calibrations) / CALIBRATION_MEGAPIXELS
+            logger.info(
+                "worker speed: %.2f s per small image, %.2f s per megapixel",
+                self._minimum_job_seconds,
+                self._seconds_per_megapixel,
+            )
         for worker in self._workers:
             worker.start_thread()
         return self
@@ -304,6 +360,8 @@ class WorkerPool:
             self._bytes_per_pixel += SMOOTHING * (len(job.data) / pixels - self._bytes_per_pixel)
             if pixels >= 1_000_000:
                 self._seconds_per_megapixel += SMOOTHING * (seconds / (pixels / 1e6) - self._seconds_per_megapixel)
+            else:
+                self._minimum_job_seconds += SMOOTHING * (seconds - self._minimum_job_seconds)
 
     @property
     def outstanding(self) -> int:
@@ -318,7 +376,7 @@ class WorkerPool:
             megapixels = size_bytes / self._bytes_per_pixel / 1e6
         else:
             megapixels = UNKNOWN_MEGAPIXELS
-        return max(MINIMUM_JOB_SECONDS, megapixels * self._seconds_per_megapixel)
+        return max(self._minimum_job_seconds, megapixels * self._seconds_per_megapixel)
 
     def worker_pids(self) -> list[int]:
         """The live worker processes (tests kill one to prove a crash costs only its own job)."""
@@ -395,6 +453,8 @@ class ImageService:
             self._admitted_seconds -= work
             self._admitted_images -= len(estimates)
             self._in_flight -= 1
+            if not self._in_flight:  # no rounding residue left to make an idle bot look busy
+                self._admitted_seconds = 0.0
 
     async def anonymize(self, images: list[bytes], options: Options, deadline: float) -> list[Result | Exception]:
         """Anonymize the images in the pool, in order; each entry is a Result or the error for that image.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import math
 import time
@@ -121,32 +120,58 @@ def output_name(picture: Picture, image_format: str) -> str:
     return (PurePath(original).stem or "image") + suffixes[0]
 
 
+class DownloadError(Exception):
+    """Telegram did not hand over the file, even after retries.
+
+    Raised instead of aiohttp's own errors, whose messages carry the download URL and so the bot token.
+    """
+
+
 async def download(bot: Bot, picture: Picture, settings: BotSettings, deadline: float) -> bytes:
-    """The picture's bytes, in memory only; refused if Telegram reports it over the size limit."""
+    """The picture's bytes, in memory only; refused if Telegram reports it over the size limit.
+
+    A download that fails (a 5xx, a connection dropped mid-file, or one that stalls for DOWNLOAD_STALL_SECONDS) is
+    tried again while the budget allows; past the deadline, DeadlineExceededError.
+    """
     file = await bot.get_file(picture.file_id)
     if file.file_size is not None and file.file_size > settings.max_file_bytes:
         raise InputTooLargeError("file too large")
     if file.file_path is None:
         raise CorruptImageError("Telegram did not give a path to download the file")
+    url = bot.session.api.file_url(bot.token, file.file_path)
     attempt = 1
     while True:
-        remaining = deadline - time.monotonic()
-        buffer = io.BytesIO()
         try:
-            await asyncio.wait_for(
-                bot.download_file(file.file_path, destination=buffer, timeout=max(1, math.ceil(remaining))), remaining
-            )
-        except TimeoutError:
-            raise DeadlineExceededError from None
-        except aiohttp.ClientError as error:  # a 5xx, or a connection dropped mid-file: retry while time is left
+            return await _fetch(bot, url, settings.download_stall_seconds, deadline)
+        except (aiohttp.ClientError, TimeoutError) as error:
             delay = DOWNLOAD_RETRY_DELAY * attempt
             if attempt >= DOWNLOAD_ATTEMPTS or time.monotonic() + delay >= deadline:
-                raise
+                raise DownloadError(f"the file could not be downloaded ({type(error).__name__})") from None
             attempt += 1
             logger.warning("download failed (%s); try %d of %d", type(error).__name__, attempt, DOWNLOAD_ATTEMPTS)
             await asyncio.sleep(delay)
-        else:
-            return buffer.getvalue()
+
+
+async def _fetch(bot: Bot, url: str, stall_seconds: float, deadline: float) -> bytes:
+    """One download attempt into memory; TimeoutError when no data arrives for `stall_seconds`.
+
+    The stall limit applies between chunks, not to the whole file, so a slow but steady download is not cut off.
+    """
+    chunks: list[bytes] = []
+    remaining = deadline - time.monotonic()
+    stream = bot.session.stream_content(url=url, timeout=max(1, math.ceil(remaining)), raise_for_status=True)
+    async with contextlib.aclosing(stream):
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                async with asyncio.timeout(min(stall_seconds, remaining)):
+                    chunks.append(await anext(stream))
+            except StopAsyncIteration:
+                return b"".join(chunks)
+            except TimeoutError:
+                if remaining <= stall_seconds:
+                    raise DeadlineExceededError from None
+                raise
+    raise DeadlineExceededError
 
 
 async def anonymize_pictures(

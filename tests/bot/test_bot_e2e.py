@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from bot.handlers.mode import FilterChoice
 from bot.texts import ENGLISH, RUSSIAN
 from tests.bot.helpers import RunningBot, StartBot, decode, jpeg, pil_image, png
 from tests.fake_telegram import DOWNLOAD, Call, FakeTelegramServer, FakeUser, Fault
@@ -272,13 +273,17 @@ async def test_only_allowed_users_are_served(telegram: FakeTelegramServer, start
     telegram.send_text(ALICE, "/start")
     telegram.send_text(BORIS, "/start")
     telegram.send_album(BORIS, [jpeg(astronaut_bgr())] * 2)
+    telegram.send_photo(BORIS, jpeg(astronaut_bgr()))
+    query_id = telegram.press_button(BORIS, telegram.send_text(BORIS, "/mode"), FilterChoice(name="solid").pack())
 
     assert (await answer_in_chat(telegram, ALICE)).text == ENGLISH.start
-    await telegram.wait_for(lambda c: c.chat_id == BORIS.id and c.method == "sendMessage", count=2)
+    await telegram.wait_for(lambda c: c.chat_id == BORIS.id and c.method == "sendMessage", count=4)
+    (alert,) = await telegram.wait_for(lambda c: c.method == "answerCallbackQuery")
     await asyncio.sleep(0.5)
 
-    assert [call.text for call in telegram.answers_in(BORIS.id)] == [RUSSIAN.not_allowed] * 2, "one per request"
-    assert not telegram.calls_of("getFile")
+    assert [call.text for call in telegram.answers_in(BORIS.id)] == [RUSSIAN.not_allowed] * 4, "one per request"
+    assert alert.params["callback_query_id"] == query_id and alert.params["text"] == RUSSIAN.not_allowed
+    assert not telegram.calls_of("getFile") and not telegram.calls_of("editMessageText")
 
 
 async def test_a_second_photo_in_flight_gets_busy_not_silence(

@@ -11,6 +11,7 @@ downloads) can be injected per method. Everything is held in memory; uploads are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
@@ -30,7 +31,7 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # The method name a fault is registered under to hit file downloads.
 DOWNLOAD = "download"
 
-FaultKind = Literal["error", "flood", "delay", "reset", "truncate"]
+FaultKind = Literal["error", "flood", "delay", "hang", "reset", "cut", "truncate"]
 
 
 @dataclass
@@ -96,9 +97,11 @@ class Fault:
     """A failure to inject into the answers to one method (or to downloads).
 
     kind: "error" answers `status` with a Bot API error body; "flood" answers 429 with `retry_after`; "delay" waits
-    `seconds` and then answers normally; "reset" drops the connection before answering; "truncate" (downloads)
-    sends the headers and half of the body, then drops the connection. `times` is how many requests it hits
-    (None: all), `when` picks the requests it applies to.
+    `seconds` and then answers normally; "hang" waits `seconds` and then drops the connection without acting on
+    the request (a request that timed out); "reset" drops the connection before answering; "cut" (uploads) reads
+    part of the request body, then drops the connection, before any parameter is decoded, so `when` cannot look at
+    the call; "truncate" (downloads) sends the headers and half of the body, then drops the connection. `times` is
+    how many requests it hits (None: all), `when` picks the requests it applies to.
     """
 
     kind: FaultKind
@@ -166,6 +169,7 @@ class FakeTelegramServer:
         self.files: dict[str, StoredFile] = {}
         self._files_by_path: dict[str, StoredFile] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self._update_of_message: dict[tuple[int, int], int] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._media_groups = itertools.count(1)
         self._updates = _Updates()
@@ -215,9 +219,9 @@ class FakeTelegramServer:
     def clear_faults(self) -> None:
         self.faults.clear()
 
-    def _fault_for(self, method: str, call: Call) -> Fault | None:
+    def _fault_for(self, method: str, call: Call, kinds: tuple[FaultKind, ...] | None = None) -> Fault | None:
         for fault in self.faults.get(method, []):
-            if fault.applies(call):
+            if (kinds is None or fault.kind in kinds) and fault.applies(call):
                 fault.hits += 1
                 return fault
         return None
@@ -260,8 +264,12 @@ class FakeTelegramServer:
             **content,
         }
         self.messages[(user.id, message["message_id"])] = message
-        self.push_update({"message": message})
+        self._update_of_message[(user.id, message["message_id"])] = self.push_update({"message": message})
         return message
+
+    def update_id_of(self, message: dict[str, Any]) -> int:
+        """The update_id of the update that carried a user's message."""
+        return self._update_of_message[(message["chat"]["id"], message["message_id"])]
 
     def send_text(self, user: FakeUser, text: str) -> dict[str, Any]:
         entities = []
@@ -278,11 +286,14 @@ class FakeTelegramServer:
         media_group_id: str | None = None,
         size: tuple[int, int] | None = None,
         file_size: int | None = None,
+        thumbnail: bytes | None = None,
     ) -> dict[str, Any]:
-        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable."""
+        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable.
+
+        Benchmarks sending many big photos pass `size` and `thumbnail`, which are otherwise made from the photo.
+        """
         width, height = size or Image.open(io.BytesIO(data)).size
-        thumbnail = _thumbnail(data)
-        small = self.add_file(thumbnail, kind="photos", suffix=".jpg")
+        small = self.add_file(thumbnail or thumbnail_of(data), kind="photos", suffix=".jpg")
         full = self.add_file(data, kind="photos", suffix=".jpg", file_size=file_size)
         scale = 90 / max(width, height)
         sizes = [
@@ -401,6 +412,12 @@ class FakeTelegramServer:
         """Every message the bot sent to a chat."""
         return [call for call in self.calls if call.method in REPLY_METHODS and call.chat_id == chat_id]
 
+    async def _idle(self, seconds: float) -> None:
+        """Wait like a server that does not answer, but no longer than until the server closes."""
+        with contextlib.suppress(TimeoutError):
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._closing), seconds)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -411,12 +428,17 @@ class FakeTelegramServer:
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
+        cut = self._fault_for(method, Call(method, {}, {}, time.monotonic()), kinds=("cut",))
+        if cut is not None:
+            return await _cut_upload(request)
         params, files = await _decode(request)
         call = Call(method, params, files, time.monotonic())
-        fault = self._fault_for(method, call)
+        fault = self._fault_for(method, call, kinds=("error", "flood", "delay", "hang", "reset"))
         if fault is not None and fault.kind != "delay":
             self.calls.append(call)
             await self._notify()
+            if fault.kind == "hang":
+                await self._idle(fault.seconds)
             return await _fault_response(request, fault)
         if fault is not None:
             await asyncio.sleep(fault.seconds)
@@ -445,6 +467,9 @@ class FakeTelegramServer:
         fault = self._fault_for(DOWNLOAD, call)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
+        elif fault is not None and fault.kind == "hang":
+            await self._idle(fault.seconds)
+            return await _fault_response(request, fault)
         elif fault is not None and fault.kind == "truncate" and stored is not None:
             self.downloads.append(path)
             response = web.StreamResponse(headers={"Content-Length": str(len(stored.data))})
@@ -658,11 +683,21 @@ def _error(status: int, description: str, **parameters: Any) -> web.Response:
 async def _fault_response(request: web.Request, fault: Fault) -> web.StreamResponse:
     if fault.kind == "flood":
         return _error(429, f"Too Many Requests: retry after {fault.retry_after}", retry_after=fault.retry_after)
-    if fault.kind in ("reset", "truncate"):
-        assert request.transport is not None
-        request.transport.abort()
+    if fault.kind in ("reset", "hang", "truncate", "cut"):
+        if request.transport is not None:  # None when the client has already given up and gone
+            request.transport.abort()
         return web.Response(status=500)
     return _error(fault.status, fault.description)
+
+
+async def _cut_upload(request: web.Request) -> web.StreamResponse:
+    """Take part of the request body, then drop the connection: an upload broken off half-way."""
+    announced = request.content_length or 0
+    with contextlib.suppress(asyncio.IncompleteReadError):
+        await request.content.readexactly(max(1, announced // 2))
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=500)
 
 
 def _image_size(data: bytes) -> tuple[int, int]:
@@ -673,7 +708,7 @@ def _image_size(data: bytes) -> tuple[int, int]:
         return 0, 0
 
 
-def _thumbnail(data: bytes) -> bytes:
+def thumbnail_of(data: bytes) -> bytes:
     """A 90-pixel JPEG preview, like the smallest PhotoSize Telegram makes."""
     with Image.open(io.BytesIO(data)) as image:
         image = image.convert("RGB")
