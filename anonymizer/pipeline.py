@@ -11,6 +11,7 @@ import functools
 import logging
 import time
 
+import cv2
 import numpy as np
 
 import detectors
@@ -36,8 +37,14 @@ def _filter(name: str, mask: str, margin: float) -> Filter:
     return filters.create(name, mask=mask, margin=margin)
 
 
-def warm_up(options: Options = DEFAULT_OPTIONS) -> None:
-    """Load the detector chain and filter for ``options`` now (worker initializers call this)."""
+def warm_up(options: Options = DEFAULT_OPTIONS, threads: int | None = None) -> None:
+    """Load the detector chain and filter for ``options`` now (worker initializers call this).
+
+    ``threads`` caps OpenCV's threads in this process: worker processes that already share the cores between
+    them run faster with one thread each than with every worker spreading over all cores.
+    """
+    if threads is not None:
+        cv2.setNumThreads(max(1, threads))
     detector = _detector(options.detector, options.threshold)
     _filter(options.filter, options.mask, options.margin)
     detector.detect(np.zeros((_WARM_UP_IMAGE_SIDE, _WARM_UP_IMAGE_SIDE, 3), np.uint8))

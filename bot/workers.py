@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import math
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -80,7 +81,6 @@ class DeadlineExceededError(Exception):
 
 def _calibrate(options: Options) -> tuple[float, float]:
     """Seconds this worker takes for a small and for a CALIBRATION_MEGAPIXELS image, through the whole pipeline."""
-    import cv2
     import numpy as np
 
     import anonymizer
@@ -89,7 +89,7 @@ def _calibrate(options: Options) -> tuple[float, float]:
     for width, height in (CALIBRATION_SMALL, CALIBRATION_LARGE):
         shade = np.linspace(40, 220, width, dtype=np.uint8)
         image = np.repeat(np.broadcast_to(shade, (height, width))[:, :, None], 3, axis=2)
-        data = cv2.imencode(".jpg", image)[1].tobytes()
+        data = anonymizer.encode_image(image, "JPEG")
         started = time.perf_counter()
         anonymizer.anonymize(data, options)
         seconds.append(time.perf_counter() - started)
@@ -97,7 +97,11 @@ def _calibrate(options: Options) -> tuple[float, float]:
 
 
 def _worker_main(
-    conn: Connection, warm_up_options: Options, initializer: Callable[[], object] | None, calibrate: bool
+    conn: Connection,
+    warm_up_options: Options,
+    threads: int,
+    initializer: Callable[[], object] | None,
+    calibrate: bool,
 ) -> None:
     """A worker process: load the models once (and time two jobs if asked), then anonymize one job at a time until
     told to stop."""
@@ -107,7 +111,7 @@ def _worker_main(
     try:
         if initializer is not None:
             initializer()
-        anonymizer.warm_up(warm_up_options)
+        anonymizer.warm_up(warm_up_options, threads=threads)
         calibration = _calibrate(warm_up_options) if calibrate else None
     except Exception as error:  # reported to the parent as a start failure
         conn.send(("start_failed", f"{type(error).__name__}: {error}"))
@@ -174,7 +178,7 @@ class _Worker:
         parent, child = self._pool.context.Pipe()
         process = self._pool.context.Process(
             target=_worker_main,
-            args=(child, self._pool.warm_up_options, self._pool.initializer, calibrate),
+            args=(child, self._pool.warm_up_options, self._pool.threads_per_worker, self._pool.initializer, calibrate),
             name=f"anonymizer-{self._index}",
             daemon=True,
         )
@@ -301,6 +305,8 @@ class WorkerPool:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
         self.warm_up_options = warm_up_options
+        # The workers already share the cores: each one spreading over all of them only adds contention.
+        self.threads_per_worker = max(1, (os.cpu_count() or 1) // size)
         self.initializer = initializer
         self.context = multiprocessing.get_context(start_method)
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
