@@ -151,3 +151,30 @@ def test_ssd_tiles_stay_within_budget(size: tuple[int, int]) -> None:
     ssd = detectors.create("ssd", max_tiles=48)
     assert 1 <= ssd.runs(*size) <= 48
     assert ssd.scales(*size)[0] == pytest.approx(300 / max(size))
+
+
+def test_yunet_threshold_is_a_floor_for_every_face_size() -> None:
+    """YuNet asks more of large boxes (a false one paints more) than of small ones, but a user's threshold holds
+    for every box, and on a real photo every box it returns meets it."""
+    default, strict = detectors.create("yunet"), detectors.create("yunet", threshold=0.8)
+    small, medium, large = 20, 50, 200  # box heights in a 1600 px photo
+    assert default.needed_score(small, 1600) < default.needed_score(medium, 1600) < default.needed_score(large, 1600)
+    assert [strict.needed_score(h, 1600) for h in (small, medium, large)] == [0.8, 0.8, 0.8]
+    image, _ = grid_composite((1600, 1200), FACES_2MP["yunet"])
+    found = strict.detect(image)
+    assert found, "the composite's clear faces score above 0.8"
+    assert min(d.score for d in found) >= 0.8
+
+
+def test_yunet_mirrored_pass_keeps_boxes_on_the_face() -> None:
+    """The mirrored copies' boxes are mapped back: a photo and its mirror image give mirrored boxes."""
+    yunet = detectors.create("yunet")
+    image, boxes = composite((1000, 700), [(120, 100, 60), (700, 380, 150)])
+    found = yunet.detect(image)
+    found_mirrored = yunet.detect(np.ascontiguousarray(image[:, ::-1]))
+    width = image.shape[1]
+    mirrored_back = [Detection(width - d.x - d.w, d.y, d.w, d.h, d.score, d.detector) for d in found_mirrored]
+    assert len(found) == len(boxes) == len(mirrored_back)
+    for box in boxes:
+        assert best_iou(box, found) >= 0.5
+        assert best_iou(box, mirrored_back) >= 0.5
