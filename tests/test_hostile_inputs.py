@@ -528,15 +528,17 @@ def test_fixed_hostile_cases(name: str) -> None:
 
 # --- process isolation: crashes, hangs and memory ----------------------------------------------------------------
 
-CHILD = """
-import json, pickle, resource, sys
+CHILD = r"""
+import json, pickle, re, sys
 import cv2, numpy as np
 import anonymizer
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Options
 
 def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak: ru_maxrss would carry over the forking test runner's peak across exec.
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1)) / 1024
 
 options = Options(**json.loads(sys.argv[1]))
 cases = pickle.load(sys.stdin.buffer)

