@@ -205,13 +205,17 @@ async def test_a_restart_mid_work_answers_every_update_exactly_once(
 
     await first.stop()
 
-    received = [message for message in before if telegram.update_id_of(message) in telegram.deliveries]
-    assert received, "the stop should have come with work in flight"
-    assert answered_once(telegram, received) == [1] * len(received)
+    answered = [message for message in before if delivered(telegram, message)]
+    assert answered, "the stop should have come with work in flight"
+    assert answered_once(telegram, answered) == [1] * len(answered)
+    handled_ids = [telegram.update_id_of(message) for message in answered]
+    assert max(handled_ids) < telegram.confirmed_below, "the handled updates were not confirmed at the stop"
     while_down = [telegram.send_photo(ALICE, small_photo(index)) for index in range(2)]
     await start_bot()
     for message in before + while_down:
         await accepted_reply(telegram, message)
     await asyncio.sleep(0.5)
     assert answered_once(telegram, before + while_down) == [1] * (len(before) + len(while_down))
-    assert set(telegram.deliveries.values()) == {1}, "an update was handed over twice"
+    # The confirming getUpdates at the stop may hand over one update the stopping bot never handles: Telegram gives
+    # that one again after the restart. What must never come twice is an update that was handled.
+    assert all(telegram.deliveries[update_id] == 1 for update_id in handled_ids), "a handled update came twice"
