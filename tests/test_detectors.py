@@ -178,3 +178,37 @@ def test_yunet_mirrored_pass_keeps_boxes_on_the_face() -> None:
     for box in boxes:
         assert best_iou(box, found) >= 0.5
         assert best_iou(box, mirrored_back) >= 0.5
+
+
+# YuNet with its upright passes shrunk to a 40 px copy, where no face can be seen: only turned passes find faces.
+UPRIGHT_BLIND = {"max_side": 40, "coarse_side": 40, "mirror": False, "rotated_side": 480}
+
+
+@pytest.mark.parametrize("turns", [1, 3])
+def test_yunet_turned_passes_map_boxes_back(turns: int) -> None:
+    """A canvas turned clockwise (1) or counter-clockwise (3): the 270 and 90-degree passes see the faces upright
+    and return them where they are in the sideways photo, box width and height swapped."""
+    image, boxes = rotate_image_and_boxes(*composite((1200, 800), [(90, 80, 110), (760, 420, 160)]), turns)
+    found = detectors.create("yunet", **UPRIGHT_BLIND).detect(image)
+    assert len(found) == len(boxes), found
+    for box in boxes:
+        assert best_iou(box, found) >= 0.4, (box, found)
+    assert all(d.w > d.h for d in found), "a sideways face is wider than tall"
+    assert_inside(found, image)
+    assert detectors.create("yunet", rotations=(), **UPRIGHT_BLIND).detect(image) == []
+
+
+@pytest.mark.parametrize("turns", [1, 3])
+def test_yunet_default_finds_sideways_faces_once(turns: int) -> None:
+    """With every pass on, each sideways face is one box on the face (a badly mapped turned box would be a
+    second box elsewhere or stretch the merged one off the face)."""
+    image, boxes = rotate_image_and_boxes(*composite((1200, 800), [(90, 80, 110), (760, 420, 160)]), turns)
+    found = detectors.create("yunet").detect(image)
+    assert len(found) == len(boxes), found
+    for box in boxes:
+        assert best_iou(box, found) >= 0.4, (box, found)
+
+
+def test_yunet_rotations_are_quarter_turns() -> None:
+    with pytest.raises(ValueError, match="90, 180 or 270"):
+        detectors.create("yunet", rotations=(45,))
