@@ -13,17 +13,14 @@ answer counts as an answer (admission control doing its job) and is reported sep
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
-from anonymizer.options import Options
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
@@ -37,14 +34,6 @@ SIZE = (4000, 3000)
 BUDGET_S = 15.0
 # The canvas value that marks background pixels, to be replaced by texture.
 PLAIN = 1
-WORKERS = int(os.environ.get("WORKERS") or os.cpu_count() or 1)
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    pool = WorkerPool(WORKERS, Options()).start()
-    yield pool
-    pool.close(wait=True)
 
 
 @pytest.fixture(scope="module")

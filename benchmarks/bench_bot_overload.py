@@ -23,7 +23,6 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -32,7 +31,6 @@ import psutil
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
-from anonymizer.options import Options
 from benchmarks.bench_bot_load import phone_photos
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
@@ -49,7 +47,6 @@ BURST = 3 if FULL else 2
 SIZE = (4000, 3000) if FULL else (2000, 1500)
 BURST_INTERVAL_S = 8.0
 BUDGET_S = 15.0
-WORKERS = int(os.environ.get("WORKERS") or os.cpu_count() or 1)
 MB = 1024 * 1024
 BUSY_PREFIX = ENGLISH.busy.split("{")[0]
 
@@ -99,13 +96,6 @@ class MemoryPeak:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    pool = WorkerPool(WORKERS, Options()).start()
-    yield pool
-    pool.close(wait=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -45,10 +46,40 @@ class Detection:
 
 
 class Detector(ABC):
-    """Finds faces in a BGR uint8 image of any size; never raises on an image without faces."""
+    """Finds faces in a BGR uint8 image of any size; never raises on an image without faces.
+
+    ``detect`` is the same for every detector (input normalised, empty images answered, boxes clipped), so a new
+    detector only says how it finds faces (``_find``) and cannot forget the contract.
+    """
 
     name: str
 
-    @abstractmethod
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in ``image`` (H x W x 3, BGR, uint8), boxes clipped to the image."""
+        """Faces in ``image`` (H x W x 3 BGR uint8; grey and BGRA accepted), boxes clipped to the image."""
+        image = as_bgr(image)
+        height, width = image.shape[:2]
+        if not width or not height:
+            return []
+        return [box for found in self._find(image) if (box := found.clipped(width, height)) is not None]
+
+    @abstractmethod
+    def _find(self, image: np.ndarray) -> list[Detection]:
+        """Faces in a non-empty H x W x 3 BGR uint8 image; boxes may reach past its edges (``detect`` clips)."""
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """The image as H x W x 3 uint8 BGR: grayscale is expanded and an alpha channel dropped.
+
+    Callers should already pass BGR; this only keeps a detector from crashing on the common near-misses.
+    """
+    if image.dtype != np.uint8:
+        raise ValueError(f"detectors need a uint8 image, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"detectors need an H x W x 3 BGR image, got shape {image.shape}")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from detectors.base import Detection, Detector
-from detectors.geometry import as_bgr, box_detection, clip_all, merge_overlapping, resize_to
+from detectors.geometry import box_detection, merge_overlapping, resize_to
 from detectors.models import model_path
 from detectors.registry import register
 
@@ -34,11 +34,8 @@ class CenterFaceDetector(Detector):
         path = str(model_path(MODEL))
         self._nets = {-(-size // 32) * 32: cv2.dnn.readNetFromONNX(path) for size in input_sizes}
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        image = as_bgr(image)
+    def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        if not width or not height:
-            return []
         found = []
         for size, net in self._nets.items():
             scale = size / max(width, height)
@@ -49,7 +46,7 @@ class CenterFaceDetector(Detector):
             net.setInput(cv2.dnn.blobFromImage(padded, 1.0, (size, size), (0, 0, 0), swapRB=True, crop=False))
             heatmap, sizes, offsets, _ = net.forward(net.getUnconnectedOutLayersNames())
             found.extend(self._decode(heatmap[0, 0], sizes[0], offsets[0], scale))
-        return clip_all(merge_overlapping(found, iou_threshold=self.nms_iou), width, height)
+        return merge_overlapping(found, iou_threshold=self.nms_iou)
 
     def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, scale: float) -> list[Detection]:
         """Boxes from the centre heatmap: log-sizes and sub-cell offsets at each cell above the threshold."""

@@ -51,7 +51,7 @@ class Chain(Detector):
             raise ModelMissingError("; ".join(problems))
         return cls(members, policy)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def _find(self, image: np.ndarray) -> list[Detection]:
         if self.policy == "fallback":
             for member in self.members:
                 found = member.detect(image)

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from detectors.base import Detection
-
-
-def as_bgr(image: np.ndarray) -> np.ndarray:
-    """The image as H x W x 3 uint8 BGR: grayscale is expanded and an alpha channel dropped.
-
-    Callers should already pass BGR; this only keeps a detector from crashing on the common near-misses.
-    """
-    if image.dtype != np.uint8:
-        raise ValueError(f"detectors need a uint8 image, got {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ValueError(f"detectors need an H x W x 3 BGR image, got shape {image.shape}")
 
 
 def pad_to_min_size(image: np.ndarray, min_side: int) -> np.ndarray:
@@ -84,15 +66,23 @@ def box_detection(x1: float, y1: float, x2: float, y2: float, score: float, name
     return Detection(left, top, max(1, int(np.ceil(x2)) - left), max(1, int(np.ceil(y2)) - top), float(score), name)
 
 
-def clip_all(detections: Iterable[Detection], width: int, height: int) -> list[Detection]:
-    """The detections cut to the image, dropping those wholly outside it."""
-    return [c for d in detections if (c := d.clipped(width, height)) is not None]
+# Share of the smaller box inside the other that makes two boxes one face, whatever their IoU: how a face cut by a
+# tile edge meets the whole face.
+CONTAINMENT = 0.7
+
+
+def same_face(a: Detection, b: Detection, iou_threshold: float, containment: float = CONTAINMENT) -> bool:
+    """Whether two boxes overlap as ``merge_overlapping`` groups them (IoU, or most of the smaller inside)."""
+    inter_w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    inter_h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    inside = max(0, inter_w) * max(0, inter_h) / max(1, min(a.area, b.area))
+    return a.iou(b) >= iou_threshold or inside >= containment
 
 
 def merge_overlapping(
     detections: Sequence[Detection],
     iou_threshold: float = 0.3,
-    containment: float = 0.7,
+    containment: float = CONTAINMENT,
     name_order: Sequence[str] = (),
 ) -> list[Detection]:
     """Greedy non-maximum merge: each group of boxes overlapping its best-scoring box becomes one box.

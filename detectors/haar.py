@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from detectors.base import Detection, Detector
-from detectors.geometry import as_bgr, box_detection, clip_all, merge_overlapping, resize_to
+from detectors.geometry import box_detection, merge_overlapping, resize_to
 from detectors.models import ModelMissingError
 from detectors.registry import register
 
@@ -61,8 +61,7 @@ class HaarDetector(Detector):
         self._frontal = _load_cascade(FRONTAL_CASCADES[0] if frontal == "default" else FRONTAL_CASCADES[1])
         self._profile = _load_cascade(PROFILE_CASCADE) if profile else None
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        image = as_bgr(image)
+    def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
         if min(height, width) < self.min_size:
             return []
@@ -81,7 +80,7 @@ class HaarDetector(Detector):
             for x, y, w, h, score in boxes
             if score >= self.threshold
         ]
-        return clip_all(merge_overlapping(found, iou_threshold=self.nms_iou), width, height)
+        return merge_overlapping(found, iou_threshold=self.nms_iou)
 
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[tuple[int, int, int, int, float]]:
         rects, neighbours = cascade.detectMultiScale2(

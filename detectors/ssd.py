@@ -7,9 +7,7 @@ import numpy as np
 
 from detectors.base import Detection, Detector
 from detectors.geometry import (
-    as_bgr,
     box_detection,
-    clip_all,
     merge_overlapping,
     resize_to,
     touches_inner_edge,
@@ -88,16 +86,12 @@ class SsdDetector(Detector):
         """How many 300 x 300 network runs an image of this size costs (at most ``max_tiles``)."""
         return sum(_tiles_at(scale, width, height, self.overlap) for scale in self.scales(width, height))
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        image = as_bgr(image)
+    def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        if not width or not height:
-            return []
         found: list[Detection] = []
         for scale in self.scales(width, height):
             found.extend(self._detect_level(image, scale))
-        merged = merge_overlapping(found, iou_threshold=self.nms_iou)
-        return clip_all(merged, width, height)
+        return merge_overlapping(found, iou_threshold=self.nms_iou)
 
     def _detect_level(self, image: np.ndarray, scale: float) -> list[Detection]:
         scaled = resize_to(image, scale)

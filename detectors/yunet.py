@@ -9,12 +9,11 @@ import numpy as np
 
 from detectors.base import Detection, Detector
 from detectors.geometry import (
-    as_bgr,
     box_detection,
-    clip_all,
     merge_overlapping,
     pad_to_min_size,
     resize_to,
+    same_face,
     touches_inner_edge,
     window_starts,
 )
@@ -170,11 +169,8 @@ class YunetDetector(Detector):
             return self.medium_threshold
         return self.threshold
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        image = as_bgr(image)
+    def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        if not width or not height:
-            return []
         found = []
         for scale in self.scales(width, height):
             found.extend(self._detect_at(image, scale))
@@ -189,14 +185,7 @@ class YunetDetector(Detector):
             turned.extend(self._detect_on(small, rotated_scale, angle=angle))
         turned = [d for d in turned if d.score >= max(self.rotated_threshold, self.needed_score(d.h, longest))]
         upright = merge_overlapping(kept, iou_threshold=self.nms_iou)
-        return clip_all(self._better_of(upright, merge_overlapping(turned, iou_threshold=self.nms_iou)), width, height)
-
-    def _same_face(self, a: Detection, b: Detection) -> bool:
-        """Whether two boxes overlap as merge_overlapping groups them (IoU, or most of the smaller inside)."""
-        inter_w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-        inter_h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-        inside = max(0, inter_w) * max(0, inter_h) / max(1, min(a.area, b.area))
-        return a.iou(b) >= self.nms_iou or inside >= 0.7
+        return self._better_of(upright, merge_overlapping(turned, iou_threshold=self.nms_iou))
 
     def _better_of(self, upright: list[Detection], turned: list[Detection]) -> list[Detection]:
         """Upright and turned passes' boxes, a face found by both keeping only the higher-scoring box: the pass
@@ -204,7 +193,7 @@ class YunetDetector(Detector):
         envelope would paint the photo around every upright face."""
         kept = list(upright)
         for box in turned:
-            rivals = [d for d in kept if self._same_face(box, d)]
+            rivals = [d for d in kept if same_face(box, d, self.nms_iou)]
             if all(box.score > d.score for d in rivals):
                 kept = [d for d in kept if d not in rivals] + [box]
         return kept

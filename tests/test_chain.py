@@ -26,7 +26,7 @@ class Scripted(Detector):
     def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def _find(self, image: np.ndarray) -> list[Detection]:
         type(self).calls += 1
         return [Detection(x, y, w, h, s, self.name) for x, y, w, h, s in self.boxes if s >= self.threshold]
 
