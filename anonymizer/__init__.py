@@ -6,7 +6,7 @@ Every caller (command line, bot, benchmarks) goes through ``anonymize``; nothing
 from anonymizer import errors
 from anonymizer.codec import DecodedImage, decode_image, encode_image
 from anonymizer.options import Options, Result
-from anonymizer.pipeline import anonymize, detect, warm_up
+from anonymizer.pipeline import anonymize, detect, face_filter, warm_up
 
 __all__ = [
     "DecodedImage",
@@ -17,5 +17,6 @@ __all__ = [
     "detect",
     "encode_image",
     "errors",
+    "face_filter",
     "warm_up",
 ]

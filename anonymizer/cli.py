@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.DEFAULT_MARGIN,
         help="grow each side of a face by this share of its size (default: %(default)s)",
     )
+    anonymize_parser.add_argument(
+        "--min-margin",
+        type=float,
+        default=defaults.DEFAULT_MIN_MARGIN,
+        help="...and by at least this many pixels (default: %(default)s)",
+    )
     anonymize_parser.set_defaults(run=_run_anonymize)
 
     detect_parser = commands.add_parser("detect", help="list the faces in photos without changing them")
@@ -130,6 +136,7 @@ def _options(args: argparse.Namespace) -> Options:
         filter=getattr(args, "filter", defaults.DEFAULT_FILTER),
         mask=getattr(args, "mask", defaults.DEFAULT_MASK),
         margin=getattr(args, "margin", defaults.DEFAULT_MARGIN),
+        min_margin=getattr(args, "min_margin", defaults.DEFAULT_MIN_MARGIN),
     )
     try:
         warm_up(options)

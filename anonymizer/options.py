@@ -13,9 +13,13 @@ from detectors.base import Detection
 DEFAULT_DETECTOR = "yunet,haar"
 DEFAULT_FILTER = "noise"
 DEFAULT_MASK = "ellipse"
-# Each side of the face box grows by 15 % (the box itself is always painted whole): the largest margin that keeps
-# over-painting within deface's 2.3 %; 0.3 (deface's --mask-scale 1.3) paints about twice that.
+# Each side of the face box grows by 15 % of the face and by at least 4 px (the box itself is always painted whole):
+# a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
+# The largest margin that keeps over-painting within deface's 2.3 %: 15 % and 5 px reach 2.29 %; 0.3 (deface's
+# --mask-scale 1.3) paints about twice that. The floor raised images fully anonymized from 81.6 to 82.5 % and
+# 16 px+ faces covered from 94.4 to 95.0 % (data/README.md).
 DEFAULT_MARGIN = 0.15
+DEFAULT_MIN_MARGIN = 4.0
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 60_000_000
 
@@ -28,6 +32,7 @@ class Options:
     filter: str = DEFAULT_FILTER
     mask: str = DEFAULT_MASK
     margin: float = DEFAULT_MARGIN
+    min_margin: float = DEFAULT_MIN_MARGIN
     threshold: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
     max_pixels: int = MAX_INPUT_PIXELS

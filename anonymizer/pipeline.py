@@ -33,8 +33,13 @@ def _detector(spec: str, threshold: float | None) -> Detector:
 
 
 @functools.lru_cache(maxsize=16)
-def _filter(name: str, mask: str, margin: float) -> Filter:
-    return filters.create(name, mask=mask, margin=margin)
+def _filter(name: str, mask: str, margin: float, min_margin: float) -> Filter:
+    return filters.create(name, mask=mask, margin=margin, min_margin=min_margin)
+
+
+def face_filter(options: Options = DEFAULT_OPTIONS) -> Filter:
+    """The filter ``options`` paint with (cached per process), so tools that score the mask score what is painted."""
+    return _filter(options.filter, options.mask, options.margin, options.min_margin)
 
 
 def warm_up(options: Options = DEFAULT_OPTIONS, threads: int | None = None) -> None:
@@ -46,7 +51,7 @@ def warm_up(options: Options = DEFAULT_OPTIONS, threads: int | None = None) -> N
     if threads is not None:
         cv2.setNumThreads(max(1, threads))
     detector = _detector(options.detector, options.threshold)
-    _filter(options.filter, options.mask, options.margin)
+    face_filter(options)
     detector.detect(np.zeros((_WARM_UP_IMAGE_SIDE, _WARM_UP_IMAGE_SIDE, 3), np.uint8))
 
 
@@ -82,10 +87,10 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    face_filter = _filter(options.filter, options.mask, options.margin)
+    painter = face_filter(options)
     pixels = image.pixels
     if faces:
-        painted = face_filter.apply(image.bgr, faces)
+        painted = painter.apply(image.bgr, faces)
         pixels = image.with_painted(painted)
     timings["filter"] = time.perf_counter() - mark
 

@@ -33,8 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 import detectors
-import filters
-from anonymizer import anonymize
+from anonymizer import anonymize, face_filter
 from anonymizer.codec import decode_image, encode_image
 from anonymizer.options import Options
 from benchmarks import metrics
@@ -134,9 +133,7 @@ class Run:
         faces = [c for d in self.detector.detect(image.bgr) if (c := d.clipped(image.width, image.height))]
         timings["detect"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        painted = filters.create(self.options.filter, mask=self.options.mask, margin=self.options.margin).apply(
-            image.bgr, faces
-        )
+        painted = face_filter(self.options).apply(image.bgr, faces)
         pixels = image.with_painted(painted) if faces else image.pixels
         timings["filter"] = time.perf_counter() - mark
         mark = time.perf_counter()
@@ -260,7 +257,7 @@ def save_miss_examples(
         return
     folder = out / "misses" / run.slug
     folder.mkdir(parents=True, exist_ok=True)
-    painter = filters.create(options.filter, mask=options.mask, margin=options.margin)
+    painter = face_filter(options)
     for rank, result in enumerate(worst, 1):
         image, faces, ignore = rotate_sample(samples[result.name], quarter_turns)
         found = [Detection(*box) for box in run.found[result.name]["boxes"]]
@@ -300,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", action="store_true", help="reuse detections saved by an earlier run in --out")
     parser.add_argument("--mask", default=defaults.mask, choices=("ellipse", "box"))
     parser.add_argument("--margin", type=float, default=defaults.margin)
+    parser.add_argument("--min-margin", type=float, default=defaults.min_margin, help="pixels")
     parser.add_argument("--filter", default=defaults.filter, help="filter used to paint (and to time)")
     parser.add_argument(
         "--rotate",
@@ -316,8 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = args.detectors or [*detectors.available(), defaults.detector]
     specs = list(dict.fromkeys(specs))
     quarter_turns = args.rotate // 90
-    options = Options(filter=args.filter, mask=args.mask, margin=args.margin)
-    painter = filters.create(args.filter, mask=args.mask, margin=args.margin)
+    options = Options(filter=args.filter, mask=args.mask, margin=args.margin, min_margin=args.min_margin)
+    painter = face_filter(options)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "detections").mkdir(exist_ok=True)
 
@@ -370,8 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (
         f"Data: `{source}`, {len(samples)} images, {sum(len(s.faces) for s in samples)} faces"
         f"{f', turned {args.rotate} degrees clockwise' if args.rotate else ''}. Mask: {args.mask}, margin "
-        f"{args.margin}, painted = weight >= {metrics.MASK_PAINTED}; covered = >= {metrics.COVERED_SHARE:.0%} of the "
-        f"face box painted. Time: PNG in, PNG out, whole pipeline, median / 95th percentile per image.\n\n"
+        f"{args.margin} (at least {args.min_margin:g} px), painted = weight >= {metrics.MASK_PAINTED}; covered = >= "
+        f"{metrics.COVERED_SHARE:.0%} of the face box painted. Time: PNG in, PNG out, whole pipeline, median / 95th "
+        f"percentile per image.\n\n"
     )
     with_reference = not args.wider and not args.limit and not args.rotate and args.data == DEFAULT_DATA
     (args.out / "results.md").write_text(header + results_table(summaries, with_reference))
@@ -382,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "images": len(samples),
                 "mask": args.mask,
                 "margin": args.margin,
+                "min_margin": args.min_margin,
                 "rotate": args.rotate,
                 "summaries": summaries,
             },

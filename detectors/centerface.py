@@ -49,8 +49,13 @@ class CenterFaceDetector(Detector):
         return merge_overlapping(found, iou_threshold=self.nms_iou)
 
     def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, scale: float) -> list[Detection]:
-        """Boxes from the centre heatmap: log-sizes and sub-cell offsets at each cell above the threshold."""
-        rows, cols = np.nonzero(heatmap > self.threshold)
+        """Boxes from the centre heatmap: log-sizes and sub-cell offsets at each local peak above the threshold.
+
+        Only peaks (cells no lower than their 8 neighbours), as CenterNet decodes: every cell of a face's blob
+        above the threshold would give its own slightly shifted box, and merging them inflates the face's box.
+        """
+        peaks = heatmap >= cv2.dilate(heatmap, np.ones((3, 3), np.uint8))
+        rows, cols = np.nonzero(peaks & (heatmap > self.threshold))
         found = []
         for row, col in zip(rows, cols, strict=True):
             box_h, box_w = np.exp(sizes[0, row, col]) * STRIDE, np.exp(sizes[1, row, col]) * STRIDE

@@ -36,8 +36,10 @@ class Filter(ABC):
     # Seed of the generator handed to ``_cover`` on each call; None draws fresh OS entropy (only noise uses it).
     _seed: int | None = None
 
-    def __init__(self, *, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1) -> None:
-        self.mask_spec = MaskSpec(mask, margin, feather)
+    def __init__(
+        self, *, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1, min_margin: float = 0.0
+    ) -> None:
+        self.mask_spec = MaskSpec(mask, margin, feather, min_margin)
 
     def mask(self, shape_hw: tuple[int, ...], regions: Iterable[Region]) -> np.ndarray:
         """Float32 H x W weights in [0, 1]: exactly how strongly ``apply`` paints each pixel."""

@@ -47,8 +47,9 @@ class Noise(Filter):
         mask: str = "ellipse",
         margin: float = 0.3,
         feather: float = 0.1,
+        min_margin: float = 0.0,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather)
+        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
         if not 1 <= blocks <= 8:
             raise ValueError(f"noise blocks must be between 1 and 8, not {blocks}")
         if not (math.isfinite(var) and 0 < var <= 1):
@@ -77,9 +78,15 @@ class Blur(Filter):
     """
 
     def __init__(
-        self, *, strength: float = 0.3, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1
+        self,
+        *,
+        strength: float = 0.3,
+        mask: str = "ellipse",
+        margin: float = 0.3,
+        feather: float = 0.1,
+        min_margin: float = 0.0,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather)
+        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
         if not (math.isfinite(strength) and 0 < strength <= 2):
             raise ValueError(f"blur strength must be in (0, 2], not {strength}")
         self.strength = strength
@@ -104,8 +111,16 @@ class Pixelate(Filter):
     Not reversible, but it keeps blocks x blocks mean colours; fewer blocks keep less.
     """
 
-    def __init__(self, *, blocks: int = 8, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather)
+    def __init__(
+        self,
+        *,
+        blocks: int = 8,
+        mask: str = "ellipse",
+        margin: float = 0.3,
+        feather: float = 0.1,
+        min_margin: float = 0.0,
+    ) -> None:
+        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
         if not 1 <= blocks <= 64:
             raise ValueError(f"pixelate blocks must be between 1 and 64, not {blocks}")
         self.blocks = blocks
@@ -126,8 +141,9 @@ class Solid(Filter):
         mask: str = "ellipse",
         margin: float = 0.3,
         feather: float = 0.1,
+        min_margin: float = 0.0,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather)
+        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
         if color is not None and (len(color) != 3 or not all(0 <= c <= 255 for c in color)):
             raise ValueError(f"solid color must be three values B, G, R in 0..255, not {color}")
         self.color = None if color is None else tuple(float(c) / 255 for c in color)

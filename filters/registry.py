@@ -27,8 +27,16 @@ def available() -> list[str]:
     return sorted(_FILTERS)
 
 
-def create(name: str, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1, **settings: object) -> Filter:
-    """The filter ``name`` painting ``mask`` ("ellipse" or "box") over each face grown by ``margin`` per side.
+def create(
+    name: str,
+    mask: str = "ellipse",
+    margin: float = 0.3,
+    feather: float = 0.1,
+    min_margin: float = 0.0,
+    **settings: object,
+) -> Filter:
+    """The filter ``name`` painting ``mask`` ("ellipse" or "box") over each face grown by ``margin`` per side,
+    and by at least ``min_margin`` pixels.
 
     ``feather`` is the soft outer band, as a share of the grown region's radius; ``settings`` are the
     filter's own (see each class). Unknown names or settings raise ValueError naming what exists.
@@ -36,10 +44,11 @@ def create(name: str, mask: str = "ellipse", margin: float = 0.3, feather: float
     cls = _FILTERS.get(name)
     if cls is None:
         raise ValueError(f"unknown filter {name!r}; available: {', '.join(available())}")
-    own = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "mask", "margin", "feather")]
+    shared = ("self", "mask", "margin", "feather", "min_margin")
+    own = [p for p in inspect.signature(cls.__init__).parameters if p not in shared]
     unknown = sorted(set(settings) - set(own))
     if unknown:
         raise ValueError(
             f"filter {name!r} has no setting {', '.join(unknown)}; its settings: {', '.join(own) or 'none'}"
         )
-    return cls(mask=mask, margin=margin, feather=feather, **settings)
+    return cls(mask=mask, margin=margin, feather=feather, min_margin=min_margin, **settings)

@@ -180,6 +180,32 @@ def test_yunet_mirrored_pass_keeps_boxes_on_the_face() -> None:
         assert best_iou(box, mirrored_back) >= 0.5
 
 
+def test_yunet_large_boxes_need_a_second_pass_or_a_high_score() -> None:
+    """A large box paints a lot when it is false, so one pass's word is not enough for it: another pass must
+    overlap it (a small face lying inside it does not count), unless it scores ``solo_score``. Small boxes, cheap
+    when false and often seen by one pass only, are kept on their score."""
+    yunet = detectors.create("yunet")
+    longest = 1000
+    large = Detection(100, 100, 200, 240, 0.6, "yunet")
+    small = Detection(600, 600, 20, 24, 0.3, "yunet")
+    same_face_other_pass = Detection(110, 95, 190, 250, 0.3, "yunet")
+    face_inside_it = Detection(150, 150, 60, 70, 0.9, "yunet")
+    assert not yunet._accepted(large, longest, [[large, small], []], 0)
+    assert not yunet._accepted(large, longest, [[large, small], [face_inside_it]], 0)
+    assert yunet._accepted(large, longest, [[large, small], [same_face_other_pass]], 0)
+    assert yunet._accepted(Detection(100, 100, 200, 240, 0.75, "yunet"), longest, [[], []], 0)
+    assert yunet._accepted(small, longest, [[large, small], []], 0)
+    assert not yunet._accepted(Detection(600, 600, 20, 24, 0.1, "yunet"), longest, [[], []], 0)
+
+
+def test_centerface_box_fits_the_face() -> None:
+    """One box per face from the heatmap's peak: decoding every cell above a low threshold and merging them drew a
+    box half again the face's size (IoU 0.51 with the astronaut's face at threshold 0.05)."""
+    found = detectors.create("centerface", threshold=0.05).detect(astronaut_bgr())
+    assert best_iou(Box(*ASTRONAUT_FACE), found) >= 0.75
+    assert sum(as_detection(ASTRONAUT_FACE).iou(d) > 0 for d in found) == 1
+
+
 # YuNet with its upright passes shrunk to a 40 px copy, where no face can be seen: only turned passes find faces.
 UPRIGHT_BLIND = {"max_side": 40, "coarse_side": 40, "mirror": False, "rotated_side": 480}
 

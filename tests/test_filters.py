@@ -89,6 +89,21 @@ def test_margin_grows_the_painted_area_with_the_face(shape: str) -> None:
     assert deface_like == pytest.approx(1.6**2 * (math.pi / 4 if shape == "ellipse" else 1), rel=0.05)
 
 
+def test_min_margin_grows_small_faces_by_whole_pixels_and_leaves_large_ones() -> None:
+    """A 12 px face grows by at least ``min_margin`` px per side (15 % would be under 2 px); a 120 px face, whose
+    15 % is 18 px, is painted exactly as without the floor."""
+    small, large = Box(100, 100, 12, 12), Box(250, 250, 120, 120)
+
+    def painted(box: Box, min_margin: float) -> np.ndarray:
+        return filters.mask((512, 512), [box], shape="box", margin=0.15, feather=0, min_margin=min_margin) > 0
+
+    rows, cols = np.nonzero(painted(small, 4))
+    assert rows.min() == small.y - 4 and rows.max() == small.y + small.h + 3
+    assert cols.min() == small.x - 4 and cols.max() == small.x + small.w + 3
+    assert painted(small, 4).sum() > painted(small, 0).sum()
+    assert np.array_equal(painted(large, 4), painted(large, 0))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_faces_cut_by_the_image_border_are_covered_inside_it(name: str) -> None:
     image = astronaut_bgr()
@@ -210,6 +225,7 @@ def test_unknown_filter_names_the_available_ones() -> None:
         ("noise", {"mask": "circle"}, "ellipse, box"),
         ("blur", {"margin": -0.1}, "margin"),
         ("blur", {"feather": 1.0}, "feather"),
+        ("solid", {"min_margin": -1}, "min_margin"),
         ("pixelate", {"blocks": 0}, "blocks"),
         ("solid", {"color": (0, 0, 300)}, "color"),
     ],

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 import anonymizer
-import filters
 from anonymizer import Options, anonymize, detect, pipeline
 from anonymizer.errors import AnonymizerError
 from detectors import Detection
@@ -30,8 +29,7 @@ def decoded(data: bytes) -> np.ndarray:
 
 def painted_area(result: anonymizer.Result, options: Options) -> np.ndarray:
     """Where the filter for ``options`` may have changed pixels, for the detections the pipeline reported."""
-    face_filter = filters.create(options.filter, mask=options.mask, margin=options.margin)
-    return face_filter.mask((result.height, result.width), result.detections) > 0
+    return anonymizer.face_filter(options).mask((result.height, result.width), result.detections) > 0
 
 
 def the_face(image: np.ndarray) -> np.ndarray:
