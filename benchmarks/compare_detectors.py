@@ -18,7 +18,6 @@ Miss examples show evaluation photos: they stay in ``--out`` and must never be c
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
@@ -57,44 +56,6 @@ REFERENCE = {
     "median_s": 0.35,
 }
 STAGES = ("decode", "detect", "filter", "encode")
-_MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
-
-
-def _value(text: str) -> object:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _split_members(text: str) -> list[str]:
-    """Split on commas outside brackets: ``yunet[a=1],ssd`` -> ``yunet[a=1]``, ``ssd``."""
-    members, depth, current = [], 0, ""
-    for char in text:
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            members.append(current)
-            current = ""
-        else:
-            current += char
-    return [*members, current]
-
-
-def build_detector(spec: str) -> Detector:
-    """``detectors.create(spec)``, or for bracketed members each member with its settings, chained by the policy."""
-    if "[" not in spec:
-        return detectors.create(spec)
-    policy, _, body = spec.partition(":") if ":" in spec.split("[", 1)[0] else ("", "", spec)
-    members = []
-    for text in _split_members(body):
-        match = _MEMBER.match(text)
-        if not match:
-            raise ValueError(f"cannot read detector {text!r} in {spec!r}")
-        settings = {k: _value(v) for k, v in (item.split("=", 1) for item in (match.group(2) or "").split())}
-        members.append(detectors.create(match.group(1), **settings))
-    if len(members) == 1 and not policy:
-        return members[0]
-    return detectors.Chain(members, policy or "fallback")
 
 
 @dataclass
@@ -323,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = f"_rot{args.rotate}" if args.rotate else ""
     for spec in specs:
         if "[" in spec:
-            run = Run(spec, options, build_detector(spec), {}, {})
+            run = Run(spec, options, detectors.create(spec), {}, {})
         else:
             run = Run(spec, replace(options, detector=spec), None, {}, {})
         cache_file = args.out / "detections" / f"{run.slug}{suffix}.json"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,8 +34,8 @@ def unregister(name: str) -> None:
 
 
 def available() -> list[str]:
-    """The registered detector names, sorted."""
-    return sorted(_REGISTRY)
+    """The registered detector names and presets, sorted."""
+    return sorted([*_REGISTRY, *PRESETS])
 
 
 def _accepted(cls: type[Detector]) -> set[str] | None:
@@ -44,43 +46,97 @@ def _accepted(cls: type[Detector]) -> set[str] | None:
     return {p.name for p in parameters if p.name != "self"}
 
 
-def create(spec: str, **settings: Any) -> Detector:
-    """A detector or chain from a spec: ``"ssd"``, ``"ssd,haar"`` (fallback) or ``"union:yunet,ssd,haar"``.
+# Named specs, created like detectors. "thorough": YuNet with a smaller mirrored pass plus CenterFace on a 768 px
+# copy, boxes merged: on ../shared/eval 84.3 % of photos fully anonymized against the default's 82.5 %, at 1.8 %
+# over-painting, for about 1.3 times the default's time on a 1 MP photo (data/README.md).
+PRESETS = {
+    "thorough": "union:yunet[mirror_max_side=480],centerface[threshold=0.2 input_sizes=(768,)]",
+}
+_MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
 
-    ``settings`` (such as ``threshold``) go to every member whose constructor accepts them; a setting with
-    value None means "the detector's default" and is dropped; a setting no member accepts is a ValueError.
-    A single detector whose model files are missing raises ``ModelMissingError``; a chain skips such a
-    member with a warning and fails only when none could be loaded.
+
+def create(spec: str, **settings: Any) -> Detector:
+    """A detector or chain from a spec: ``"ssd"``, ``"ssd,haar"`` (fallback), ``"union:yunet,ssd,haar"``, a
+    preset such as ``"thorough"``, and members with their own settings: ``"union:yunet[threshold=0.3],ssd"``.
+
+    ``settings`` (such as ``threshold``) go to every member whose constructor accepts them, after the member's
+    own bracketed ones; a setting with value None means "the detector's default" and is dropped; a setting no
+    member accepts is a ValueError. A single detector whose model files are missing raises ``ModelMissingError``;
+    a chain skips such a member with a warning and fails only when none could be loaded.
     """
     policy, explicit, members = _parse(spec)
     settings = {k: v for k, v in settings.items() if v is not None}
     factories, used = [], set()
-    for name in members:
+    for name, own in members:
+        if name in PRESETS:
+            chosen = dict(settings)
+            factories.append((name, functools.partial(create, PRESETS[name], **chosen)))
+            used.update(chosen)
+            continue
         cls = _REGISTRY[name]
         accepted = _accepted(cls)
         chosen = dict(settings) if accepted is None else {k: v for k, v in settings.items() if k in accepted}
         used.update(chosen)
-        factories.append((name, functools.partial(cls, **chosen)))
+        factories.append((name, functools.partial(cls, **{**own, **chosen})))
     unused = set(settings) - used
+    names = ", ".join(name for name, _ in members)
     if unused:
-        raise ValueError(f"setting(s) {', '.join(sorted(unused))} not accepted by detector(s) {', '.join(members)}")
+        raise ValueError(f"setting(s) {', '.join(sorted(unused))} not accepted by detector(s) {names}")
     if len(factories) == 1 and not explicit:
         return factories[0][1]()
     return Chain.load(factories, policy)
 
 
-def _parse(spec: str) -> tuple[str, bool, list[str]]:
-    text = spec.strip().lower()
+def _parse(spec: str) -> tuple[str, bool, list[tuple[str, dict[str, Any]]]]:
+    """Policy, whether it was written out, and each member's name and bracketed settings."""
+    text = spec.strip()
     policy, explicit = "fallback", False
-    if ":" in text:
+    head = text.split("[", 1)[0]
+    if ":" in head:
         policy, text = (part.strip() for part in text.split(":", 1))
-        explicit = True
+        policy, explicit = policy.lower(), True
         if policy not in POLICIES:
             raise ValueError(f"unknown chain policy {policy!r} in {spec!r}; use one of: {', '.join(POLICIES)}")
-    members = [m.strip() for m in text.split(",") if m.strip()]
+    members = []
+    for member in _split_members(text):
+        if not member.strip():
+            continue
+        match = _MEMBER.match(member)
+        if not match:
+            raise ValueError(f"cannot read detector {member.strip()!r} in {spec!r}: use name[setting=value ...]")
+        name = match.group(1).lower()
+        if name not in _REGISTRY and name not in PRESETS:
+            raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}")
+        if name in PRESETS and match.group(2):
+            raise ValueError(f"preset {name!r} takes no bracketed settings; write out its spec: {PRESETS[name]}")
+        members.append((name, _settings(match.group(2) or "", spec)))
     if not members:
         raise ValueError(f"no detector named in {spec!r}; available: {', '.join(available())}")
-    for name in members:
-        if name not in _REGISTRY:
-            raise ValueError(f"unknown detector {name!r}; available: {', '.join(available())}")
     return policy, explicit, members
+
+
+def _split_members(text: str) -> list[str]:
+    """Split on commas outside brackets: ``yunet[input_sizes=(640, 320)],ssd`` -> ``yunet[...]``, ``ssd``."""
+    members, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1, "(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            members.append(current)
+            current = ""
+        else:
+            current += char
+    return [*members, current]
+
+
+def _settings(text: str, spec: str) -> dict[str, Any]:
+    """``threshold=0.3 input_sizes=(768,)`` -> keyword settings; values are Python literals, else strings."""
+    settings = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"cannot read setting {item!r} in {spec!r}: use name[setting=value ...]")
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = value
+    return settings

@@ -169,7 +169,7 @@ class YunetDetector(Detector):
         scales = [min(1.0, self.mirror_max_side / longest)]
         if longest > self.coarse_side:
             scales.append(self.coarse_side / longest)
-        return scales
+        return list(dict.fromkeys(scales))
 
     def needed_score(self, box_height: float, longest_side: int) -> float:
         """The score a box of this height needs: larger boxes need more, since a false one paints more."""

@@ -78,6 +78,36 @@ def test_settings_go_to_the_members_that_take_them() -> None:
         detectors.create("ssd,haar", min_neightbors=7)
 
 
+def test_members_take_their_own_bracketed_settings() -> None:
+    """A spec string carries per-member settings, so a tuned chain is one string in a config; settings given to
+    ``create`` still reach every member that takes them."""
+    chain = detectors.create("union:haar[min_neighbors=7 scale_factor=1.2],HAAR", threshold=0.6)
+    assert chain.policy == "union"
+    assert [(m.min_neighbors, m.scale_factor, m.threshold) for m in chain.members] == [(7, 1.2, 0.6), (5, 1.1, 0.6)]
+    centerface = detectors.create("centerface[threshold=0.25 input_sizes=(768,)]")
+    assert (centerface.threshold, list(centerface._nets)) == (0.25, [768])
+    for bad, message in (
+        ("haar[min_neighbors=7", "cannot read detector"),
+        ("haar[min_neighbors]", "cannot read setting"),
+        ("haar[color=red]", "color"),
+        ("thorough[threshold=0.3]", "preset 'thorough' takes no bracketed settings"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=message):
+            detectors.create(bad)
+
+
+def test_thorough_preset_unions_yunet_and_centerface_and_finds_the_astronaut_once() -> None:
+    thorough = detectors.create("thorough")
+    assert "thorough" in detectors.available()
+    assert [m.name for m in thorough.members] == ["yunet", "centerface"]
+    assert thorough.members[0].mirror_max_side == 480
+    found = thorough.detect(astronaut_bgr())
+    assert len(found) == 1 and found[0].detector == "yunet+centerface"
+    assert found[0].iou(Detection(*ASTRONAUT_FACE, 1.0, "truth")) >= 0.5
+    fallback = detectors.create("thorough,haar")
+    assert [m.name for m in fallback.members] == ["union:yunet,centerface", "haar"]
+
+
 def test_single_name_gives_the_detector_itself() -> None:
     detector = detectors.create(" Haar ", min_neighbors=3)
     assert detector.name == "haar"

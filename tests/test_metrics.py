@@ -259,13 +259,3 @@ def test_turned_photos_keep_their_labels_on_the_faces(quarter_turns):
     moved = rotate_boxes(np.array([[b.x, b.y, b.w, b.h] for b in boxes], float), image.shape[:2], quarter_turns)
     assert moved.tolist() == [[b.x, b.y, b.w, b.h] for b in expected]
     assert turned.shape[:2] == (image.shape[:2][::-1] if quarter_turns % 2 else image.shape[:2])
-
-
-def test_comparison_specs_give_each_member_its_own_settings():
-    from benchmarks.compare_detectors import build_detector
-
-    chain = build_detector("union:haar[min_neighbors=7 scale_factor=1.2],haar")
-    assert chain.policy == "union"
-    assert [(m.min_neighbors, m.scale_factor) for m in chain.members] == [(7, 1.2), (5, 1.1)]
-    with pytest.raises(ValueError, match="cannot read detector"):
-        build_detector("haar[min_neighbors=7")
