@@ -6,10 +6,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import skimage.data
 
 import detectors
+from anonymizer.options import DEFAULT_DETECTOR
 from detectors import Chain, Detection, Detector, ModelMissingError, models
 from detectors.registry import unregister
 from tests.images import ASTRONAUT_FACE, astronaut_bgr
@@ -127,6 +130,20 @@ def test_fallback_with_nothing_found_runs_everything(scripted: dict[str, type[Sc
     assert (scripted["nothing"].calls, scripted["first"].calls) == (1, 1)
 
 
+def test_backup_runs_only_the_first_detector_even_when_it_finds_nothing(scripted: dict[str, type[Scripted]]) -> None:
+    chain = detectors.create("backup:nothing,first")
+    assert [m.name for m in chain.members] == ["nothing"]
+    assert chain.detect(np.zeros((300, 300, 3), np.uint8)) == []
+    assert (scripted["nothing"].calls, scripted["first"].calls) == (1, 0)
+
+
+def test_default_leaves_a_photo_without_faces_alone_where_a_haar_fallback_paints_it() -> None:
+    """scikit-image's coins: YuNet rightly finds nothing; a Haar fallback would then cover six coins."""
+    coins = cv2.cvtColor(skimage.data.coins(), cv2.COLOR_GRAY2BGR)
+    assert detectors.create(DEFAULT_DETECTOR).detect(coins) == []
+    assert len(detectors.create("yunet,haar").detect(coins)) >= 3
+
+
 def test_union_merges_overlapping_boxes(scripted: dict[str, type[Scripted]]) -> None:
     found = detectors.create("union:first,second,nothing").detect(np.zeros((300, 300, 3), np.uint8))
     assert sorted(found, key=lambda d: d.x) == [
@@ -152,6 +169,18 @@ def test_missing_weights_fall_back_to_haar_with_a_warning(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "ssd" in warnings[0] and "photo-anon models download" in warnings[0]
+    found = chain.detect(astronaut_bgr())
+    assert [d.detector for d in found] == ["haar"]
+    assert found[0].iou(FACE) >= 0.4
+
+
+def test_missing_weights_make_the_default_a_haar_detector(
+    empty_models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="detectors"):
+        chain = detectors.create(DEFAULT_DETECTOR)
+    assert chain.name == "backup:haar"
+    assert sum(r.levelno == logging.WARNING for r in caplog.records) == 1
     found = chain.detect(astronaut_bgr())
     assert [d.detector for d in found] == ["haar"]
     assert found[0].iou(FACE) >= 0.4
