@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Where model weights come from: the official URLs by default, or a mirror (a folder or URL).
 MODELS_FROM ?= $(if $(wildcard ../shared/models/SHA256SUMS),../shared/models,)
-FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM),)
+FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM) --or-official,)
 
 .PHONY: setup models demo test bench compare bot lint
 

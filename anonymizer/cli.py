@@ -105,7 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a mirror directory or URL prefix instead of the official pinned URLs",
     )
     download_parser.add_argument(
-        "--only", nargs="+", metavar="NAME", help="file names or detector names (ssd, yunet, centerface)"
+        "--or-official",
+        action="store_true",
+        help="take files the --from mirror lacks from their official URLs",
+    )
+    download_parser.add_argument(
+        "--only", nargs="+", metavar="NAME", help="file names or detector names (ssd, yunet, centerface, scrfd)"
     )
     download_parser.set_defaults(run=_run_models_download)
     list_parser = models_commands.add_parser("list", help="show which model files are present and verified")
@@ -314,7 +319,9 @@ def _model_files(names: Sequence[str] | None) -> list[str] | None:
 
 
 def _run_models_download(args: argparse.Namespace) -> int:
-    paths = detectors.models.download(_model_files(args.only), source=args.source, progress=True)
+    paths = detectors.models.download(
+        _model_files(args.only), source=args.source, progress=True, or_official=args.or_official
+    )
     for path in paths:
         print(f"verified {path}")
     return EXIT_OK

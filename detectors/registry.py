@@ -46,11 +46,10 @@ def _accepted(cls: type[Detector]) -> set[str] | None:
     return {p.name for p in parameters if p.name != "self"}
 
 
-# Named specs, created like detectors. "thorough": YuNet with a smaller mirrored pass plus CenterFace on a 768 px
-# copy, boxes merged: on ../shared/eval 84.3 % of photos fully anonymized against the default's 82.5 %, at 1.8 %
-# over-painting, for about 1.3 times the default's time on a 1 MP photo (data/README.md).
+# Named specs, created like detectors. "thorough": SCRFD and YuNet (with its quarter-turned passes for faces lying
+# sideways), boxes merged (data/README.md gives its figures against the default).
 PRESETS = {
-    "thorough": "union:yunet[mirror_max_side=480],centerface[threshold=0.2 input_sizes=(768,)]",
+    "thorough": "union:scrfd,yunet",
 }
 _MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
 

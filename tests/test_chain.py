@@ -99,16 +99,15 @@ def test_members_take_their_own_bracketed_settings() -> None:
             detectors.create(bad)
 
 
-def test_thorough_preset_unions_yunet_and_centerface_and_finds_the_astronaut_once() -> None:
+def test_thorough_preset_unions_scrfd_and_yunet_and_finds_the_astronaut_once() -> None:
     thorough = detectors.create("thorough")
     assert "thorough" in detectors.available()
-    assert [m.name for m in thorough.members] == ["yunet", "centerface"]
-    assert thorough.members[0].mirror_max_side == 480
+    assert [m.name for m in thorough.members] == ["scrfd", "yunet"]
     found = thorough.detect(astronaut_bgr())
-    assert len(found) == 1 and found[0].detector == "yunet+centerface"
+    assert len(found) == 1 and found[0].detector == "scrfd+yunet"
     assert found[0].iou(Detection(*ASTRONAUT_FACE, 1.0, "truth")) >= 0.5
     fallback = detectors.create("thorough,haar")
-    assert [m.name for m in fallback.members] == ["union:yunet,centerface", "haar"]
+    assert [m.name for m in fallback.members] == ["union:scrfd,yunet", "haar"]
 
 
 def test_single_name_gives_the_detector_itself() -> None:
@@ -180,7 +179,7 @@ def test_missing_weights_make_the_default_a_haar_detector(
     with caplog.at_level(logging.WARNING, logger="detectors"):
         chain = detectors.create(DEFAULT_DETECTOR)
     assert chain.name == "backup:haar"
-    assert sum(r.levelno == logging.WARNING for r in caplog.records) == 1
+    assert sum(r.levelno == logging.WARNING for r in caplog.records) == 2  # SCRFD's and YuNet's weights
     found = chain.detect(astronaut_bgr())
     assert [d.detector for d in found] == ["haar"]
     assert found[0].iou(FACE) >= 0.4

@@ -10,7 +10,7 @@ import detectors
 from detectors import Detection, Detector
 from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes
 
-NAMES = ["ssd", "haar", "yunet", "centerface"]
+NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
 
 # Face heights each detector finds on a 4000 x 3000 photo with its default settings. The SSD's tile budget
 # makes its smallest face there about 80-100 px; Haar works on a 1280 px copy; YuNet runs at full size.
@@ -19,6 +19,7 @@ FACES_12MP = {
     "haar": (120, 200, 300, 600),
     "yunet": (24, 48, 120, 300, 600),
     "centerface": (120, 200, 300, 600),
+    "scrfd": (24, 48, 120, 300, 600),
 }
 # On a 1600 x 1200 photo (tiles of native size for the SSD, Haar at near full size).
 FACES_2MP = {
@@ -26,6 +27,7 @@ FACES_2MP = {
     "haar": (40, 80, 200, 400),
     "yunet": (24, 40, 80, 200, 400),
     "centerface": (40, 80, 200, 400),
+    "scrfd": (24, 40, 80, 200, 400),
 }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import shutil
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,7 +147,7 @@ def test_status_of_an_empty_cache(cache: Path) -> None:
     rows = models.status()
     assert {row.filename for row in rows} == set(models.KNOWN_FILES)
     assert not any(row.present or row.verified or row.size for row in rows)
-    assert {row.detector for row in rows} == {"ssd", "yunet", "centerface"}
+    assert {row.detector for row in rows} == {"ssd", "yunet", "centerface", "scrfd"}
 
 
 def test_default_directory_is_the_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,5 +165,63 @@ def test_unknown_file_name_is_refused(cache: Path) -> None:
 def test_official_sources_are_pinned_https() -> None:
     for known in models.KNOWN_FILES.values():
         assert known.url.startswith("https://")
-        assert known.url.endswith("/" + known.filename)
         assert len(known.sha256) == 64
+        if known.member:
+            assert known.url.endswith(".tar.gz") and len(known.archive_sha256) == 64
+        else:
+            assert known.url.endswith("/" + known.filename)
+
+
+@pytest.fixture
+def archived(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
+    """A known file whose official source is a member of a .tar.gz (as SCRFD's weights are), served by ``serve``
+    from the mirror folder under the archive's name; the file itself is not in the mirror."""
+    payload = b"ONNX-ish weights " * 4096
+    archive = mirror / "package-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as bundle:
+        info = tarfile.TarInfo("package-1.0/models/model.onnx")
+        info.size = len(payload)
+        bundle.addfile(info, io.BytesIO(payload))
+
+    def register(base_url: str) -> str:
+        known = models.ModelFile(
+            "archived.onnx",
+            hashlib.sha256(payload).hexdigest(),
+            base_url + archive.name,
+            "test",
+            "test",
+            archive_sha256=hashlib.sha256(archive.read_bytes()).hexdigest(),
+            member="package-1.0/models/model.onnx",
+        )
+        monkeypatch.setitem(models.KNOWN_FILES, known.filename, known)
+        return known.filename
+
+    return register
+
+
+def test_file_inside_an_official_archive_is_verified_and_unpacked(
+    cache: Path, serve: Callable[[str], str], archived: Callable[[str], str]
+) -> None:
+    name = archived(serve("honest"))
+    models.download([name], progress=False)
+    assert models.model_path(name).read_bytes() == b"ONNX-ish weights " * 4096
+    assert leftovers(cache) == [name]
+
+
+def test_corrupt_official_archive_is_refused_and_leaves_nothing(
+    cache: Path, serve: Callable[[str], str], archived: Callable[[str], str]
+) -> None:
+    name = archived(serve("corrupt"))
+    with pytest.raises(ModelDownloadError, match="archive with the wrong sha256"):
+        models.download([name], progress=False)
+    assert leftovers(cache) == []
+
+
+def test_partial_mirror_takes_what_it_lacks_from_the_official_source_only_when_asked(
+    cache: Path, mirror: Path, serve: Callable[[str], str], archived: Callable[[str], str]
+) -> None:
+    name = archived(serve("honest"))
+    with pytest.raises(ModelDownloadError, match="cannot read"):
+        models.download(["deploy.prototxt", name], source=mirror, progress=False)
+    models.download(["deploy.prototxt", name], source=mirror, progress=False, or_official=True)
+    assert verified("deploy.prototxt") and models.model_path(name).is_file()
