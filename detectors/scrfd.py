@@ -52,6 +52,7 @@ class ScrfdDetector(Detector):
         nms_iou: float = 0.4,
         max_side: int = 2560,
         window_overlap: int = 160,
+        max_shrink: float = 0.15,
         edge_margin: float = 2.0,
     ) -> None:
         self.threshold = threshold
@@ -60,6 +61,7 @@ class ScrfdDetector(Detector):
         self.nms_iou = nms_iou
         self.max_side = max_side
         self.window_overlap = window_overlap
+        self.max_shrink = max_shrink
         self.edge_margin = edge_margin
         self._net = cv2.dnn.readNetFromONNX(str(model_path(MODEL)))
         self._outputs = list(self._net.getUnconnectedOutLayersNames())
@@ -71,7 +73,7 @@ class ScrfdDetector(Detector):
     def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
         longest = max(width, height)
-        scales = [min(1.0, self.max_side / longest)]
+        scales = [self.fine_scale(width, height)]
         if longest * scales[0] > INPUT:
             scales.append(INPUT / longest)
         boxes = [box for scale in scales for box in self._detect_at(image, scale)]
@@ -82,6 +84,21 @@ class ScrfdDetector(Detector):
         kept = cv2.dnn.NMSBoxes(rects.tolist(), corners[:, 4].tolist(), self.threshold, self.nms_iou)
         found = [box_detection(*corners[i, :4], float(corners[i, 4]), self.name) for i in np.asarray(kept).ravel()]
         return [d for d in found if d.h < self.large_face * longest or d.score >= self.large_threshold]
+
+    def fine_scale(self, width: int, height: int) -> float:
+        """The scale of the windowed pass: full size up to ``max_side``, shrunk by at most ``max_shrink`` when that
+        saves a row or column of windows (a 1024 x 700 photo: 2 windows at 0.91 instead of 4 at full size)."""
+        scale = min(1.0, self.max_side / max(width, height, 1))
+
+        def windows(at: float) -> int:
+            rows = len(window_starts(round(height * at), INPUT, self.window_overlap))
+            return rows * len(window_starts(round(width * at), INPUT, self.window_overlap))
+
+        for side in sorted((width, height)):
+            fitted = INPUT / side
+            if fitted < scale and fitted >= scale * (1 - self.max_shrink) and windows(fitted) < windows(scale):
+                return fitted
+        return scale
 
     def _detect_at(self, image: np.ndarray, scale: float) -> list[tuple[float, float, float, float, float]]:
         """Boxes (x1, y1, x2, y2, score) in image pixels found window by window on the image scaled by ``scale``."""
