@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -58,6 +58,32 @@ def touches_inner_edge(
         or (left + window_w < width and x2 >= window_w - margin)
         or (top + window_h < height and y2 >= window_h - margin)
     )
+
+
+ScoredBox = tuple[float, float, float, float, float]
+
+
+def boxes_by_window(
+    image: np.ndarray,
+    window: int,
+    min_overlap: float,
+    find: Callable[[np.ndarray], Iterable[Sequence[float]]],
+    edge_margin: float,
+) -> Iterator[ScoredBox]:
+    """Run ``find`` on each ``window``-px window of ``image`` (neighbours sharing ``min_overlap`` px) and yield its
+    boxes (x1, y1, x2, y2, score) in ``image`` pixels, less those cut by an inner window side.
+
+    One place for the sliding windows every network detector needs: their inputs are fixed or their memory grows
+    with the input, and a face no larger than the overlap lies whole in some window.
+    """
+    height, width = image.shape[:2]
+    for top in window_starts(height, window, min_overlap):
+        for left in window_starts(width, window, min_overlap):
+            tile = image[top : top + window, left : left + window]
+            placed = (left, top, tile.shape[1], tile.shape[0])
+            for x1, y1, x2, y2, score in find(tile):
+                if not touches_inner_edge((x1, y1, x2, y2), placed, (width, height), edge_margin):
+                    yield left + x1, top + y1, left + x2, top + y2, score
 
 
 def box_detection(x1: float, y1: float, x2: float, y2: float, score: float, name: str) -> Detection:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from detectors.base import Detection, Detector
-from detectors.geometry import box_detection, resize_to, touches_inner_edge, window_starts
+from detectors.geometry import ScoredBox, box_detection, boxes_by_window, resize_to, window_starts
 from detectors.models import model_path
 from detectors.registry import register
 
@@ -100,21 +100,10 @@ class ScrfdDetector(Detector):
                 return fitted
         return scale
 
-    def _detect_at(self, image: np.ndarray, scale: float) -> list[tuple[float, float, float, float, float]]:
+    def _detect_at(self, image: np.ndarray, scale: float) -> list[ScoredBox]:
         """Boxes (x1, y1, x2, y2, score) in image pixels found window by window on the image scaled by ``scale``."""
-        scaled = resize_to(image, scale)
-        seen_h, seen_w = scaled.shape[:2]
-        found = []
-        for top in window_starts(seen_h, INPUT, self.window_overlap):
-            for left in window_starts(seen_w, INPUT, self.window_overlap):
-                window = scaled[top : top + INPUT, left : left + INPUT]
-                placed = (left, top, window.shape[1], window.shape[0])
-                for x1, y1, x2, y2, score in self._run(window):
-                    if touches_inner_edge((x1, y1, x2, y2), placed, (seen_w, seen_h), self.edge_margin):
-                        continue
-                    x1, x2, y1, y2 = (left + x1) / scale, (left + x2) / scale, (top + y1) / scale, (top + y2) / scale
-                    found.append((x1, y1, x2, y2, score))
-        return found
+        windows = boxes_by_window(resize_to(image, scale), INPUT, self.window_overlap, self._run, self.edge_margin)
+        return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale, score) for x1, y1, x2, y2, score in windows]
 
     def _run(self, window: np.ndarray) -> np.ndarray:
         """Boxes (x1, y1, x2, y2, score) scoring ``threshold`` or more in one window of at most 640 x 640 px."""

@@ -6,13 +6,7 @@ import cv2
 import numpy as np
 
 from detectors.base import Detection, Detector
-from detectors.geometry import (
-    box_detection,
-    merge_overlapping,
-    resize_to,
-    touches_inner_edge,
-    window_starts,
-)
+from detectors.geometry import box_detection, boxes_by_window, merge_overlapping, resize_to, window_starts
 from detectors.models import model_path
 from detectors.registry import register
 
@@ -94,20 +88,8 @@ class SsdDetector(Detector):
         return merge_overlapping(found, iou_threshold=self.nms_iou)
 
     def _detect_level(self, image: np.ndarray, scale: float) -> list[Detection]:
-        scaled = resize_to(image, scale)
-        height, width = scaled.shape[:2]
-        found = []
-        for top in _starts(height, self.overlap):
-            for left in _starts(width, self.overlap):
-                tile = scaled[top : top + INPUT, left : left + INPUT]
-                for x1, y1, x2, y2, score in self._run(tile):
-                    if touches_inner_edge(
-                        (x1, y1, x2, y2), (left, top, INPUT, INPUT), (width, height), self.edge_margin
-                    ):
-                        continue
-                    corners = ((left + x1) / scale, (top + y1) / scale, (left + x2) / scale, (top + y2) / scale)
-                    found.append(box_detection(*corners, score, self.name))
-        return found
+        windows = boxes_by_window(resize_to(image, scale), INPUT, INPUT * self.overlap, self._run, self.edge_margin)
+        return [box_detection(*(c / scale for c in corners), score, self.name) for *corners, score in windows]
 
     def _run(self, tile: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         """Faces in one tile of at most INPUT px a side, padded (with the mean, i.e. zero input) to the square."""

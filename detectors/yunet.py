@@ -10,12 +10,11 @@ import numpy as np
 from detectors.base import Detection, Detector
 from detectors.geometry import (
     box_detection,
+    boxes_by_window,
     merge_overlapping,
     pad_to_min_size,
     resize_to,
     same_face,
-    touches_inner_edge,
-    window_starts,
 )
 from detectors.models import model_path
 from detectors.registry import register
@@ -233,23 +232,16 @@ class YunetDetector(Detector):
             scaled = scaled[:, ::-1]
         elif angle:
             scaled = cv2.rotate(scaled, ROTATE_CODES[angle])
-        seen_h, seen_w = scaled.shape[:2]
         found = []
-        for top in window_starts(seen_h, self.tile, self.tile_overlap):
-            for left in window_starts(seen_w, self.tile, self.tile_overlap):
-                window = scaled[top : top + self.tile, left : left + self.tile]
-                placed = (left, top, window.shape[1], window.shape[0])
-                for x1, y1, x2, y2, score in self._run(window):
-                    if y2 - y1 < self.min_face:
-                        continue
-                    if touches_inner_edge((x1, y1, x2, y2), placed, (seen_w, seen_h), self.edge_margin):
-                        continue
-                    corners = (left + x1, top + y1, left + x2, top + y2)
-                    if mirrored:
-                        corners = (scaled_w - corners[2], corners[1], scaled_w - corners[0], corners[3])
-                    elif angle:
-                        corners = unturn_box(corners, angle, scaled_w, scaled_h)
-                    found.append(box_detection(*(c / scale for c in corners), score, self.name))
+        for *corners, score in boxes_by_window(scaled, self.tile, self.tile_overlap, self._run, self.edge_margin):
+            x1, y1, x2, y2 = corners
+            if y2 - y1 < self.min_face:
+                continue
+            if mirrored:
+                x1, x2 = scaled_w - x2, scaled_w - x1
+            elif angle:
+                x1, y1, x2, y2 = unturn_box((x1, y1, x2, y2), angle, scaled_w, scaled_h)
+            found.append(box_detection(x1 / scale, y1 / scale, x2 / scale, y2 / scale, score, self.name))
         return found
 
     def _run(self, window: np.ndarray) -> list[tuple[float, float, float, float, float]]:
