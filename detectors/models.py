@@ -189,15 +189,22 @@ def status() -> list[ModelStatus]:
     return rows
 
 
+def _in_mirror(source: str | os.PathLike, filename: str) -> Path | str:
+    """Where a mirror keeps ``filename``: a path in a mirror directory, or a URL under an http(s) mirror."""
+    if str(source).startswith(("http://", "https://")):
+        return f"{str(source).rstrip('/')}/{filename}"
+    return Path(source).expanduser() / filename
+
+
 def _open_source(known: ModelFile, source: str | os.PathLike | None) -> tuple[BinaryIO, int | None, str]:
     """A readable stream of the file's bytes, its expected length if known, and where it comes from."""
-    if source is not None and not str(source).startswith(("http://", "https://")):
-        local = Path(source).expanduser() / known.filename
+    location = known.url if source is None else _in_mirror(source, known.filename)
+    if isinstance(location, Path):
         try:
-            return local.open("rb"), local.stat().st_size, str(local)
+            return location.open("rb"), location.stat().st_size, str(location)
         except OSError as error:
-            raise ModelDownloadError(f"cannot read {local}: {error.strerror or error}") from error
-    url = known.url if source is None else f"{str(source).rstrip('/')}/{known.filename}"
+            raise ModelDownloadError(f"cannot read {location}: {error.strerror or error}") from error
+    url = location
     try:
         response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS)
     except (urllib.error.URLError, OSError) as error:
@@ -298,9 +305,10 @@ def download(
 
 def _mirror_has(source: str | os.PathLike, filename: str) -> bool:
     """Whether a mirror directory, or an http(s) mirror answering a HEAD request, holds ``filename``."""
-    if not str(source).startswith(("http://", "https://")):
-        return (Path(source).expanduser() / filename).is_file()
-    request = urllib.request.Request(f"{str(source).rstrip('/')}/{filename}", method="HEAD")
+    location = _in_mirror(source, filename)
+    if isinstance(location, Path):
+        return location.is_file()
+    request = urllib.request.Request(location, method="HEAD")
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS):
             return True
