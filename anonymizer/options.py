@@ -7,21 +7,21 @@ from dataclasses import dataclass, field
 from detectors.base import Detection
 
 # Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): SCRFD-2.5G fully
-# anonymizes 87.1 % of the labelled photos of ../shared/eval (YuNet 82.5 %, deface 82 %) at 1.0 % over-painting in
-# under half of deface's time; the user's first chain "ssd,haar" (still available by name) covers 30 % of the faces.
+# anonymizes 89.4 % of the labelled photos of ../shared/eval (YuNet 82.5 %, deface 82 %) and covers 97.2 % of faces
+# 16 px or taller at 2.0 % over-painting in under half of deface's time; the user's first chain "ssd,haar" (still
+# available by name) covers 30 % of the faces.
 # YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
 # downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos
 # without any and added none on the labelled ones.
 DEFAULT_DETECTOR = "backup:scrfd,yunet,haar"
 DEFAULT_FILTER = "noise"
 DEFAULT_MASK = "ellipse"
-# Each side of the face box grows by 15 % of the face and by at least 4 px (the box itself is always painted whole):
+# Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always painted whole):
 # a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
-# The largest margin that keeps over-painting within deface's 2.3 %: 15 % and 5 px reach 2.29 %; 0.3 (deface's
-# --mask-scale 1.3) paints about twice that. The floor raised images fully anonymized from 81.6 to 82.5 % and
-# 16 px+ faces covered from 94.4 to 95.0 % (data/README.md).
+# With SCRFD, 6 px instead of 4 covered 0.7 point more of the 16 px+ faces for 0.3 point more over-painting; a
+# margin of 0.2, or deface's 0.3 (--mask-scale 1.3), paints more for fewer faces (data/README.md).
 DEFAULT_MARGIN = 0.15
-DEFAULT_MIN_MARGIN = 4.0
+DEFAULT_MIN_MARGIN = 6.0
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 60_000_000
 

@@ -63,6 +63,25 @@ def touches_inner_edge(
 ScoredBox = tuple[float, float, float, float, float]
 
 
+# cv2.rotate's code for each clockwise quarter turn a rotated pass may use.
+ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+Corners = tuple[float, float, float, float]
+
+
+def unturn_box(corners: Corners, angle: int, width: int, height: int) -> Corners:
+    """A box (x1, y1, x2, y2) found on an image of ``width`` x ``height`` turned ``angle`` degrees clockwise,
+    in the unturned image's pixels. A turned quarter swaps the box's width and height."""
+    x1, y1, x2, y2 = corners
+    if angle == 90:
+        return y1, height - x2, y2, height - x1
+    if angle == 180:
+        return width - x2, height - y2, width - x1, height - y1
+    if angle == 270:
+        return width - y2, x1, width - y1, x2
+    raise ValueError(f"rotations are 90, 180 or 270 degrees, not {angle}")
+
+
+
 def boxes_by_window(
     image: np.ndarray,
     window: int,

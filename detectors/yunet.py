@@ -9,12 +9,14 @@ import numpy as np
 
 from detectors.base import Detection, Detector
 from detectors.geometry import (
+    ROTATE_CODES,
     box_detection,
     boxes_by_window,
     merge_overlapping,
     pad_to_min_size,
     resize_to,
     same_face,
+    unturn_box,
 )
 from detectors.models import model_path
 from detectors.registry import register
@@ -22,24 +24,6 @@ from detectors.registry import register
 MODEL = "face_detection_yunet_2023mar.onnx"
 # YuNet returns garbage (infinite boxes with score 1) on inputs a few pixels high, so inputs are padded to this.
 MIN_INPUT = 64
-# cv2.rotate's code for each clockwise quarter turn a rotated pass may use.
-ROTATE_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
-Corners = tuple[float, float, float, float]
-
-
-def unturn_box(corners: Corners, angle: int, width: int, height: int) -> Corners:
-    """A box (x1, y1, x2, y2) found on an image of ``width`` x ``height`` turned ``angle`` degrees clockwise,
-    in the unturned image's pixels. A turned quarter swaps the box's width and height."""
-    x1, y1, x2, y2 = corners
-    if angle == 90:
-        return y1, height - x2, y2, height - x1
-    if angle == 180:
-        return width - x2, height - y2, width - x1, height - y1
-    if angle == 270:
-        return width - y2, x1, width - y1, x2
-    raise ValueError(f"rotations are 90, 180 or 270 degrees, not {angle}")
-
-
 @register("yunet")
 class YunetDetector(Detector):
     """YuNet at full resolution (capped at ``max_side``), on a copy of longest side ``coarse_side`` for

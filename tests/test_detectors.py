@@ -256,3 +256,32 @@ def test_yunet_default_finds_sideways_faces_once(turns: int) -> None:
 def test_yunet_rotations_are_quarter_turns() -> None:
     with pytest.raises(ValueError, match="90, 180 or 270"):
         detectors.create("yunet", rotations=(45,))
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_scrfd_turned_pass_maps_boxes_back(turns: int) -> None:
+    """With the turned pass on, a photo turned any quarter keeps one box on each large face; its windows alone,
+    shrunk to a 40 px copy here, see nothing, so what is found comes from the turned quarters of the mosaic."""
+    image, boxes = rotate_image_and_boxes(*composite((1200, 800), [(90, 80, 220), (760, 380, 300)]), turns)
+    blind = {"max_side": 40, "turned_threshold": 0.5}
+    found = detectors.create("scrfd", **blind).detect(image)
+    assert len(found) == len(boxes), found
+    for box in boxes:
+        assert best_iou(box, found) >= 0.4, (box, found)
+    assert detectors.create("scrfd", max_side=40).detect(image) == []
+
+
+def test_scrfd_low_scores_only_for_small_boxes_away_from_faces() -> None:
+    """Small boxes (under ``small_face`` input pixels) are kept from ``small_threshold``: a false one paints little
+    and a crowd's faces score low. A weak box beside a confident face is that face's hair or edge and is dropped."""
+    scrfd = detectors.create("scrfd")
+    assert scrfd._passes((0, 0, 20, 24, 0.13), 1000, 1.0)
+    assert not scrfd._passes((0, 0, 20, 24, 0.11), 1000, 1.0)
+    assert not scrfd._passes((0, 0, 40, 48, 0.13), 1000, 1.0)
+    assert not scrfd._passes((0, 0, 20, 24, 0.13), 4000, 2.0), "small is counted at the network's input"
+    assert scrfd._passes((0, 0, 50, 60, 0.25), 1000, 1.0) and not scrfd._passes((0, 0, 50, 60, 0.15), 1000, 1.0)
+    assert not scrfd._passes((0, 0, 100, 120, 0.25), 1000, 1.0), "a large box (1/16 of the photo) needs 0.3"
+    assert scrfd._passes((0, 0, 100, 120, 0.35), 1000, 1.0)
+    face = Detection(100, 100, 40, 50, 0.9, "scrfd")
+    assert scrfd._beside(Detection(92, 92, 16, 20, 0.13, "scrfd"), [face])
+    assert not scrfd._beside(Detection(160, 100, 16, 20, 0.13, "scrfd"), [face])
