@@ -81,7 +81,6 @@ def unturn_box(corners: Corners, angle: int, width: int, height: int) -> Corners
     raise ValueError(f"rotations are 90, 180 or 270 degrees, not {angle}")
 
 
-
 def boxes_by_window(
     image: np.ndarray,
     window: int,

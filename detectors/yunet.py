@@ -24,6 +24,8 @@ from detectors.registry import register
 MODEL = "face_detection_yunet_2023mar.onnx"
 # YuNet returns garbage (infinite boxes with score 1) on inputs a few pixels high, so inputs are padded to this.
 MIN_INPUT = 64
+
+
 @register("yunet")
 class YunetDetector(Detector):
     """YuNet at full resolution (capped at ``max_side``), on a copy of longest side ``coarse_side`` for
