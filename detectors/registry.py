@@ -46,10 +46,10 @@ def _accepted(cls: type[Detector]) -> set[str] | None:
     return {p.name for p in parameters if p.name != "self"}
 
 
-# Named specs, created like detectors. "thorough": SCRFD with its turned pass and YuNet with its own, for faces lying
-# sideways or upside down, boxes merged: more faces for more paint and twice the time (data/README.md).
+# Named specs, created like detectors. "thorough": SCRFD with its turned pass on every photo and YuNet with its own
+# turned passes, boxes merged: more faces for more paint and twice the time (data/README.md).
 PRESETS = {
-    "thorough": "union:scrfd[turned_threshold=0.5],yunet",
+    "thorough": "union:scrfd[turned='always'],yunet",
 }
 _MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
 

@@ -103,7 +103,7 @@ def test_thorough_preset_unions_scrfd_and_yunet_and_finds_the_astronaut_once() -
     thorough = detectors.create("thorough")
     assert "thorough" in detectors.available()
     assert [m.name for m in thorough.members] == ["scrfd", "yunet"]
-    assert thorough.members[0].turned_threshold == 0.5, "SCRFD's turned pass is on in the preset"
+    assert thorough.members[0].turned == "always", "SCRFD's turned pass runs on every photo in the preset"
     found = thorough.detect(astronaut_bgr())
     assert len(found) == 1 and found[0].detector == "scrfd+yunet"
     assert found[0].iou(Detection(*ASTRONAUT_FACE, 1.0, "truth")) >= 0.5

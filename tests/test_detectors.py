@@ -260,15 +260,29 @@ def test_yunet_rotations_are_quarter_turns() -> None:
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
 def test_scrfd_turned_pass_maps_boxes_back(turns: int) -> None:
-    """With the turned pass on, a photo turned any quarter keeps one box on each large face; its windows alone,
-    shrunk to a 40 px copy here, see nothing, so what is found comes from the turned quarters of the mosaic."""
+    """A photo turned any quarter keeps one box on each large face; its upright windows, shrunk to a 40 px copy
+    here, see nothing, so what is found comes from the turned quarters of the mosaic."""
     image, boxes = rotate_image_and_boxes(*composite((1200, 800), [(90, 80, 220), (760, 380, 300)]), turns)
-    blind = {"max_side": 40, "turned_threshold": 0.5}
-    found = detectors.create("scrfd", **blind).detect(image)
+    found = detectors.create("scrfd", max_side=40).detect(image)
     assert len(found) == len(boxes), found
     for box in boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
-    assert detectors.create("scrfd", max_side=40).detect(image) == []
+    assert detectors.create("scrfd", max_side=40, turned="never").detect(image) == []
+
+
+def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The turned run is for photos stored sideways: a clear upright face says the photo is upright."""
+    scrfd = detectors.create("scrfd")
+    runs = []
+    original = scrfd._detect_turned
+    monkeypatch.setattr(scrfd, "_detect_turned", lambda image: runs.append(image.shape) or original(image))
+    scrfd.detect(astronaut_bgr())
+    assert runs == []
+    sideways, _ = rotate_image_and_boxes(astronaut_bgr(), [], 1)
+    assert scrfd.detect(sideways), "the turned run finds the sideways astronaut"
+    assert len(runs) == 1
+    with pytest.raises(ValueError, match="unless_upright, always, never"):
+        detectors.create("scrfd", turned="sometimes")
 
 
 def test_scrfd_low_scores_only_for_small_boxes_away_from_faces() -> None:
