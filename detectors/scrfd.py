@@ -76,7 +76,7 @@ class ScrfdDetector(Detector):
         near_face: float = 0.25,
         turned: str = "unless_upright",
         turned_threshold: float = 0.5,
-        upright_enough: float = 0.8,
+        upright_enough: float = 0.7,
         nms_iou: float = 0.4,
         max_side: int = 2560,
         window_overlap: int = 160,
