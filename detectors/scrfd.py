@@ -24,10 +24,8 @@ MODEL = "scrfd_2.5g_bnkps.onnx"
 INPUT = 640
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
-# The turned pass: the photo fitted into 320 px and turned 90, 180 and 270 degrees clockwise, each turn in its own
-# quarter of one 640 px input (left, top).
-TURNED_SIDE = INPUT // 2
-TURNED_SPOTS = {90: (0, 0), 180: (TURNED_SIDE, 0), 270: (0, TURNED_SIDE)}
+# Clockwise turns the turned passes look at, and when they run.
+TURNS = (90, 180, 270)
 TURNED_WHEN = ("unless_upright", "always", "never")
 
 
@@ -115,7 +113,7 @@ class ScrfdDetector(Detector):
             scales.append(INPUT / longest)
         boxes = [box for scale in scales for box in self._detect_at(image, scale) if self._passes(box, longest, scale)]
         if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(boxes)):
-            boxes += self._detect_turned(image)
+            boxes += self._detect_turned(image, scales[-1])
         if not boxes:
             return []
         corners = np.array(boxes, dtype=np.float32)
@@ -126,8 +124,9 @@ class ScrfdDetector(Detector):
         return [d for d in found if d.score >= self.threshold or not self._beside(d, confident)]
 
     def _clearly_upright(self, boxes: list[ScoredBox]) -> bool:
-        """Whether an upright pass saw a face clearly (``upright_enough``), so the photo is upright."""
-        return any(box[4] >= self.upright_enough for box in boxes)
+        """Whether an upright pass saw a face clearly (``upright_enough``) and taller than wide, so the photo is
+        upright: the network also finds large sideways faces, but gives them wide boxes."""
+        return any(score >= self.upright_enough and y2 - y1 > x2 - x1 for x1, y1, x2, y2, score in boxes)
 
     def _beside(self, weak: Detection, confident: list[Detection]) -> bool:
         """Whether a weak box's centre lies within a confident face's box grown by ``near_face`` each way: it is
@@ -150,25 +149,28 @@ class ScrfdDetector(Detector):
             return score >= self.small_threshold
         return score >= self.threshold
 
-    def _detect_turned(self, image: np.ndarray) -> list[ScoredBox]:
-        """Boxes of faces lying sideways or upside down: the photo fitted into 320 px and turned by one, two and three
-        quarters, each in its own quarter of one input, so the three turns cost one network run and see faces of
-        about 1/16 of the photo's longest side or more."""
-        scale = TURNED_SIDE / max(image.shape[:2])
-        view = resize_to(image, scale)
-        height, width = view.shape[:2]
-        mosaic = np.zeros((INPUT, INPUT, 3), np.uint8)
-        for angle, (left, top) in TURNED_SPOTS.items():
-            turned = cv2.rotate(view, ROTATE_CODES[angle])
-            mosaic[top : top + turned.shape[0], left : left + turned.shape[1]] = turned
-        found = self._run(mosaic, self.turned_threshold)
-        boxes = []
-        for angle, (left, top) in TURNED_SPOTS.items():
-            spot_w, spot_h = (width, height) if angle == 180 else (height, width)
-            for x1, y1, x2, y2, score in found:
-                if left <= (x1 + x2) / 2 < left + spot_w and top <= (y1 + y2) / 2 < top + spot_h:
-                    corners = unturn_box((x1 - left, y1 - top, x2 - left, y2 - top), angle, width, height)
-                    boxes.append((*(c / scale for c in corners), float(score)))
+    def _detect_turned(self, image: np.ndarray, fitted: float) -> list[ScoredBox]:
+        """Boxes of faces lying sideways or upside down, in the photo's pixels. The photo fitted into one input is
+        looked at turned 90, 180 and 270 degrees; if one turn shows a clear face (``upright_enough``), the photo is
+        taken to be stored that way round and the windowed pass runs on it turned, so its small faces are found
+        too."""
+        height, width = image.shape[:2]
+        view = resize_to(image, fitted)
+        view_h, view_w = view.shape[:2]
+        boxes, best_angle, best_score = [], 0, 0.0
+        for angle in TURNS:
+            for x1, y1, x2, y2, score in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.turned_threshold):
+                corners = unturn_box((x1, y1, x2, y2), angle, view_w, view_h)
+                boxes.append((*(c / fitted for c in corners), float(score)))
+                if score > best_score:
+                    best_angle, best_score = angle, float(score)
+        if best_score >= self.upright_enough:
+            turned = cv2.rotate(image, ROTATE_CODES[best_angle])
+            scale = self.fine_scale(turned.shape[1], turned.shape[0])
+            longest = max(width, height)
+            for box in self._detect_at(turned, scale):
+                if self._passes(box, longest, scale):
+                    boxes.append((*unturn_box(box[:4], best_angle, width, height), box[4]))
         return boxes
 
     def fine_scale(self, width: int, height: int) -> float:

@@ -259,23 +259,29 @@ def test_yunet_rotations_are_quarter_turns() -> None:
 
 
 @pytest.mark.parametrize("turns", [1, 2, 3])
-def test_scrfd_turned_pass_maps_boxes_back(turns: int) -> None:
-    """A photo turned any quarter keeps one box on each large face; its upright windows, shrunk to a 40 px copy
-    here, see nothing, so what is found comes from the turned quarters of the mosaic."""
-    image, boxes = rotate_image_and_boxes(*composite((1200, 800), [(90, 80, 220), (760, 380, 300)]), turns)
-    found = detectors.create("scrfd", max_side=40).detect(image)
-    assert len(found) == len(boxes), found
+def test_scrfd_finds_the_small_faces_of_a_photo_stored_sideways(turns: int) -> None:
+    """A photo turned any quarter: the turned look at the whole photo sees its larger faces the right way up, so the
+    windowed pass runs on the photo turned back and finds the 24 px face too, boxes mapped to the photo as stored.
+    Upright passes alone miss that face."""
+    image, boxes = rotate_image_and_boxes(
+        *composite((1600, 1200), [(60, 60, 24), (300, 100, 60), (700, 400, 300)]), turns
+    )
+    found = detectors.create("scrfd").detect(image)
     for box in boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
-    assert detectors.create("scrfd", max_side=40, turned="never").detect(image) == []
+    assert all(max(as_detection(box).iou(d) for box in boxes) > 0 for d in found), found
+    assert_inside(found, image)
+    upright_only = detectors.create("scrfd", turned="never").detect(image)
+    assert best_iou(boxes[0], upright_only) < 0.4
 
 
 def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The turned run is for photos stored sideways: a clear upright face says the photo is upright."""
+    """The turned passes are for photos stored sideways: a clear face taller than wide says the photo is upright.
+    The upright passes see the sideways astronaut too (score 0.7), but with a wide box."""
     scrfd = detectors.create("scrfd")
     runs = []
     original = scrfd._detect_turned
-    monkeypatch.setattr(scrfd, "_detect_turned", lambda image: runs.append(image.shape) or original(image))
+    monkeypatch.setattr(scrfd, "_detect_turned", lambda image, fitted: runs.append(fitted) or original(image, fitted))
     scrfd.detect(astronaut_bgr())
     assert runs == []
     sideways, _ = rotate_image_and_boxes(astronaut_bgr(), [], 1)
