@@ -59,9 +59,9 @@ class ScrfdDetector(Detector):
     turned 90, 180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass
     runs again on the photo turned that way, so its small faces are found as on an upright photo. By default
     (``"unless_upright"``) they run only when no upright box scores ``upright_enough`` with a box taller than wide:
-    a photo with a clear upright face is upright, and 95 % of the labelled photos are, so the median photo pays
-    little; ``"always"`` or ``"never"`` otherwise. On every labelled photo turned 90 degrees they raised photos
-    fully anonymized from 52 to 91 %; upright, 89.4 -> 89.9 % (data/README.md).
+    a photo with a clear upright face is upright, and about 95 % of the labelled photos show one, so the median
+    photo pays little; ``"always"`` or ``"never"`` otherwise. On every labelled photo turned 90 degrees they raised
+    photos fully anonymized from 52 to 91 %; upright, 89.4 -> 89.9 % (data/README.md).
 
     Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
     """
