@@ -75,7 +75,7 @@ class ScrfdDetector(Detector):
         small_face: int = 32,
         near_face: float = 0.25,
         turned: str = "unless_upright",
-        turned_threshold: float = 0.5,
+        turned_threshold: float = 0.7,
         upright_enough: float = 0.7,
         nms_iou: float = 0.4,
         max_side: int = 2560,
