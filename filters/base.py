@@ -39,6 +39,8 @@ class Filter(ABC):
     def __init__(
         self, *, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1, min_margin: float = 0.0
     ) -> None:
+        """The mask's settings, shared by every filter; a subclass takes its own and passes these on as
+        ``**mask_options``, so a new mask setting is added here alone."""
         self.mask_spec = MaskSpec(mask, margin, feather, min_margin)
 
     def mask(self, shape_hw: tuple[int, ...], regions: Iterable[Region]) -> np.ndarray:

@@ -4,6 +4,7 @@ so a 40 px face and a 400 px face are covered alike."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,12 +45,9 @@ class Noise(Filter):
         var: float = 0.05,
         cells: int = 64,
         seed: int | None = None,
-        mask: str = "ellipse",
-        margin: float = 0.3,
-        feather: float = 0.1,
-        min_margin: float = 0.0,
+        **mask_options: Any,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
+        super().__init__(**mask_options)
         if not 1 <= blocks <= 8:
             raise ValueError(f"noise blocks must be between 1 and 8, not {blocks}")
         if not (math.isfinite(var) and 0 < var <= 1):
@@ -81,12 +79,9 @@ class Blur(Filter):
         self,
         *,
         strength: float = 0.3,
-        mask: str = "ellipse",
-        margin: float = 0.3,
-        feather: float = 0.1,
-        min_margin: float = 0.0,
+        **mask_options: Any,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
+        super().__init__(**mask_options)
         if not (math.isfinite(strength) and 0 < strength <= 2):
             raise ValueError(f"blur strength must be in (0, 2], not {strength}")
         self.strength = strength
@@ -115,12 +110,9 @@ class Pixelate(Filter):
         self,
         *,
         blocks: int = 8,
-        mask: str = "ellipse",
-        margin: float = 0.3,
-        feather: float = 0.1,
-        min_margin: float = 0.0,
+        **mask_options: Any,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
+        super().__init__(**mask_options)
         if not 1 <= blocks <= 64:
             raise ValueError(f"pixelate blocks must be between 1 and 64, not {blocks}")
         self.blocks = blocks
@@ -138,12 +130,9 @@ class Solid(Filter):
         self,
         *,
         color: tuple[int, int, int] | None = None,
-        mask: str = "ellipse",
-        margin: float = 0.3,
-        feather: float = 0.1,
-        min_margin: float = 0.0,
+        **mask_options: Any,
     ) -> None:
-        super().__init__(mask=mask, margin=margin, feather=feather, min_margin=min_margin)
+        super().__init__(**mask_options)
         if color is not None and (len(color) != 3 or not all(0 <= c <= 255 for c in color)):
             raise ValueError(f"solid color must be three values B, G, R in 0..255, not {color}")
         self.color = None if color is None else tuple(float(c) / 255 for c in color)

@@ -44,8 +44,11 @@ def create(
     cls = _FILTERS.get(name)
     if cls is None:
         raise ValueError(f"unknown filter {name!r}; available: {', '.join(available())}")
-    shared = ("self", "mask", "margin", "feather", "min_margin")
-    own = [p for p in inspect.signature(cls.__init__).parameters if p not in shared]
+    own = [
+        p.name
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
     unknown = sorted(set(settings) - set(own))
     if unknown:
         raise ValueError(
