@@ -9,6 +9,7 @@ thread starts a fresh worker and the other jobs go on.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import logging
 import math
@@ -19,7 +20,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -31,27 +32,32 @@ from anonymizer.options import Options, Result
 
 logger = logging.getLogger(__name__)
 
-# Admission estimates each image's CPU time from its size. Until the workers have timed themselves at start (see
-# CALIBRATION_*) it assumes these rates; it then learns the real ones from every job. Measured with the default
-# detectors on a 2-core machine with both workers busy: about 5 s per 12 MP photo each (0.42 s/MP); phone JPEGs
-# carry 0.2-0.3 bytes per pixel. Erring high here turns a late apology into an early "busy".
-INITIAL_SECONDS_PER_MEGAPIXEL = 0.45
+# Admission estimates each image's CPU time from its pixel count along a cost curve: seconds at a few sizes, measured
+# by every worker at start (CALIBRATION_TILES), joined by straight lines and extended past the largest with the last
+# slope. A curve, not a rate per megapixel, because the detectors cap the resolution they look at: on the 2-core
+# machine with the default detectors, one worker took 0.06 s for 0.26 MP, 0.46 s for 2.1 MP, 1.12 s for 6.3 MP,
+# 1.24 s for 12.6 MP and 1.50 s for 25 MP, so a rate taken at 2 MP put a 12 MP photo at 2.8 s and turned users away
+# that could have been served. Every finished job then scales the whole curve by how much slower or faster the
+# machine runs than at start (another process's load, photos costing more than the calibration photo).
+# Until the workers have calibrated, this curve (megapixels, seconds) is assumed; erring high turns a late apology
+# into an early "busy".
+INITIAL_COST_CURVE = ((0.0, 0.5), (2.0, 1.0), (12.0, 3.0))
+# A file's pixel count is unknown before it is downloaded: phone JPEGs carry 0.2-0.3 bytes per pixel.
 INITIAL_BYTES_PER_PIXEL = 0.25
-# No image costs less than this (the detectors' fixed cost at every scale, decoding, encoding, the trip through the
-# pipe): measured 0.5 s for a 0.1-1 MP photo on the 2-core machine above while other work shared it. Learned from
-# every smaller job, like the rate below, because on a loaded machine admission otherwise takes in more small photos
-# than it can answer in time, and their users get a late apology instead of an early "busy".
-INITIAL_MINIMUM_JOB_SECONDS = 0.5
 # Without any size to go by, an image is taken to be a 12 MP photo.
 UNKNOWN_MEGAPIXELS = 12.0
 # Weight of the newest measurement in the running means.
 SMOOTHING = 0.3
-# At start, every worker times a small photo with a face (scikit-image's astronaut, 512 x 512) and a 2 MP one made of
-# 2 x 4 copies of it (all workers at once, as under load), so admission knows this machine's speed with the
-# configured detectors before the first user arrives. Real faces matter: on a photo without any, a fallback chain
-# also runs its slower last detector, which would make every estimate too high.
-CALIBRATION_TILES = (2, 4)
-CALIBRATION_MEGAPIXELS = 512 * CALIBRATION_TILES[0] * 512 * CALIBRATION_TILES[1] / 1e6
+# At start, every worker times scikit-image's astronaut (512 x 512, a real face) and tilings of it up to a phone
+# photo's 12 MP, all workers at once as under load, so admission knows this machine's speed with the configured
+# detectors before the first user arrives. Real faces matter: on a photo without any, the detectors run extra
+# passes, which would make every estimate too high.
+CALIBRATION_TILES = ((1, 1), (2, 4), (6, 8))
+# Admission plans with each estimate stretched by this much. The learned speed is a mean, so a plan filled up to the
+# deadline misses it whenever the last jobs run slower than the mean: in a 50-user storm of 12 MP photos on the
+# 2-core machine, jobs took 1.13-1.42 s against a learned 1.2 s, and the last photo admitted in a burst got a late
+# apology in 1-2 of 300 updates (benchmarks/bench_bot_overload.py).
+ESTIMATE_HEADROOM = 1.25
 # How long a worker may take to start and load its models.
 WORKER_START_TIMEOUT = 120.0
 
@@ -80,21 +86,22 @@ class DeadlineExceededError(Exception):
     """The job did not finish within the request's budget; it was stopped and its result will never be used."""
 
 
-def _calibrate(options: Options) -> tuple[float, float]:
-    """Seconds this worker takes for a small and for a CALIBRATION_MEGAPIXELS image, through the whole pipeline."""
+def _calibrate(options: Options) -> list[tuple[float, float]]:
+    """(megapixels, seconds) this worker takes for each CALIBRATION_TILES image, through the whole pipeline."""
     import numpy as np
     from skimage import data as samples
 
     import anonymizer
 
-    small = np.ascontiguousarray(samples.astronaut()[:, :, ::-1])  # RGB to the pipeline's BGR
-    seconds = []
-    for image in (small, np.tile(small, (*CALIBRATION_TILES, 1))):
+    astronaut = np.ascontiguousarray(samples.astronaut()[:, :, ::-1])  # RGB to the pipeline's BGR
+    curve = []
+    for tiles in CALIBRATION_TILES:
+        image = np.tile(astronaut, (*tiles, 1))
         data = anonymizer.encode_image(image, "JPEG")
         started = time.perf_counter()
         anonymizer.anonymize(data, options)
-        seconds.append(time.perf_counter() - started)
-    return seconds[0], seconds[1]
+        curve.append((image.shape[0] * image.shape[1] / 1e6, time.perf_counter() - started))
+    return curve
 
 
 def _worker_main(
@@ -155,6 +162,26 @@ class _Job:
     future: concurrent.futures.Future[Result]
 
 
+class CostCurve:
+    """Seconds per image by megapixels: straight lines between measured points, flat below the smallest, and the
+    last slope past the largest."""
+
+    def __init__(self, points: Sequence[tuple[float, float]]) -> None:
+        ordered = sorted(points)
+        self._megapixels = [mp for mp, _ in ordered]
+        self._seconds = [seconds for _, seconds in ordered]
+
+    def seconds(self, megapixels: float) -> float:
+        sizes, times = self._megapixels, self._seconds
+        if megapixels <= sizes[0] or len(sizes) == 1:
+            return times[0]
+        right = min(bisect.bisect_left(sizes, megapixels), len(sizes) - 1)
+        slope = (times[right] - times[right - 1]) / (sizes[right] - sizes[right - 1])
+        if megapixels > sizes[-1]:
+            slope = max(0.0, slope)
+        return times[right] + slope * (megapixels - sizes[right])
+
+
 class _Worker:
     """One worker process and the thread that feeds it jobs from the pool's queue."""
 
@@ -166,7 +193,7 @@ class _Worker:
         self._lock = threading.Lock()
         self._current: _Job | None = None
         self._ready = False
-        self.calibration: tuple[float, float] | None = None
+        self.calibration: list[tuple[float, float]] | None = None
         self._thread = threading.Thread(target=self._run, name=f"anonymizer-worker-{index}", daemon=True)
 
     @property
@@ -313,28 +340,25 @@ class WorkerPool:
         self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._workers = [_Worker(self, index) for index in range(size)]
         self._outstanding = 0
-        self._seconds_per_megapixel = INITIAL_SECONDS_PER_MEGAPIXEL
+        self._cost_curve = CostCurve(INITIAL_COST_CURVE)
+        self._slowdown = 1.0
         self._bytes_per_pixel = INITIAL_BYTES_PER_PIXEL
-        self._minimum_job_seconds = INITIAL_MINIMUM_JOB_SECONDS
         self._lock = threading.Lock()
         self._closed = False
 
     def start(self) -> WorkerPool:
         """Start every worker and wait until all have loaded their models, so the first user does not wait; take
-        the slowest worker's calibration as this machine's speed."""
+        the slowest worker's time at each size as this machine's cost curve."""
         for worker in self._workers:
             worker.start_process(calibrate=True)
         for worker in self._workers:
             worker.wait_ready()
         calibrations = [worker.calibration for worker in self._workers if worker.calibration is not None]
         if calibrations:
-            self._minimum_job_seconds = max(small for small, _ in calibrations)
-            self._seconds_per_megapixel = max(large for _, large in calibrations) / CALIBRATION_MEGAPIXELS
-            logger.info(
-                "worker speed: %.2f s per small image, %.2f s per megapixel",
-                self._minimum_job_seconds,
-                self._seconds_per_megapixel,
-            )
+            by_size = zip(*calibrations, strict=True)
+            slowest = [(points[0][0], max(seconds for _, seconds in points)) for points in by_size]
+            self._cost_curve = CostCurve(slowest)
+            logger.info("worker speed: %s", ", ".join(f"{seconds:.2f} s for {mp:.1f} MP" for mp, seconds in slowest))
         for worker in self._workers:
             worker.start_thread()
         return self
@@ -365,10 +389,7 @@ class WorkerPool:
                 return
             pixels = result.width * result.height
             self._bytes_per_pixel += SMOOTHING * (len(job.data) / pixels - self._bytes_per_pixel)
-            if pixels >= 1_000_000:
-                self._seconds_per_megapixel += SMOOTHING * (seconds / (pixels / 1e6) - self._seconds_per_megapixel)
-            else:
-                self._minimum_job_seconds += SMOOTHING * (seconds - self._minimum_job_seconds)
+            self._slowdown += SMOOTHING * (seconds / self._cost_curve.seconds(pixels / 1e6) - self._slowdown)
 
     @property
     def outstanding(self) -> int:
@@ -383,7 +404,7 @@ class WorkerPool:
             megapixels = size_bytes / self._bytes_per_pixel / 1e6
         else:
             megapixels = UNKNOWN_MEGAPIXELS
-        return max(self._minimum_job_seconds, megapixels * self._seconds_per_megapixel)
+        return self._slowdown * self._cost_curve.seconds(megapixels)
 
     def worker_pids(self) -> list[int]:
         """The live worker processes (tests kill one to prove a crash costs only its own job)."""
@@ -413,9 +434,9 @@ class ImageService:
     """Admission control and deadlines in front of the pool, for one event loop.
 
     A request (a photo, a file or an album) is admitted only if it can be answered in time: the CPU time of the
-    requests already admitted plus its own, spread over the workers, must fit the budget it has left; a user may
-    have only `per_user_limit` requests in flight; at most `queue_limit` images are admitted at once. Otherwise
-    the user is told at once when to try again.
+    requests already admitted plus its own, spread over the workers and stretched by ESTIMATE_HEADROOM, must fit
+    the budget it has left; a user may have only `per_user_limit` requests in flight; at most `queue_limit` images
+    are admitted at once. Otherwise the user is told at once when to try again.
     """
 
     def __init__(self, pool: WorkerPool, *, queue_limit: int, per_user_limit: int, reply_reserve: float = 1.5) -> None:
@@ -444,7 +465,7 @@ class ImageService:
             raise BusyError(retry_after)
         if self._admitted_images + len(estimates) > self.queue_limit:
             raise BusyError(retry_after)
-        finish = time.monotonic() + (self._admitted_seconds + work) / self.pool.size
+        finish = time.monotonic() + (self._admitted_seconds + work) * ESTIMATE_HEADROOM / self.pool.size
         if self._in_flight and finish > deadline - self.reply_reserve:
             raise BusyError(retry_after)
         self._per_user[user_id] += 1

@@ -6,12 +6,20 @@ import asyncio
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 
 from anonymizer.errors import CorruptImageError
 from anonymizer.options import Options, Result
-from bot.workers import DeadlineExceededError, ImageService, WorkerCrashedError, WorkerPool
+from bot.workers import (
+    BusyError,
+    CostCurve,
+    DeadlineExceededError,
+    ImageService,
+    WorkerCrashedError,
+    WorkerPool,
+)
 from tests.bot.helpers import jpeg
 from tests.images import astronaut_bgr, composite
 
@@ -69,3 +77,33 @@ async def test_a_refused_image_comes_back_as_the_pipelines_error(worker_pool: Wo
     (outcome,) = await service(worker_pool).anonymize([b"\xff\xd8\xff\xe0garbage"], Options(), time.monotonic() + 30)
     assert isinstance(outcome, CorruptImageError)
     assert str(outcome)
+
+
+class _OneWorker:
+    """Admission needs only the pool's size; the estimates are given."""
+
+    size = 1
+
+
+def test_admission_leaves_room_for_jobs_slower_than_the_learned_speed() -> None:
+    pool: Any = _OneWorker()
+    images = ImageService(pool, queue_limit=40, per_user_limit=2, reply_reserve=0.0)
+    deadline = time.monotonic() + 9.5
+    with images.admit(user_id=1, estimates=[4.0], deadline=deadline):
+        # 8 s of planned work fits the 9.5 s left at the learned speed, but not 25 % slower: "busy" now beats an
+        # apology at the deadline.
+        with pytest.raises(BusyError) as refused, images.admit(user_id=2, estimates=[4.0], deadline=deadline):
+            pass
+        assert refused.value.retry_after == 4
+        with images.admit(user_id=3, estimates=[3.0], deadline=deadline):
+            assert images.backlog_seconds() == 7.0
+    assert images.backlog_seconds() == 0.0
+
+
+def test_the_cost_curve_prices_an_image_by_the_nearest_measured_sizes() -> None:
+    # The default detectors cap the resolution they look at, so a 12 MP photo costs far less than six 2 MP ones.
+    curve = CostCurve([(0.26, 0.06), (2.1, 0.46), (12.6, 1.24)])
+    assert curve.seconds(0.1) == 0.06
+    assert curve.seconds(2.1) == 0.46
+    assert curve.seconds(7.35) == pytest.approx((0.46 + 1.24) / 2)
+    assert curve.seconds(23.1) == pytest.approx(1.24 + 0.78)
