@@ -12,6 +12,7 @@ setup(
         "opencv-contrib-python-headless>=4.14,<5",
         "scikit-image>=0.25,<0.27",
         "numpy>=2.0,<3",
+        "onnx>=1.17,<2",
         "Pillow>=11,<14",
         "platformdirs>=4,<5",
         "tqdm>=4.66,<5",

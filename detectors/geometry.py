@@ -41,6 +41,16 @@ def window_starts(length: int, window: int, min_overlap: float) -> list[int]:
     return [round(i * (length - window) / (count - 1)) for i in range(count)]
 
 
+def even_window(length: int, max_window: int, min_overlap: float) -> int:
+    """The smallest window that covers ``length`` px in as few windows of at most ``max_window`` px as possible,
+    neighbours sharing ``min_overlap`` px: for a network that runs at any size, pixels outside the image or
+    covered twice are work for nothing."""
+    if length <= max_window:
+        return length
+    count = math.ceil((length - max_window) / (max_window - min_overlap)) + 1
+    return math.ceil((length + (count - 1) * min_overlap) / count)
+
+
 def touches_inner_edge(
     corners: tuple[float, float, float, float],
     window: tuple[int, int, int, int],
@@ -83,21 +93,23 @@ def unturn_box(corners: Corners, angle: int, width: int, height: int) -> Corners
 
 def boxes_by_window(
     image: np.ndarray,
-    window: int,
+    window: int | tuple[int, int],
     min_overlap: float,
     find: Callable[[np.ndarray], Iterable[Sequence[float]]],
     edge_margin: float,
 ) -> Iterator[ScoredBox]:
-    """Run ``find`` on each ``window``-px window of ``image`` (neighbours sharing ``min_overlap`` px) and yield its
-    boxes (x1, y1, x2, y2, score) in ``image`` pixels, less those cut by an inner window side.
+    """Run ``find`` on each window of ``image`` (``window`` px square, or (width, height); neighbours sharing
+    ``min_overlap`` px) and yield its boxes (x1, y1, x2, y2, score) in ``image`` pixels, less those cut by an inner
+    window side.
 
     One place for the sliding windows every network detector needs: their inputs are fixed or their memory grows
     with the input, and a face no larger than the overlap lies whole in some window.
     """
     height, width = image.shape[:2]
-    for top in window_starts(height, window, min_overlap):
-        for left in window_starts(width, window, min_overlap):
-            tile = image[top : top + window, left : left + window]
+    window_w, window_h = (window, window) if isinstance(window, int) else window
+    for top in window_starts(height, window_h, min_overlap):
+        for left in window_starts(width, window_w, min_overlap):
+            tile = image[top : top + window_h, left : left + window_w]
             placed = (left, top, tile.shape[1], tile.shape[0])
             for x1, y1, x2, y2, score in find(tile):
                 if not touches_inner_edge((x1, y1, x2, y2), placed, (width, height), edge_margin):

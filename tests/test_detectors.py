@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -274,6 +276,41 @@ def test_scrfd_finds_the_small_faces_of_a_photo_stored_sideways(turns: int) -> N
     assert_inside(found, image)
     upright_only = detectors.create("scrfd", turned="never").detect(image)
     assert best_iou(boxes[0], upright_only) < 0.4
+
+
+@pytest.mark.parametrize("length", [500, 1280, 1281, 1920, 2560, 4000])
+def test_even_windows_cover_a_side_in_as_few_windows_as_possible_sharing_the_overlap(length: int) -> None:
+    from detectors.geometry import even_window, window_starts
+
+    window = even_window(length, 1280, 160)
+    starts = window_starts(length, window, 160)
+    assert window <= 1280 and starts[0] == 0 and starts[-1] + window == length
+    assert all(later - earlier <= window - 160 for earlier, later in itertools.pairwise(starts))
+    assert len(starts) == len(window_starts(length, 1280, 160)), "no more windows than full-size ones"
+
+
+def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
+    """The export is rewritten at load to run at any size: at 640 x 640 it must answer exactly as the original does,
+    and on a 1024 x 768 photo, in one pass, find the faces a 640 px window finds."""
+    from detectors.models import model_path
+    from detectors.scrfd import MODEL, _any_size_model
+
+    original = cv2.dnn.readNetFromONNX(str(model_path(MODEL)))
+    rewritten = cv2.dnn.readNetFromONNX(_any_size_model(model_path(MODEL)))
+    square = cv2.resize(astronaut_bgr(), (640, 640))
+    outputs = []
+    for net in (original, rewritten):
+        net.setInput(cv2.dnn.blobFromImage(square, 1 / 128, (640, 640), (127.5, 127.5, 127.5), swapRB=True))
+        outputs.append(net.forward(list(original.getUnconnectedOutLayersNames())))
+    for expected, got in zip(*outputs, strict=True):
+        np.testing.assert_array_equal(expected, got)
+
+    image, boxes = composite((1024, 768), [(40, 40, 24), (300, 80, 60), (600, 300, 200)])
+    scrfd = detectors.create("scrfd")
+    assert scrfd.fine_scale(1024, 768) == 1.0
+    found = scrfd.detect(image)
+    for box in boxes:
+        assert best_iou(box, found) >= 0.4, (box, found)
 
 
 def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:
