@@ -86,9 +86,10 @@ class ScrfdDetector(Detector):
     true faces score low: ``large_threshold`` from ``large_face`` of the photo's longest side up, ``threshold`` in
     between, and ``small_threshold`` under ``small_face`` pixels of the network's input (counted there, so that a
     12 MP photo's 60 px texture is not "small"). A weak small box whose centre lies beside a confident face is that
-    face's hair or edge and is dropped. On ../shared/eval (margin 0.15 and 6 px; data/README.md) one threshold of 0.2
-    fully anonymized 87.6 % of photos with 95.7 % of 16 px+ faces covered at 1.2 % over-painting; with 0.12 for
-    small boxes, 89.4 %, 97.2 % and 2.0 %. 0.1 reached 90.3 % but at 2.2-2.5 % and with false faces on noise.
+    face's hair or edge and is dropped. On ../shared/eval (margin 0.15 and 6 px, 640 px windows; data/README.md) one
+    threshold of 0.2 fully anonymized 87.6 % of photos with 95.7 % of 16 px+ faces covered at 1.2 % over-painting;
+    with 0.12 for small boxes, 89.4 %, 97.2 % and 2.0 %. 0.1 reached 90.3 % but at 2.2-2.5 % and with false faces
+    on noise.
 
     ``turned``: passes for photos stored sideways or upside down. The photo fitted into one input is looked at
     turned 90, 180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass
@@ -96,7 +97,7 @@ class ScrfdDetector(Detector):
     (``"unless_upright"``) they run only when no upright box scores ``upright_enough`` with a box taller than wide:
     a photo with a clear upright face is upright, and about 95 % of the labelled photos show one, so the median
     photo pays little; ``"always"`` or ``"never"`` otherwise. On every labelled photo turned 90 degrees they raised
-    photos fully anonymized from 52 to 88 %; upright, 89.4 -> 89.9 % (data/README.md).
+    photos fully anonymized from 52 to 88 % (640 px windows; 85 % now); upright, 89.4 -> 89.9 % (data/README.md).
 
     Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
     """
