@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import concurrent.futures
+import ctypes
 import logging
 import math
 import multiprocessing
@@ -104,6 +105,14 @@ def _calibrate(options: Options) -> list[tuple[float, float]]:
     return curve
 
 
+def _return_freed_memory() -> None:
+    """Hand the memory a finished job freed back to the system. glibc keeps freed blocks for reuse: a worker held
+    254 MB after timing a 12.6 MP photo and 158 MB after trimming, so an idle bot would hold every worker's largest
+    job. Elsewhere (no glibc) this does nothing."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _worker_main(
     conn: Connection,
     warm_up_options: Options,
@@ -111,8 +120,8 @@ def _worker_main(
     initializer: Callable[[], object] | None,
     calibrate: bool,
 ) -> None:
-    """A worker process: load the models once (and time two jobs if asked), then anonymize one job at a time until
-    told to stop."""
+    """A worker process: load the models once (and time the calibration photos if asked), then anonymize one job at
+    a time until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the bot, which lets the jobs in flight finish.
     import anonymizer
 
@@ -124,6 +133,7 @@ def _worker_main(
     except Exception as error:  # reported to the parent as a start failure
         conn.send(("start_failed", f"{type(error).__name__}: {error}"))
         return
+    _return_freed_memory()
     conn.send(("ready", calibration))
     while True:
         try:
@@ -142,6 +152,7 @@ def _worker_main(
             conn.send(("failed", type(error).__name__, time.perf_counter() - started))
         else:
             conn.send(("done", result, time.perf_counter() - started))
+        _return_freed_memory()
 
 
 def _refusal(type_name: str, message: str) -> AnonymizerError:
