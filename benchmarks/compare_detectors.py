@@ -36,6 +36,8 @@ from anonymizer.codec import decode_image, encode_image
 from anonymizer.options import Options
 from benchmarks import metrics
 from benchmarks.datasets import Sample, load_annotations, load_wider
+from benchmarks.machine import stamp
+from benchmarks.variants import SUITE, VARIANTS, Case
 from detectors import Detection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,34 +72,16 @@ class Run:
     def slug(self) -> str:
         return re.sub(r"[^a-zA-Z0-9]+", "_", self.label).strip("_")
 
-    def process(self, name: str, png: bytes) -> tuple[list[Detection], dict[str, float]]:
-        """Detections and stage timings for one image (PNG in, PNG out), from the cache when allowed."""
-        if name in self.cached:
-            entry = self.cached[name]
+    def process(self, case: Case) -> tuple[list[Detection], dict[str, float]]:
+        """Detections and stage timings for one case, from the cache when allowed."""
+        if case.name in self.cached:
+            entry = self.cached[case.name]
         else:
-            result = anonymize(png, self.options)
+            result = anonymize(case.data, self.options)
             boxes = [[d.x, d.y, d.w, d.h, d.score, d.detector] for d in result.detections]
             entry = {"boxes": boxes, "timings": dict(result.timings)}
-        self.found[name] = entry
+        self.found[case.name] = entry
         return [Detection(*box) for box in entry["boxes"]], entry["timings"]
-
-
-def rotate_boxes(boxes: np.ndarray, size_hw: tuple[int, int], quarter_turns: int) -> np.ndarray:
-    """(x, y, w, h) boxes of an image of ``size_hw`` moved with it as it turns 90 degrees clockwise, k times."""
-    boxes = metrics.as_boxes(boxes)
-    height, width = size_hw
-    for _ in range(quarter_turns % 4):
-        boxes = np.stack([height - boxes[:, 1] - boxes[:, 3], boxes[:, 0], boxes[:, 3], boxes[:, 2]], axis=1)
-        height, width = width, height
-    return boxes
-
-
-def rotate_sample(sample: Sample, quarter_turns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The sample's photo (decoded by the pipeline's decoder) turned clockwise, with its faces and ignore boxes."""
-    image = decode_image(sample.path.read_bytes()).bgr
-    size = image.shape[:2]
-    turned = np.ascontiguousarray(np.rot90(image, -quarter_turns)) if quarter_turns % 4 else image
-    return turned, rotate_boxes(sample.faces, size, quarter_turns), rotate_boxes(sample.ignore, size, quarter_turns)
 
 
 def evenly_spaced(samples: Sequence[Sample], limit: int | None) -> list[Sample]:
@@ -182,13 +166,7 @@ def plot(summaries: dict[str, dict[str, float]], curves: dict[str, tuple[np.ndar
 
 
 def save_miss_examples(
-    run: Run,
-    results: list[metrics.ImageResult],
-    samples: dict[str, Sample],
-    options: Options,
-    quarter_turns: int,
-    out: Path,
-    count: int,
+    run: Run, results: list[metrics.ImageResult], cases: dict[str, Case], options: Options, out: Path, count: int
 ) -> None:
     """Side by side (labels left, what was painted right) for the images where most 20+ px faces stayed uncovered."""
     worst = sorted((r for r in results if r.missed), key=lambda r: (-r.missed, r.name))[:count]
@@ -198,17 +176,18 @@ def save_miss_examples(
     folder.mkdir(parents=True, exist_ok=True)
     painter = face_filter(options)
     for rank, result in enumerate(worst, 1):
-        image, faces, ignore = rotate_sample(samples[result.name], quarter_turns)
+        case = cases[result.name]
+        image = decode_image(case.data).bgr
         found = [Detection(*box) for box in run.found[result.name]["boxes"]]
         labelled = image.copy()
-        for x, y, w, h in ignore.astype(int):
+        for x, y, w, h in case.ignore.astype(int):
             cv2.rectangle(labelled, (x, y), (x + w, y + h), (128, 128, 128), 1)
-        for (x, y, w, h), covered in zip(faces.astype(int), result.covered, strict=True):
+        for (x, y, w, h), covered in zip(case.faces.astype(int), result.covered, strict=True):
             cv2.rectangle(labelled, (x, y), (x + w, y + h), (0, 200, 0) if covered else (0, 0, 255), 2)
         for d in found:
             cv2.rectangle(labelled, (d.x, d.y), (d.x + d.w, d.y + d.h), (255, 128, 0), 1)
         side_by_side = np.hstack([labelled, painter.apply(image, found)])
-        filename = f"{rank:02d}_{re.sub(r'[^a-zA-Z0-9]+', '_', Path(result.name).stem)}.jpg"
+        filename = f"{rank:02d}_{re.sub(r'[^a-zA-Z0-9]+', '_', result.name)}.jpg"
         (folder / filename).write_bytes(encode_image(side_by_side, "JPEG"))
 
 
@@ -225,6 +204,96 @@ def summarize_run(
     return summary
 
 
+@dataclass
+class Evaluation:
+    """What one spec did on one variant: per-case scores and timings, and coverage of atypical-pose faces."""
+
+    results: list[metrics.ImageResult]
+    timings: list[dict[str, float]]
+    pose: list[bool]
+
+    def summary(self) -> dict[str, float]:
+        return summarize_run(self.results, self.timings, self.pose)
+
+
+def evaluate(
+    variant: str, samples: Sequence[Sample], runs: Sequence[Run], options: Options
+) -> tuple[dict[str, Evaluation], dict[str, Case]]:
+    """Every run on every case the variant makes of the samples; also the cases some run missed a face on."""
+    painter = face_filter(options)
+    evaluations = {run.label: Evaluation([], [], []) for run in runs}
+    missed_cases: dict[str, Case] = {}
+    progress = tqdm(total=len(samples) * len(runs), unit="run", desc=f"{variant}: detectors x photos")
+    for sample in samples:
+        image = decode_image(sample.path.read_bytes()).bgr
+        atypical = np.array([a.get("pose", 0) == 1 for a in sample.attrs], dtype=bool)
+        for case in VARIANTS[variant](sample.name, image, sample.faces, sample.ignore):
+            for run in runs:
+                found, timing = run.process(case)
+                boxes = np.array([[d.x, d.y, d.w, d.h] for d in found], dtype=float).reshape(-1, 4)
+                scores = np.array([d.score for d in found], dtype=float)
+                mask = painter.mask(case.shape, found)
+                result = metrics.evaluate_image(
+                    case.name, case.faces, case.ignore, boxes, scores, mask, timing["total"]
+                )
+                evaluation = evaluations[run.label]
+                evaluation.results.append(result)
+                evaluation.timings.append(timing)
+                if len(atypical) == len(result.covered):
+                    evaluation.pose.extend(result.covered[atypical].tolist())
+                if result.missed:
+                    missed_cases[case.name] = case
+        progress.update(len(runs))
+    progress.close()
+    return evaluations, missed_cases
+
+
+# The coverage test runs the slower variants on every n-th photo: the report gives the default's figures on that
+# sample too, so the test holds it to figures measured on the same photos.
+SAMPLE_EVERY = 4
+
+
+def sampled_figures(variant: str, evaluation: Evaluation, samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
+    """The default's figures on a variant, and on the cases made of every SAMPLE_EVERY-th photo."""
+    sampled = {sample.name for sample in samples[::SAMPLE_EVERY]}
+    subset = [result for result in evaluation.results if result.name.split("#")[0] in sampled]
+    return {variant: evaluation.summary(), f"{variant}/{SAMPLE_EVERY}": metrics.summarize(subset)}
+
+
+def suite_table(summaries: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One row per variant and spec: the privacy figures, and photos fully anonymized against the upright photos."""
+    head = [
+        "variant",
+        "detector",
+        "photos",
+        "faces covered %",
+        "16+ px %",
+        "fully anonymized %",
+        "vs upright",
+        "over-painting %",
+        "median s",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    upright = summaries.get("upright", {})
+    for variant, by_spec in summaries.items():
+        for label, s in by_spec.items():
+            baseline = upright.get(label, {}).get("fully_anonymized", np.nan)
+            delta = s["fully_anonymized"] - baseline if variant != "upright" else np.nan
+            cells = [
+                variant,
+                f"`{label}`",
+                f"{s['images']:.0f}",
+                _format(s["covered"]),
+                _format(s["covered@16+"]),
+                _format(s["fully_anonymized"]),
+                "–" if np.isnan(delta) else f"{delta:+.1f}",
+                _format(s["overpainting"]),
+                _format(s["median_s"], 3),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = Options()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -239,93 +308,99 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-margin", type=float, default=defaults.min_margin, help="pixels")
     parser.add_argument("--filter", default=defaults.filter, help="filter used to paint (and to time)")
     parser.add_argument(
-        "--rotate",
-        type=int,
-        default=0,
-        choices=(0, 90, 180, 270),
-        help="turn every photo clockwise first (photos stored sideways, people lying down)",
+        "--variants",
+        nargs="+",
+        default=["upright"],
+        choices=sorted(VARIANTS),
+        metavar="VARIANT",
+        help=f"the photos as given (upright), or made into what people send: {', '.join(VARIANTS)}",
     )
+    parser.add_argument("--suite", action="store_true", help=f"every variant of the suite: {', '.join(SUITE)}")
     parser.add_argument("--examples", type=int, default=4, help="miss examples per detector (0: none)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help="also write the figures alone (no photo, no box) to this JSON file: the report the docs and the "
+        "coverage test read (data/reports/quality.json)",
+    )
     args = parser.parse_args(argv)
 
     samples = load_wider(args.wider) if args.wider else load_annotations(args.data)
     samples = evenly_spaced(samples, args.limit)
-    specs = args.detectors or [*detectors.available(), defaults.detector]
-    specs = list(dict.fromkeys(specs))
-    quarter_turns = args.rotate // 90
+    specs = list(dict.fromkeys(args.detectors or [*detectors.available(), defaults.detector]))
+    variants = list(dict.fromkeys(["upright", *SUITE] if args.suite else args.variants))
     options = Options(filter=args.filter, mask=args.mask, margin=args.margin, min_margin=args.min_margin)
-    painter = face_filter(options)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "detections").mkdir(exist_ok=True)
-
-    runs = []
-    suffix = f"_rot{args.rotate}" if args.rotate else ""
-    for spec in specs:
-        run = Run(spec, replace(options, detector=spec), {}, {})
-        cache_file = args.out / "detections" / f"{run.slug}{suffix}.json"
-        if args.cache and cache_file.exists():
-            run.cached = json.loads(cache_file.read_text())["images"]
-        runs.append(run)
-
-    results: dict[str, list[metrics.ImageResult]] = {run.label: [] for run in runs}
-    timings: dict[str, list[dict[str, float]]] = {run.label: [] for run in runs}
-    pose: dict[str, list[bool]] = {run.label: [] for run in runs}
-    progress = tqdm(total=len(samples) * len(runs), unit="run", desc="detectors x images")
-    for sample in samples:
-        image, faces, ignore = rotate_sample(sample, quarter_turns)
-        needs_png = any(sample.name not in run.cached for run in runs)
-        png = encode_image(image, "PNG") if needs_png else b""
-        atypical = np.array([a.get("pose", 0) == 1 for a in sample.attrs], dtype=bool)
-        for run in runs:
-            progress.set_postfix_str(run.label[:30])
-            found, timing = run.process(sample.name, png)
-            boxes = np.array([[d.x, d.y, d.w, d.h] for d in found], dtype=float).reshape(-1, 4)
-            scores = np.array([d.score for d in found], dtype=float)
-            mask = painter.mask(image.shape[:2], found)
-            result = metrics.evaluate_image(sample.name, faces, ignore, boxes, scores, mask, timing["total"])
-            results[run.label].append(result)
-            timings[run.label].append(timing)
-            if len(atypical) == len(result.covered):
-                pose[run.label].extend(result.covered[atypical].tolist())
-            progress.update()
-    progress.close()
-
-    summaries, curves = {}, {}
-    for run in runs:
-        summaries[run.label] = summarize_run(results[run.label], timings[run.label], pose[run.label])
-        curves[run.label] = metrics.precision_recall_curve(r.matchings[metrics.ALL] for r in results[run.label])
-        cache_file = args.out / "detections" / f"{run.slug}{suffix}.json"
-        cache_file.write_text(json.dumps({"label": run.label, "images": run.found}))
-        if args.examples:
-            by_name = {s.name: s for s in samples}
-            save_miss_examples(run, results[run.label], by_name, options, quarter_turns, args.out, args.examples)
-
     source = os.path.relpath(args.wider or args.data, ROOT)
-    header = (
-        f"Data: `{source}`, {len(samples)} images, {sum(len(s.faces) for s in samples)} faces"
-        f"{f', turned {args.rotate} degrees clockwise' if args.rotate else ''}. Mask: {args.mask}, margin "
-        f"{args.margin} (at least {args.min_margin:g} px), painted = weight >= {metrics.MASK_PAINTED}; covered = >= "
-        f"{metrics.COVERED_SHARE:.0%} of the face box painted. Time: PNG in, PNG out, whole pipeline, median / 95th "
-        f"percentile per image.\n\n"
-    )
-    with_reference = not args.wider and not args.limit and not args.rotate and args.data == DEFAULT_DATA
-    (args.out / "results.md").write_text(header + results_table(summaries, with_reference))
-    (args.out / "results.json").write_text(
-        json.dumps(
-            {
-                "data": source,
-                "images": len(samples),
-                "mask": args.mask,
-                "margin": args.margin,
-                "min_margin": args.min_margin,
-                "rotate": args.rotate,
-                "summaries": summaries,
-            },
-            indent=1,
+    summaries_by_variant: dict[str, dict[str, dict[str, float]]] = {}
+    default_figures: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        out = args.out if variant == "upright" else args.out / variant
+        (out / "detections").mkdir(parents=True, exist_ok=True)
+        runs = []
+        for spec in specs:
+            run = Run(spec, replace(options, detector=spec), {}, {})
+            cache_file = out / "detections" / f"{run.slug}.json"
+            if args.cache and cache_file.exists():
+                run.cached = json.loads(cache_file.read_text())["images"]
+            runs.append(run)
+        evaluations, missed_cases = evaluate(variant, samples, runs, options)
+        summaries, curves = {}, {}
+        for run in runs:
+            evaluation = evaluations[run.label]
+            summaries[run.label] = evaluation.summary()
+            curves[run.label] = metrics.precision_recall_curve(r.matchings[metrics.ALL] for r in evaluation.results)
+            (out / "detections" / f"{run.slug}.json").write_text(json.dumps({"label": run.label, "images": run.found}))
+            if args.examples:
+                save_miss_examples(run, evaluation.results, missed_cases, options, out, args.examples)
+        summaries_by_variant[variant] = summaries
+        if defaults.detector in evaluations:
+            default_figures.update(sampled_figures(variant, evaluations[defaults.detector], samples))
+        first = next(iter(summaries.values()), {"images": 0, "faces": 0})
+        header = (
+            f"Data: `{source}`, {len(samples)} photos made into {first['images']:.0f} `{variant}` cases with "
+            f"{first['faces']:.0f} faces. Mask: {args.mask}, margin {args.margin} (at least {args.min_margin:g} px), "
+            f"painted = weight >= {metrics.MASK_PAINTED}; covered = >= "
+            f"{metrics.COVERED_SHARE:.0%} of the face box painted. Time: the file in, the same format out, whole "
+            f"pipeline, median / 95th percentile per photo.\n\n"
         )
-    )
-    plot(summaries, curves, args.out)
-    print(header + results_table(summaries, with_reference))
+        with_reference = variant == "upright" and not args.wider and not args.limit and args.data == DEFAULT_DATA
+        table = header + results_table(summaries, with_reference)
+        (out / "results.md").write_text(table)
+        (out / "results.json").write_text(
+            json.dumps(
+                {
+                    "data": source,
+                    "photos": len(samples),
+                    "variant": variant,
+                    "mask": args.mask,
+                    "margin": args.margin,
+                    "min_margin": args.min_margin,
+                    "summaries": summaries,
+                },
+                indent=1,
+            )
+        )
+        plot(summaries, curves, out)
+        print(table)
+    if args.report:
+        report = {
+            "generated": stamp("python -m benchmarks.compare_detectors", argv),
+            "data": source,
+            "photos": len(samples),
+            "mask": args.mask,
+            "margin": args.margin,
+            "min_margin": args.min_margin,
+            "default_detector": defaults.detector,
+            "summaries": summaries_by_variant,
+            "default": default_figures,
+        }
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=1) + "\n")
+    if len(variants) > 1:
+        table = suite_table(summaries_by_variant)
+        (args.out / "suite.md").write_text(table)
+        (args.out / "suite.json").write_text(json.dumps(summaries_by_variant, indent=1))
+        print(table)
     print(f"written to {args.out}", file=sys.stderr)
     return 0
 

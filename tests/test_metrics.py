@@ -251,7 +251,7 @@ def test_the_shared_eval_set_has_the_documented_face_heights(eval_dir):
 
 @pytest.mark.parametrize("quarter_turns", [1, 2, 3])
 def test_turned_photos_keep_their_labels_on_the_faces(quarter_turns):
-    from benchmarks.compare_detectors import rotate_boxes
+    from benchmarks.variants import rotate_boxes
     from tests.images import composite, rotate_image_and_boxes
 
     image, boxes = composite((300, 200), [(10, 20, 40), (150, 60, 80)])
