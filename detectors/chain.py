@@ -28,26 +28,41 @@ class Chain(Detector):
     boxes (Haar finds six "faces" in scikit-image's photo of coins), so the default chain is a backup, not a fallback.
     """
 
-    def __init__(self, members: Sequence[Detector], policy: str = "fallback") -> None:
+    def __init__(
+        self, members: Sequence[Detector], policy: str = "fallback", judges: Sequence[Detector] | None = None
+    ) -> None:
+        """``judges`` (fallback only): one detector per member that says whether the member found faces, when the
+        member itself runs with other settings (a threshold the user chose)."""
         if policy not in POLICIES:
             raise ValueError(f"unknown chain policy {policy!r}; use one of: {', '.join(POLICIES)}")
         if not members:
             raise ValueError("a chain needs at least one detector")
+        if judges is not None and len(judges) != len(members):
+            raise ValueError("a chain needs one judge per member")
         self.members = list(members)
+        self.judges = list(judges) if judges is not None else list(members)
         self.policy = policy
         self.name = f"{policy}:" + ",".join(m.name for m in self.members)
 
     @classmethod
-    def load(cls, factories: Sequence[tuple[str, Callable[[], Detector]]], policy: str = "fallback") -> Chain:
-        """Build each member, skipping (with one warning each) those whose model files are missing.
+    def load(
+        cls,
+        factories: Sequence[tuple[str, Callable[[], Detector]]],
+        policy: str = "fallback",
+        judges: Sequence[Callable[[], Detector]] | None = None,
+    ) -> Chain:
+        """Build each member (and its judge, if given), skipping with one warning each those whose model files are
+        missing.
 
         This is what keeps the tool working without downloaded weights: ``ssd,haar`` degrades to Haar. A ``backup``
         chain stops at the first member that loads. Raises ``ModelMissingError`` only when no member could be loaded.
         """
-        members, problems = [], []
-        for name, factory in factories:
+        members, built_judges, problems = [], [], []
+        for index, (name, factory) in enumerate(factories):
             try:
                 members.append(factory())
+                if judges is not None:
+                    built_judges.append(judges[index]())
             except ModelMissingError as error:
                 problems.append(str(error))
                 log.warning("detector %s skipped: %s", name, error)
@@ -56,15 +71,15 @@ class Chain(Detector):
                 break
         if not members:
             raise ModelMissingError("; ".join(problems))
-        return cls(members, policy)
+        return cls(members, policy, built_judges if judges is not None else None)
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         if self.policy == "backup":
             return self.members[0].detect(image)
         if self.policy == "fallback":
-            for member in self.members:
+            for member, judge in zip(self.members, self.judges, strict=True):
                 found = member.detect(image)
-                if found:
+                if found or (judge is not member and judge.detect(image)):
                     return found
             return []
         found = [d for member in self.members for d in member.detect(image)]

@@ -70,7 +70,8 @@ def touches_inner_edge(
     )
 
 
-ScoredBox = tuple[float, float, float, float, float]
+# (x1, y1, x2, y2, score), then any (x, y) points a network gives with the box, such as a face's landmarks.
+ScoredBox = tuple[float, ...]
 
 
 # cv2.rotate's code for each clockwise quarter turn a rotated pass may use.
@@ -99,8 +100,8 @@ def boxes_by_window(
     edge_margin: float,
 ) -> Iterator[ScoredBox]:
     """Run ``find`` on each window of ``image`` (``window`` px square, or (width, height); neighbours sharing
-    ``min_overlap`` px) and yield its boxes (x1, y1, x2, y2, score) in ``image`` pixels, less those cut by an inner
-    window side.
+    ``min_overlap`` px) and yield its boxes (x1, y1, x2, y2, score, then any (x, y) points) in ``image`` pixels,
+    less those cut by an inner window side.
 
     One place for the sliding windows every network detector needs: their inputs are fixed or their memory grows
     with the input, and a face no larger than the overlap lies whole in some window.
@@ -111,9 +112,10 @@ def boxes_by_window(
         for left in window_starts(width, window_w, min_overlap):
             tile = image[top : top + window_h, left : left + window_w]
             placed = (left, top, tile.shape[1], tile.shape[0])
-            for x1, y1, x2, y2, score in find(tile):
+            for x1, y1, x2, y2, score, *points in find(tile):
                 if not touches_inner_edge((x1, y1, x2, y2), placed, (width, height), edge_margin):
-                    yield left + x1, top + y1, left + x2, top + y2, score
+                    moved = (value + (top if i % 2 else left) for i, value in enumerate(points))
+                    yield left + x1, top + y1, left + x2, top + y2, score, *moved
 
 
 def box_detection(x1: float, y1: float, x2: float, y2: float, score: float, name: str) -> Detection:

@@ -38,12 +38,41 @@ def available() -> list[str]:
     return sorted([*_REGISTRY, *PRESETS])
 
 
-def _accepted(cls: type[Detector]) -> set[str] | None:
+def _accepted(cls: type[Detector]) -> dict[str, inspect.Parameter] | None:
     """Keyword settings the detector's constructor takes, or None when it takes ``**kwargs``."""
     parameters = inspect.signature(cls.__init__).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
-    return {p.name for p in parameters if p.name != "self"}
+    return {p.name: p for p in parameters if p.name != "self"}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True or False"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, tuple):
+        return "a tuple such as (640, 320)"
+    return f"a {type(value).__name__}"
+
+
+def _checked(name: str, own: dict[str, Any], accepted: dict[str, inspect.Parameter] | None) -> dict[str, Any]:
+    """A member's bracketed settings, each known to its constructor and of its default's kind, or a ValueError in
+    one line that names the detector, the setting and what it accepts."""
+    if accepted is None:
+        return own
+    for key, value in own.items():
+        if key not in accepted:
+            raise ValueError(f"detector {name!r} has no setting {key!r}; it takes: {', '.join(accepted)}")
+        default = accepted[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        numbers = isinstance(default, int | float) and not isinstance(default, bool)
+        if numbers and isinstance(value, int | float) and not isinstance(value, bool):
+            continue
+        if type(value) is not type(default):
+            raise ValueError(f"detector {name!r}: {key} takes {_kind(default)}, not {value!r}")
+    return own
 
 
 # Named specs, created like detectors. "thorough": SCRFD with its turned pass on every photo and YuNet with its own
@@ -60,30 +89,41 @@ def create(spec: str, **settings: Any) -> Detector:
 
     ``settings`` (such as ``threshold``) go to every member whose constructor accepts them, after the member's
     own bracketed ones; a setting with value None means "the detector's default" and is dropped; a setting no
-    member accepts is a ValueError. A single detector whose model files are missing raises ``ModelMissingError``;
-    a chain skips such a member with a warning and fails only when none could be loaded.
+    member accepts, an unknown bracketed setting or one of the wrong kind is a ValueError. A single detector whose
+    model files are missing raises ``ModelMissingError``; a chain skips such a member with a warning and fails only
+    when none could be loaded.
+
+    In a ``fallback`` chain given a threshold, whether a member found faces is judged at the member's own settings
+    and only the boxes it keeps follow the threshold: otherwise a higher threshold would hand photos to the next
+    detector, which may find more boxes than the first one found at a lower threshold.
     """
     policy, explicit, members = _parse(spec)
     settings = {k: v for k, v in settings.items() if v is not None}
-    factories, used = [], set()
+    threshold = settings.get("threshold")
+    if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
+        raise ValueError(f"threshold is a score from 0 to 1, not {threshold!r}")
+    factories, judges, used = [], [], set()
     for name, own in members:
         if name in PRESETS:
             chosen = dict(settings)
             factories.append((name, functools.partial(create, PRESETS[name], **chosen)))
+            judges.append(functools.partial(create, PRESETS[name]))
             used.update(chosen)
             continue
         cls = _REGISTRY[name]
         accepted = _accepted(cls)
+        own = _checked(name, own, accepted)
         chosen = dict(settings) if accepted is None else {k: v for k, v in settings.items() if k in accepted}
         used.update(chosen)
         factories.append((name, functools.partial(cls, **{**own, **chosen})))
+        judges.append(functools.partial(cls, **own))
     unused = set(settings) - used
     names = ", ".join(name for name, _ in members)
     if unused:
         raise ValueError(f"setting(s) {', '.join(sorted(unused))} not accepted by detector(s) {names}")
     if len(factories) == 1 and not explicit:
         return factories[0][1]()
-    return Chain.load(factories, policy)
+    return Chain.load(factories, policy, judges if policy == "fallback" and threshold is not None else None)
 
 
 def _parse(spec: str) -> tuple[str, bool, list[tuple[str, dict[str, Any]]]]:

@@ -1,5 +1,5 @@
-"""SCRFD-2.5G (InsightFace) through cv2.dnn: the full-resolution photo in windows of up to 1280 px, plus the photo
-fitted into 640 px."""
+"""SCRFD-2.5G (InsightFace) through cv2.dnn: the photo at full resolution in windows of up to 1280 px, fitted into
+640 px and into a small look for close-ups; passes for tilted, sideways and dark photos when the photo asks for them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from onnx import numpy_helper, shape_inference
 from detectors.base import Detection, Detector
 from detectors.geometry import (
     ROTATE_CODES,
-    ScoredBox,
     box_detection,
     boxes_by_window,
     even_window,
@@ -27,7 +26,7 @@ from detectors.models import model_path
 from detectors.registry import register
 
 MODEL = "scrfd_2.5g_bnkps.onnx"
-# The side the network was trained at: the whole photo is also seen fitted into it, where close-ups are found.
+# The side the network was trained at: the whole photo is also seen fitted into it, where large faces are found.
 FITTED = 640
 STRIDES = (8, 16, 32)
 # Inputs are padded to a multiple of the coarsest stride.
@@ -36,6 +35,12 @@ ANCHORS_PER_CELL = 2
 # Clockwise turns the turned passes look at, and when they run.
 TURNS = (90, 180, 270)
 TURNED_WHEN = ("unless_upright", "always", "never")
+# A candidate is one row: box corners, score, the five landmarks (eyes, nose, mouth corners) as (x, y) pairs, and
+# the score the box needs to be kept.
+SCORE = 4
+LANDMARKS = slice(5, 15)
+NEEDED = 15
+COLUMNS = 16
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,10 +55,10 @@ def _anchor_centres(stride: int, height: int, width: int) -> np.ndarray:
 def _any_size_model(path: Path) -> np.ndarray:
     """The ONNX export, rewritten to run at any input size that is a multiple of 32.
 
-    Its two upsampling steps carry output sizes fixed for a 640 x 640 input, so OpenCV can only run it at that size
-    and larger photos would be seen through 640 px windows. Given as scale factors instead (the same 2x), the same
-    weights give the same outputs at 640 and run on a 1024 x 768 photo in one pass: 0.07 s against 0.14 s for the
-    four overlapping 640 px windows it needs otherwise, on this project's 2-core machine.
+    Its two upsampling steps carry output sizes fixed for a 640 x 640 input, so OpenCV could only run it at that
+    size and larger photos would be seen through 640 px windows. Given as scale factors instead (the same 2x), the
+    same weights give the same outputs at 640 and run on a 1024 x 768 photo in one pass, in half the time of the
+    four overlapping windows it needs otherwise.
     """
     model = onnx.load(str(path))
     shapes = {
@@ -72,32 +77,45 @@ def _any_size_model(path: Path) -> np.ndarray:
     return np.frombuffer(model.SerializeToString(), dtype=np.uint8)
 
 
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    return np.vstack(rows) if rows else np.empty((0, COLUMNS), np.float32)
+
+
 @register("scrfd")
 class ScrfdDetector(Detector):
-    """SCRFD-2.5G with box and score decoding of the InsightFace export, boxes of all passes merged by NMS.
+    """SCRFD-2.5G with the box, score and landmark decoding of the InsightFace export; the boxes of every pass are
+    merged by NMS, then each is kept if it scores what a box of its kind needs.
 
-    Passes: the photo at full resolution (capped at ``max_side``), where small faces are seen, in one input up to
-    ``max_window`` px a side (a 1024 x 768 photo) or in as few such windows as cover it, overlapping by
-    ``window_overlap`` px (a 12 MP photo capped at 2560 px: 6 windows); and the whole photo fitted into 640 px,
-    where close-ups are. Boxes touching an inner window side are cut faces and dropped (the face is whole in a
-    neighbour window or the fitted pass).
+    Upright passes, on every photo: the photo at full resolution (capped at ``max_side``), where small faces are
+    seen, in one input up to ``max_window`` px a side or in as few such windows as cover it, overlapping by
+    ``window_overlap`` px; the whole photo fitted into 640 px, where large faces are; and the whole photo fitted into
+    ``closeup_side`` px, where a face that fills the frame is (the network's largest anchors stop short of a face
+    filling most of a 640 px input, so a selfie would be seen by no pass at all; the look costs a quarter of the
+    640 px one, and only its boxes of ``closeup_face`` of its side or more count: smaller ones are seen better by the
+    other passes, and on a crowd this coarse a look mostly sees false faces). Boxes touching an inner window side are
+    cut faces and dropped (whole in a neighbour window or a coarser pass).
 
-    Thresholds depend on the box's size, because a false box costs paint in proportion to its area while a crowd's
-    true faces score low: ``large_threshold`` from ``large_face`` of the photo's longest side up, ``threshold`` in
-    between, and ``small_threshold`` under ``small_face`` pixels of the network's input (counted there, so that a
-    12 MP photo's 60 px texture is not "small"). A weak small box whose centre lies beside a confident face is that
-    face's hair or edge and is dropped. On ../shared/eval (margin 0.15 and 6 px, 640 px windows; data/README.md) one
-    threshold of 0.2 fully anonymized 87.6 % of photos with 95.7 % of 16 px+ faces covered at 1.2 % over-painting;
-    with 0.12 for small boxes, 89.4 %, 97.2 % and 2.0 %. 0.1 reached 90.3 % but at 2.2-2.5 % and with false faces
-    on noise.
+    What a box needs grows with ``threshold``, the score of a face of medium size: a false box costs paint in
+    proportion to its area while a crowd's true faces score low. Boxes under ``small_face`` px of the network's input
+    need ``small_share`` of it; boxes from ``large_face`` of the photo's longest side up need ``large_step`` of the
+    way from it to 1; and a box that reaches the photo's edge needs ``edge_share`` of what its size needs, since a
+    face cut by the frame shows only part of itself. A weak box (under ``threshold``) whose centre lies beside a
+    higher-scoring box of at least ``confident`` is that face's hair or edge and is dropped. Every rule is decided on
+    all the candidates of at least ``confident``, whatever ``threshold`` is, so a higher threshold never gives more
+    boxes.
 
-    ``turned``: passes for photos stored sideways or upside down. The photo fitted into one input is looked at
-    turned 90, 180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass
-    runs again on the photo turned that way, so its small faces are found as on an upright photo. By default
-    (``"unless_upright"``) they run only when no upright box scores ``upright_enough`` with a box taller than wide:
-    a photo with a clear upright face is upright, and about 95 % of the labelled photos show one, so the median
-    photo pays little; ``"always"`` or ``"never"`` otherwise. On every labelled photo turned 90 degrees they raised
-    photos fully anonymized from 52 to 88 % (640 px windows; 85 % now); upright, 89.4 -> 89.9 % (data/README.md).
+    Passes the photo asks for:
+    - ``brighten_below``: a photo whose mean brightness (0-1) is under it is also searched brightened (gamma to a
+      mean of ``brighten_to``): a dim room's faces are found where their shadows are lifted; both are kept, since
+      lifting also lifts sensor noise.
+    - ``rolled``: when the clear faces (``upright_enough``) lean by ``roll_from`` degrees or more (the median angle
+      of their eyes and mouth), the phone was tilted, and the full-resolution and fitted passes run again on the
+      photo turned upright by that angle, so its small faces are seen upright too.
+    - ``turned``: for photos stored sideways or upside down. The photo fitted into one input is looked at turned 90,
+      180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass runs on
+      the photo turned that way, so its small faces are found as on an upright photo. By default
+      (``"unless_upright"``) they run only when no upright box scores ``upright_enough`` with a box taller than wide:
+      a photo with a clear upright face is upright; ``"always"`` or ``"never"`` otherwise.
 
     Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
     """
@@ -105,11 +123,19 @@ class ScrfdDetector(Detector):
     def __init__(
         self,
         threshold: float = 0.2,
-        large_threshold: float = 0.3,
-        large_face: float = 1 / 16,
-        small_threshold: float = 0.12,
+        small_share: float = 0.6,
         small_face: int = 32,
+        large_step: float = 0.125,
+        large_face: float = 1 / 16,
+        edge_share: float = 0.75,
+        confident: float = 0.2,
         near_face: float = 0.25,
+        closeup_side: int = 320,
+        closeup_face: float = 1 / 3,
+        brighten_below: float = 0.25,
+        brighten_to: float = 0.4,
+        roll_from: float = 12.0,
+        rolled: bool = True,
         turned: str = "unless_upright",
         turned_threshold: float = 0.7,
         upright_enough: float = 0.7,
@@ -120,14 +146,24 @@ class ScrfdDetector(Detector):
         max_shrink: float = 0.15,
         edge_margin: float = 2.0,
     ) -> None:
-        self.threshold = threshold
-        self.large_threshold = max(threshold, large_threshold)
-        self.large_face = large_face
-        self.small_threshold = min(threshold, small_threshold)
-        self.small_face = small_face
-        self.near_face = near_face
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold is a score from 0 to 1, not {threshold}")
         if turned not in TURNED_WHEN:
             raise ValueError(f"turned is one of {', '.join(TURNED_WHEN)}, not {turned!r}")
+        self.threshold = threshold
+        self.small_threshold = small_share * threshold
+        self.small_face = small_face
+        self.large_threshold = threshold + large_step * (1 - threshold)
+        self.large_face = large_face
+        self.edge_share = edge_share
+        self.confident = confident
+        self.near_face = near_face
+        self.closeup_side = closeup_side
+        self.closeup_face = closeup_face
+        self.brighten_below = brighten_below
+        self.brighten_to = brighten_to
+        self.roll_from = roll_from
+        self.rolled = rolled
         self.turned = turned
         self.turned_threshold = turned_threshold
         self.upright_enough = upright_enough
@@ -137,79 +173,175 @@ class ScrfdDetector(Detector):
         self.window_overlap = window_overlap
         self.max_shrink = max_shrink
         self.edge_margin = edge_margin
+        # Every candidate that a rule may look at is collected, whatever the threshold.
+        self._floor = min(self.small_threshold * edge_share, confident)
         self._net = cv2.dnn.readNetFromONNX(_any_size_model(model_path(MODEL)))
         self._outputs = list(self._net.getUnconnectedOutLayersNames())
-        expected = {f"{kind}_{stride}" for kind in ("score", "bbox") for stride in STRIDES}
+        expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._outputs):
             raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._outputs})")
 
     def _find(self, image: np.ndarray) -> list[Detection]:
+        views = [image]
+        if self.brighten_below and (brightened := self._brightened(image)) is not None:
+            views.append(brightened)
+        candidates = _stack([self._upright(view) for view in views])
+        if self.rolled and (roll := self._roll(candidates)) is not None:
+            candidates = _stack([candidates, self._rolled(views[-1], roll)])
+        if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(candidates)):
+            candidates = _stack([candidates, self._turned(views[-1])])
+        return self._decide(candidates)
+
+    def _decide(self, candidates: np.ndarray) -> list[Detection]:
+        """One box per face (NMS over every pass), less hair and edges beside a face, less boxes under their bar."""
+        if not len(candidates):
+            return []
+        rects = np.column_stack([candidates[:, :2], candidates[:, 2:4] - candidates[:, :2]])
+        kept = np.asarray(cv2.dnn.NMSBoxes(rects.tolist(), candidates[:, SCORE].tolist(), 0.0, self.nms_iou)).ravel()
+        survivors = candidates[kept]
+        scores = survivors[:, SCORE]
+        confident = survivors[scores >= self.confident]
+        found = []
+        for row, score in zip(survivors, scores, strict=True):
+            if score < row[NEEDED] or (score < self.threshold and self._beside(row, confident)):
+                continue
+            found.append(box_detection(*row[:4], float(score), self.name))
+        return found
+
+    def _beside(self, weak: np.ndarray, confident: np.ndarray) -> bool:
+        """Whether a weak box's centre lies within a higher-scoring box grown by ``near_face`` each way: it is then
+        that face's hair or edge, which the face's mask covers anyway, not another face."""
+        cx, cy = (weak[0] + weak[2]) / 2, (weak[1] + weak[3]) / 2
+        higher = confident[confident[:, SCORE] > weak[SCORE]]
+        grow_w = self.near_face * (higher[:, 2] - higher[:, 0])
+        grow_h = self.near_face * (higher[:, 3] - higher[:, 1])
+        return bool(
+            np.any(
+                (higher[:, 0] - grow_w <= cx)
+                & (cx <= higher[:, 2] + grow_w)
+                & (higher[:, 1] - grow_h <= cy)
+                & (cy <= higher[:, 3] + grow_h)
+            )
+        )
+
+    def _upright(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the full-resolution, fitted and close-up passes, each with the score it needs."""
         height, width = image.shape[:2]
         longest = max(width, height)
         scales = [self.fine_scale(width, height)]
         if longest * scales[0] > FITTED:
             scales.append(FITTED / longest)
-        boxes = [box for scale in scales for box in self._detect_at(image, scale) if self._passes(box, longest, scale)]
-        if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(boxes)):
-            boxes += self._detect_turned(image, scales[-1])
-        if not boxes:
-            return []
-        corners = np.array(boxes, dtype=np.float32)
-        rects = np.column_stack([corners[:, :2], corners[:, 2:4] - corners[:, :2]])
-        kept = cv2.dnn.NMSBoxes(rects.tolist(), corners[:, 4].tolist(), 0.0, self.nms_iou)
-        found = [box_detection(*corners[i, :4], float(corners[i, 4]), self.name) for i in np.asarray(kept).ravel()]
-        confident = [d for d in found if d.score >= self.threshold]
-        return [d for d in found if d.score >= self.threshold or not self._beside(d, confident)]
+        rows = [self._with_needs(self._detect_at(image, scale), scale, width, height) for scale in scales]
+        if longest * scales[-1] > self.closeup_side:
+            closeup = self._detect_at(image, self.closeup_side / longest)
+            side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
+            closeup = closeup[side >= self.closeup_face * longest]
+            rows.append(self._with_needs(closeup, self.closeup_side / longest, width, height))
+        return _stack(rows)
 
-    def _clearly_upright(self, boxes: list[ScoredBox]) -> bool:
+    def _with_needs(self, rows: np.ndarray, scale: float, width: int, height: int, edges: bool = True) -> np.ndarray:
+        """The rows with the score each box needs: by its size in the photo (``large_face``) and in the network's
+        input (``small_face``), and less if it reaches an edge of the photo (``edges``) with enough of it inside to be
+        part of a face (half of ``small_face``)."""
+        side = np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1])
+        needed = np.where(side * scale < self.small_face, self.small_threshold, self.threshold)
+        needed = np.where(side >= self.large_face * max(width, height), self.large_threshold, needed)
+        if edges:
+            reach = self.edge_margin / scale
+            at_edge = (
+                (rows[:, 0] <= reach)
+                | (rows[:, 1] <= reach)
+                | (rows[:, 2] >= width - reach)
+                | (rows[:, 3] >= height - reach)
+            )
+            inside_w = np.minimum(rows[:, 2], width) - np.maximum(rows[:, 0], 0)
+            inside_h = np.minimum(rows[:, 3], height) - np.maximum(rows[:, 1], 0)
+            at_edge &= np.minimum(inside_w, inside_h) * scale >= self.small_face / 2
+            needed = np.where(at_edge, needed * self.edge_share, needed)
+        return np.column_stack([rows[:, :NEEDED], needed]).astype(np.float32)
+
+    def _brightened(self, image: np.ndarray) -> np.ndarray | None:
+        """The photo with its shadows lifted (a gamma curve taking its mean to ``brighten_to``) if it is dark."""
+        sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
+        mean = float(cv2.cvtColor(np.ascontiguousarray(sample), cv2.COLOR_BGR2GRAY).mean()) / 255
+        if mean >= self.brighten_below:
+            return None
+        exponent = math.log(self.brighten_to) / math.log(max(mean, 1 / 255))
+        curve = np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
+        return cv2.LUT(image, curve)
+
+    def _roll(self, candidates: np.ndarray) -> float | None:
+        """The angle (degrees, counter-clockwise) that would turn the clear faces upright, if they lean together by
+        ``roll_from`` or more, and by less than 45 (beyond, the photo is stored sideways: the turned passes' case):
+        the median slope of their eye and mouth lines."""
+        clear = candidates[candidates[:, SCORE] >= self.upright_enough]
+        if not len(clear):
+            return None
+        points = clear[:, LANDMARKS].reshape(-1, 5, 2)
+        eyes = points[:, 1] - points[:, 0]
+        mouth = points[:, 4] - points[:, 3]
+        slopes = np.degrees(np.arctan2(eyes[:, 1] + mouth[:, 1], eyes[:, 0] + mouth[:, 0]))
+        roll = float(np.median(slopes))
+        return roll if self.roll_from <= abs(roll) < 45 else None
+
+    def _rolled(self, image: np.ndarray, roll: float) -> np.ndarray:
+        """Candidates of the full-resolution and fitted passes on the photo turned upright by ``roll`` degrees, the
+        canvas grown so nothing is cut; each box keeps its size around its centre moved back."""
+        height, width = image.shape[:2]
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), roll, 1.0)
+        cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+        turned_w, turned_h = math.ceil(width * cos + height * sin), math.ceil(width * sin + height * cos)
+        matrix[0, 2] += (turned_w - width) / 2
+        matrix[1, 2] += (turned_h - height) / 2
+        upright = cv2.warpAffine(image, matrix, (turned_w, turned_h), flags=cv2.INTER_LINEAR)
+        scales = [self.fine_scale(turned_w, turned_h)]
+        if max(turned_w, turned_h) * scales[0] > FITTED:
+            scales.append(FITTED / max(turned_w, turned_h))
+        rows = _stack(
+            [
+                self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h, edges=False)
+                for scale in scales
+            ]
+        )
+        back = cv2.invertAffineTransform(matrix)
+        centres = np.column_stack([(rows[:, 0] + rows[:, 2]) / 2, (rows[:, 1] + rows[:, 3]) / 2, np.ones(len(rows))])
+        moved = centres @ back.T
+        half = (rows[:, 2:4] - rows[:, :2]) / 2
+        rows[:, :2], rows[:, 2:4] = moved - half, moved + half
+        rows[:, LANDMARKS] = 0  # the landmarks are not carried back: no later pass reads them
+        return rows
+
+    def _clearly_upright(self, candidates: np.ndarray) -> bool:
         """Whether an upright pass saw a face clearly (``upright_enough``) and taller than wide, so the photo is
         upright: the network also finds large sideways faces, but gives them wide boxes."""
-        return any(score >= self.upright_enough and y2 - y1 > x2 - x1 for x1, y1, x2, y2, score in boxes)
+        clear = candidates[candidates[:, SCORE] >= self.upright_enough]
+        return bool(np.any(clear[:, 3] - clear[:, 1] > clear[:, 2] - clear[:, 0]))
 
-    def _beside(self, weak: Detection, confident: list[Detection]) -> bool:
-        """Whether a weak box's centre lies within a confident face's box grown by ``near_face`` each way: it is
-        then that face's hair or edge, which the face's mask covers anyway, not another face."""
-        cx, cy = weak.x + weak.w / 2, weak.y + weak.h / 2
-        return any(
-            d.x - self.near_face * d.w <= cx <= d.x + (1 + self.near_face) * d.w
-            and d.y - self.near_face * d.h <= cy <= d.y + (1 + self.near_face) * d.h
-            for d in confident
-        )
-
-    def _passes(self, box: ScoredBox, longest: int, scale: float) -> bool:
-        """Whether a box clears the threshold of its size: a false small box paints little, a false large one much.
-        Small is counted in the network's input pixels (``small_face``), large as a share of the photo."""
-        x1, y1, x2, y2, score = box
-        side = max(x2 - x1, y2 - y1)
-        if side >= self.large_face * longest:
-            return score >= self.large_threshold
-        if side * scale < self.small_face:
-            return score >= self.small_threshold
-        return score >= self.threshold
-
-    def _detect_turned(self, image: np.ndarray, fitted: float) -> list[ScoredBox]:
-        """Boxes of faces lying sideways or upside down, in the photo's pixels. The photo fitted into one input is
-        looked at turned 90, 180 and 270 degrees; if one turn shows a clear face (``upright_enough``), the photo is
+    def _turned(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of faces lying sideways or upside down, in the photo's pixels. The photo fitted into one input
+        is looked at turned 90, 180 and 270 degrees; if one turn shows a clear face (``upright_enough``), the photo is
         taken to be stored that way round and the windowed pass runs on it turned, so its small faces are found
         too."""
         height, width = image.shape[:2]
+        fitted = min(1.0, FITTED / max(width, height))
         view = resize_to(image, fitted)
         view_h, view_w = view.shape[:2]
-        boxes, best_angle, best_score = [], 0, 0.0
+        rows, best_angle, best_score = [], 0, 0.0
+        needed = max(self.turned_threshold, self.threshold)
         for angle in TURNS:
-            for x1, y1, x2, y2, score in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.turned_threshold):
-                corners = unturn_box((x1, y1, x2, y2), angle, view_w, view_h)
-                boxes.append((*(c / fitted for c in corners), float(score)))
-                if score > best_score:
-                    best_angle, best_score = angle, float(score)
+            for box in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.turned_threshold):
+                corners = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
+                rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
+                if box[SCORE] > best_score:
+                    best_angle, best_score = angle, float(box[SCORE])
         if best_score >= self.upright_enough:
             turned = cv2.rotate(image, ROTATE_CODES[best_angle])
             scale = self.fine_scale(turned.shape[1], turned.shape[0])
-            longest = max(width, height)
-            for box in self._detect_at(turned, scale):
-                if self._passes(box, longest, scale):
-                    boxes.append((*unturn_box(box[:4], best_angle, width, height), box[4]))
-        return boxes
+            found = self._with_needs(self._detect_at(turned, scale), scale, turned.shape[1], turned.shape[0])
+            for box in found:
+                corners = unturn_box(tuple(box[:4]), best_angle, width, height)
+                rows.append(np.array([*corners, box[SCORE], *np.zeros(10), box[NEEDED]], np.float32))
+        return _stack([np.array(rows, np.float32).reshape(-1, COLUMNS)])
 
     def fine_scale(self, width: int, height: int) -> float:
         """The scale of the windowed pass: full size up to ``max_side``, shrunk by at most ``max_shrink`` when that
@@ -226,21 +358,24 @@ class ScrfdDetector(Detector):
                 return fitted
         return scale
 
-    def _detect_at(self, image: np.ndarray, scale: float) -> list[ScoredBox]:
-        """Boxes (x1, y1, x2, y2, score) in image pixels found window by window on the image scaled by ``scale``."""
+    def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """Rows (x1, y1, x2, y2, score, landmarks) in image pixels found window by window on the image scaled by
+        ``scale``."""
         scaled = resize_to(image, scale)
         height, width = scaled.shape[:2]
         window = (
             even_window(width, self.max_window, self.window_overlap),
             even_window(height, self.max_window, self.window_overlap),
         )
-        windows = boxes_by_window(scaled, window, self.window_overlap, self._run, self.edge_margin)
-        return [(x1 / scale, y1 / scale, x2 / scale, y2 / scale, score) for x1, y1, x2, y2, score in windows]
+        rows = np.array(list(boxes_by_window(scaled, window, self.window_overlap, self._run, self.edge_margin)))
+        to_image = np.full(NEEDED, 1 / scale, np.float32)
+        to_image[SCORE] = 1
+        return rows.reshape(-1, NEEDED).astype(np.float32) * to_image
 
     def _run(self, window: np.ndarray, floor: float | None = None) -> np.ndarray:
-        """Boxes (x1, y1, x2, y2, score) scoring ``floor`` (the lowest size threshold) or more in one window, padded
-        to a multiple of the coarsest stride."""
-        floor = self.small_threshold if floor is None else floor
+        """Rows (x1, y1, x2, y2, score, landmarks) of boxes scoring ``floor`` or more in one window, padded to a
+        multiple of the coarsest stride."""
+        floor = self._floor if floor is None else floor
         height, width = (math.ceil(side / INPUT_MULTIPLE) * INPUT_MULTIPLE for side in window.shape[:2])
         padded = cv2.copyMakeBorder(
             np.ascontiguousarray(window),
@@ -260,5 +395,10 @@ class ScrfdDetector(Detector):
             keep = scores >= floor
             distances = outputs[f"bbox_{stride}"].reshape(-1, 4)[keep] * stride
             centres = _anchor_centres(stride, height, width)[keep]
-            found.append(np.column_stack([centres - distances[:, :2], centres + distances[:, 2:], scores[keep]]))
+            landmarks = outputs[f"kps_{stride}"].reshape(-1, 5, 2)[keep] * stride + centres[:, None, :]
+            found.append(
+                np.column_stack(
+                    [centres - distances[:, :2], centres + distances[:, 2:], scores[keep], landmarks.reshape(-1, 10)]
+                )
+            )
         return np.concatenate(found)

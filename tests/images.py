@@ -35,6 +35,19 @@ def face_crop(margin: float = 0.35) -> tuple[np.ndarray, Box]:
     return crop, Box(x - x0, y - y0, w, h)
 
 
+def selfie(fill: float, height: int) -> tuple[np.ndarray, Box]:
+    """The astronaut as a selfie: her face filling ``fill`` of the frame's height, the frame 0.8 times as wide as
+    tall, centred on the face and scaled to ``height`` px; also the face box in it."""
+    x, y, w, h = ASTRONAUT_FACE
+    frame_h = round(h / fill)
+    frame_w = round(frame_h * 0.8)
+    left, top = round(x + w / 2 - frame_w / 2), round(y + h / 2 - frame_h / 2)
+    crop = astronaut_bgr()[top : top + frame_h, left : left + frame_w]
+    scale = height / frame_h
+    image = cv2.resize(crop, (round(frame_w * scale), height), interpolation=cv2.INTER_CUBIC)
+    return image, Box(round((x - left) * scale), round((y - top) * scale), round(w * scale), round(h * scale))
+
+
 def composite(
     canvas_size: tuple[int, int], faces: list[tuple[int, int, int]], background: int = 90
 ) -> tuple[np.ndarray, list[Box]]:

@@ -92,11 +92,21 @@ def test_members_take_their_own_bracketed_settings() -> None:
     for bad, message in (
         ("haar[min_neighbors=7", "cannot read detector"),
         ("haar[min_neighbors]", "cannot read setting"),
-        ("haar[color=red]", "color"),
+        ("haar[color=red]", "detector 'haar' has no setting 'color'; it takes: .*min_neighbors"),
+        ("scrfd[foo=1]", "detector 'scrfd' has no setting 'foo'; it takes: threshold, "),
+        ("scrfd[threshold=abc]", "detector 'scrfd': threshold takes a number, not 'abc'"),
+        ("scrfd[turned=1]", "detector 'scrfd': turned takes a str, not 1"),
+        ("centerface[input_sizes=768]", r"input_sizes takes a tuple such as \(640, 320\), not 768"),
         ("thorough[threshold=0.3]", "preset 'thorough' takes no bracketed settings"),
     ):
-        with pytest.raises((ValueError, TypeError), match=message):
+        with pytest.raises(ValueError, match=message):
             detectors.create(bad)
+
+
+@pytest.mark.parametrize("threshold", [-1, 1.5, "high"])
+def test_a_threshold_is_a_score_from_0_to_1(threshold: object) -> None:
+    with pytest.raises(ValueError, match="threshold is a score from 0 to 1"):
+        detectors.create("backup:scrfd,yunet,haar", threshold=threshold)
 
 
 def test_thorough_preset_unions_scrfd_and_yunet_and_finds_the_astronaut_once() -> None:
@@ -126,8 +136,18 @@ def test_fallback_stops_at_the_first_detector_that_finds_faces(scripted: dict[st
 
 
 def test_fallback_with_nothing_found_runs_everything(scripted: dict[str, type[Scripted]]) -> None:
-    assert detectors.create("nothing,first", threshold=0.95).detect(np.zeros((8, 8, 3), np.uint8)) == []
+    assert detectors.create("nothing,first[threshold=0.95]").detect(np.zeros((8, 8, 3), np.uint8)) == []
     assert (scripted["nothing"].calls, scripted["first"].calls) == (1, 1)
+
+
+def test_a_higher_threshold_does_not_hand_the_photo_to_the_next_detector(scripted: dict[str, type[Scripted]]) -> None:
+    """ "first" finds a face at its own settings: at 0.65 its box is dropped, and "second" (which would find two)
+    is not asked, so the higher threshold gives fewer boxes, not more."""
+    image = np.zeros((300, 300, 3), np.uint8)
+    assert [d.detector for d in detectors.create("first,second", threshold=0.5).detect(image)] == ["first"]
+    assert detectors.create("first,second", threshold=0.65).detect(image) == []
+    assert scripted["second"].calls == 0
+    assert len(detectors.create("nothing,second", threshold=0.65).detect(image)) == 2
 
 
 def test_backup_runs_only_the_first_detector_even_when_it_finds_nothing(scripted: dict[str, type[Scripted]]) -> None:

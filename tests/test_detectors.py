@@ -11,7 +11,7 @@ from skimage import data
 
 import detectors
 from detectors import Detection, Detector
-from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes
+from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
 
 NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
 
@@ -82,6 +82,15 @@ def test_finds_the_astronaut_in_grayscale(detector: Detector) -> None:
     gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
     assert best_iou(Box(*ASTRONAUT_FACE), detector.detect(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))) >= 0.4
     assert best_iou(Box(*ASTRONAUT_FACE), detector.detect(gray)) >= 0.4
+
+
+@pytest.mark.parametrize("height", [400, 1280, 2560])
+@pytest.mark.parametrize("fill", [0.65, 0.85])
+def test_finds_a_face_that_fills_the_frame(detector: Detector, fill: float, height: int) -> None:
+    """A selfie: the photo people send a bot most often, at a thumbnail's, Telegram's and a file's size."""
+    image, face = selfie(fill, height)
+    found = detector.detect(image)
+    assert best_iou(face, found) >= 0.4, found
 
 
 @pytest.mark.parametrize(
@@ -274,7 +283,7 @@ def test_scrfd_finds_the_small_faces_of_a_photo_stored_sideways(turns: int) -> N
         assert best_iou(box, found) >= 0.4, (box, found)
     assert all(max(as_detection(box).iou(d) for box in boxes) > 0 for d in found), found
     assert_inside(found, image)
-    upright_only = detectors.create("scrfd", turned="never").detect(image)
+    upright_only = detectors.create("scrfd", turned="never", rolled=False).detect(image)
     assert best_iou(boxes[0], upright_only) < 0.4
 
 
@@ -318,8 +327,8 @@ def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: p
     The upright passes see the sideways astronaut too (score 0.7), but with a wide box."""
     scrfd = detectors.create("scrfd")
     runs = []
-    original = scrfd._detect_turned
-    monkeypatch.setattr(scrfd, "_detect_turned", lambda image, fitted: runs.append(fitted) or original(image, fitted))
+    original = scrfd._turned
+    monkeypatch.setattr(scrfd, "_turned", lambda image: runs.append(image.shape) or original(image))
     scrfd.detect(astronaut_bgr())
     assert runs == []
     sideways, _ = rotate_image_and_boxes(astronaut_bgr(), [], 1)
@@ -327,22 +336,6 @@ def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: p
     assert len(runs) == 1
     with pytest.raises(ValueError, match="unless_upright, always, never"):
         detectors.create("scrfd", turned="sometimes")
-
-
-def test_scrfd_low_scores_only_for_small_boxes_away_from_faces() -> None:
-    """Small boxes (under ``small_face`` input pixels) are kept from ``small_threshold``: a false one paints little
-    and a crowd's faces score low. A weak box beside a confident face is that face's hair or edge and is dropped."""
-    scrfd = detectors.create("scrfd")
-    assert scrfd._passes((0, 0, 20, 24, 0.13), 1000, 1.0)
-    assert not scrfd._passes((0, 0, 20, 24, 0.11), 1000, 1.0)
-    assert not scrfd._passes((0, 0, 40, 48, 0.13), 1000, 1.0)
-    assert not scrfd._passes((0, 0, 20, 24, 0.13), 4000, 2.0), "small is counted at the network's input"
-    assert scrfd._passes((0, 0, 50, 60, 0.25), 1000, 1.0) and not scrfd._passes((0, 0, 50, 60, 0.15), 1000, 1.0)
-    assert not scrfd._passes((0, 0, 100, 120, 0.25), 1000, 1.0), "a large box (1/16 of the photo) needs 0.3"
-    assert scrfd._passes((0, 0, 100, 120, 0.35), 1000, 1.0)
-    face = Detection(100, 100, 40, 50, 0.9, "scrfd")
-    assert scrfd._beside(Detection(92, 92, 16, 20, 0.13, "scrfd"), [face])
-    assert not scrfd._beside(Detection(160, 100, 16, 20, 0.13, "scrfd"), [face])
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
