@@ -132,6 +132,34 @@ class DecodedImage:
 
 def decode_image(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS) -> DecodedImage:
     """Decode untrusted image bytes, refusing anything too big, unsupported or broken with a clear error."""
+    header, image_format = _checked_header(data, max_bytes, max_pixels)
+    orientation = _orientation(header)
+    icc_profile = header.info.get("icc_profile") or None
+
+    if image_format in _PILLOW_CODEC_FORMATS:
+        pixels = _pillow_pixels(header)
+    else:
+        pixels = _decode_pixels(data, expected_size=header.size)
+    pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
+    return DecodedImage(
+        pixels=pixels,
+        bgr=_bgr_uint8(pixels),
+        format=image_format,
+        lossless=image_format == "WEBP" and _is_lossless_webp(data),
+        icc_profile=icc_profile if image_format in _ICC_FORMATS and _fits(icc_profile, pixels) else None,
+    )
+
+
+def image_header(
+    data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS
+) -> tuple[str, int, int]:
+    """Format, width and height of a still image as stored, read and checked without decoding its pixels."""
+    header, image_format = _checked_header(data, max_bytes, max_pixels)
+    return image_format, *header.size
+
+
+def _checked_header(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, str]:
+    """Pillow's lazily opened header and the format name, after every check that needs no pixels."""
     if not data:
         raise EmptyInputError("The file is empty.")
     if len(data) > max_bytes:
@@ -150,21 +178,7 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: i
         raise UnsupportedFormatError("Animated or multi-page images are not supported; only still photos are.")
     if image_format == "JPEG":
         _check_scans(data)
-    orientation = _orientation(header)
-    icc_profile = header.info.get("icc_profile") or None
-
-    if image_format in _PILLOW_CODEC_FORMATS:
-        pixels = _pillow_pixels(header)
-    else:
-        pixels = _decode_pixels(data, expected_size=header.size)
-    pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
-    return DecodedImage(
-        pixels=pixels,
-        bgr=_bgr_uint8(pixels),
-        format=image_format,
-        lossless=image_format == "WEBP" and _is_lossless_webp(data),
-        icc_profile=icc_profile if image_format in _ICC_FORMATS and _fits(icc_profile, pixels) else None,
-    )
+    return header, image_format
 
 
 def output_format(input_format: str) -> str:

@@ -28,11 +28,12 @@ from filters import Filter
 
 Payload = TypeVar("Payload")
 
-# A face missed on keyframes for up to this many frames (a third of a second at 30 fps) is the same face when it
-# is found again near where it was heading, and is covered all along the gap.
-MAX_GAP_FRAMES = 10
-# Frames a face stays covered before it is first found and after it is last found.
-HOLD_FRAMES = 4
+# A face missed on keyframes for up to a third of a second is the same face when it is found again near where it
+# was heading, and is covered all along the gap.
+MAX_GAP_S = 1 / 3
+# A face stays covered this long before it is first found and after it is last found.
+HOLD_S = 0.15
+_REFERENCE_RATE = 30.0
 # A keyframe box joins a track when it overlaps the track's predicted box this much, or when its centre lies
 # within this share of the face's size from the predicted centre (a small, fast face overlaps nothing).
 LINK_IOU = 0.2
@@ -75,7 +76,8 @@ class Box:
 
     def blend(self, other: Box, t: float) -> Box:
         """The box ``t`` of the way from this one to ``other``."""
-        return Box(*(a + (b - a) * t for a, b in ((self.x, other.x), (self.y, other.y), (self.w, other.w), (self.h, other.h))))
+        pairs = ((self.x, other.x), (self.y, other.y), (self.w, other.w), (self.h, other.h))
+        return Box(*(a + (b - a) * t for a, b in pairs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,7 @@ class Track:
         """Pixels per frame the face moved into or out of keyframe ``position`` (the larger of the two)."""
         speeds = []
         for a, b in ((position - 1, position), (position, position + 1)):
-            if 0 <= a and b < len(self.keys):
+            if a >= 0 and b < len(self.keys):
                 (fa, ba), (fb, bb) = self.keys[a], self.keys[b]
                 (xa, ya), (xb, yb) = ba.centre, bb.centre
                 speeds.append(math.hypot(xb - xa, yb - ya) / (fb - fa))
@@ -159,10 +161,16 @@ def _held(box: Box, speed: float, frames: int) -> Box:
 class Tracker:
     """Links keyframe detections into tracks and answers each frame's boxes."""
 
-    def __init__(self, max_gap: int = MAX_GAP_FRAMES, hold: int = HOLD_FRAMES) -> None:
+    def __init__(self, max_gap: int = round(MAX_GAP_S * _REFERENCE_RATE), hold: int = round(HOLD_S * _REFERENCE_RATE)):
         self.max_gap, self.hold = max_gap, hold
         self.tracks: list[Track] = []
         self.finished = 0
+
+    @classmethod
+    def for_rate(cls, frames_per_second: float) -> Tracker:
+        """A tracker whose gap and hold last as long in seconds whatever the frame rate (at least a frame)."""
+        rate = frames_per_second if frames_per_second > 0 else _REFERENCE_RATE
+        return cls(max(1, round(MAX_GAP_S * rate)), max(1, round(HOLD_S * rate)))
 
     @property
     def count(self) -> int:
@@ -227,6 +235,12 @@ def pixel_boxes(boxes: list[Box], width: int, height: int) -> list[PixelBox]:
         if x2 > x1 and y2 > y1:
             out.append(PixelBox(x1, y1, x2 - x1, y2 - y1))
     return out
+
+
+def keyframe_interval(detect_every: int, frames_per_second: float) -> int:
+    """Frames between searches so that faces are searched as often in time as ``detect_every`` says for 30 fps."""
+    rate = frames_per_second if frames_per_second > 0 else _REFERENCE_RATE
+    return max(1, round(detect_every * rate / _REFERENCE_RATE))
 
 
 class FrameCoverer(Generic[Payload]):

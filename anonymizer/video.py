@@ -37,8 +37,8 @@ from anonymizer.errors import (
     UnsupportedFormatError,
 )
 from anonymizer.options import Options, Result
-from anonymizer.pipeline import face_filter, find_faces
-from anonymizer.tracking import FrameCoverer, Tracker
+from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
+from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +87,13 @@ def container_format(data: bytes) -> str | None:
     return None
 
 
-def probe_video(data: bytes, options: Options = Options()) -> VideoInfo:
+def probe_video(data: bytes, options: Options = DEFAULT_OPTIONS) -> VideoInfo:
     """The video's size, frames and duration from its header, after checking them against ``options``' limits."""
     with _open(data, options) as container:
         return _check(container, options)
 
 
-def anonymize_video(data: bytes, options: Options = Options(), progress: Progress | None = None) -> Result:
+def anonymize_video(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Progress | None = None) -> Result:
     """The video with every face covered in every frame, as MP4, with its sound and no metadata.
 
     ``progress(done, total)`` is called after each frame written (``total`` is the header's frame count, raised
@@ -107,11 +107,14 @@ def anonymize_video(data: bytes, options: Options = Options(), progress: Progres
         timings["detect"] += time.perf_counter() - mark
         return found
 
-    coverer = FrameCoverer(timed_find, _TimedFilter(face_filter(options), timings), options.detect_every, Tracker())
-    return _transcode(data, options, coverer, progress, timings)
+    def coverer_for(rate: float) -> FrameCoverer:
+        painter = _TimedFilter(face_filter(options), timings)
+        return FrameCoverer(timed_find, painter, keyframe_interval(options.detect_every, rate), Tracker.for_rate(rate))
+
+    return _transcode(data, options, coverer_for, progress, timings)
 
 
-def reencode_video(data: bytes, options: Options = Options()) -> Result:
+def reencode_video(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
     """Decode, turn upright and encode, finding and painting nothing: the floor of ``anonymize_video``'s time."""
     return _transcode(data, options, None, None, {})
 
@@ -318,13 +321,14 @@ class _Writer:
 def _transcode(
     data: bytes,
     options: Options,
-    coverer: FrameCoverer | None,
+    coverer_for: Callable[[float], FrameCoverer] | None,
     progress: Progress | None,
     timings: dict[str, float],
 ) -> Result:
     start = time.perf_counter()
     with _open(data, options) as container:
         info = _check(container, options)
+        coverer = coverer_for(info.frame_rate) if coverer_for is not None else None
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         audio = container.streams.audio[0] if container.streams.audio else None
