@@ -147,8 +147,9 @@ class Track:
         return max(speeds, default=0.0)
 
     def drop_before(self, frame: int) -> None:
-        """Forget keyframes no frame at or after ``frame`` needs (the one before it stays, for interpolation)."""
-        while len(self.keys) > 1 and self.keys[1][0] <= frame:
+        """Forget keyframes no frame at or after ``frame`` needs: the last one before it stays for interpolation,
+        and the one before that for the face's speed."""
+        while len(self.keys) > 2 and self.keys[2][0] <= frame:
             self.keys.pop(0)
 
 
