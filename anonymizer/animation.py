@@ -31,7 +31,7 @@ from anonymizer.errors import (
 )
 from anonymizer.options import Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
-from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval
+from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval, shrunk_search
 from anonymizer.video import Progress
 
 GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
@@ -54,9 +54,11 @@ def anonymize_gif(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Pro
     transparent = "transparency" in gif.info or gif.mode in ("RGBA", "PA")
     durations = _durations_hint(gif)
 
+    search = shrunk_search(lambda frame: find_faces(frame, options), options.detect_side)
+
     def timed_find(frame: np.ndarray) -> list:
         mark = time.perf_counter()
-        found = find_faces(frame[:, :, :3] if frame.shape[2] == 4 else frame, options)
+        found = search(np.ascontiguousarray(frame[:, :, :3]) if frame.shape[2] == 4 else frame)
         timings["detect"] += time.perf_counter() - mark
         return found
 

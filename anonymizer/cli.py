@@ -101,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         help="GIFs and videos: search faces on every N-th frame of 30 per second and follow them in between "
         "(default: %(default)s)",
     )
+    anonymize_parser.add_argument(
+        "--detect-side",
+        type=int,
+        default=defaults.DETECT_SIDE,
+        metavar="PX",
+        help="GIFs and videos: search faces on frames shrunk to this longest side, 0 for full size "
+        "(default: %(default)s)",
+    )
     anonymize_parser.set_defaults(run=_run_anonymize)
 
     detect_parser = commands.add_parser("detect", help="list the faces in photos without changing them")
@@ -156,9 +164,10 @@ def _options(args: argparse.Namespace) -> Options:
         margin=getattr(args, "margin", defaults.DEFAULT_MARGIN),
         min_margin=getattr(args, "min_margin", defaults.DEFAULT_MIN_MARGIN),
         detect_every=getattr(args, "detect_every", defaults.DETECT_EVERY),
+        detect_side=getattr(args, "detect_side", defaults.DETECT_SIDE),
     )
-    if options.detect_every < 1:
-        raise UsageError("--detect-every must be at least 1")
+    if options.detect_every < 1 or options.detect_side < 0:
+        raise UsageError("--detect-every must be at least 1 and --detect-side at least 0")
     try:
         warm_up(options)
     except (ValueError, KeyError) as error:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import cv2
 import numpy as np
 
 from detectors import Detection
@@ -236,6 +237,33 @@ def pixel_boxes(boxes: list[Box], width: int, height: int) -> list[PixelBox]:
         if x2 > x1 and y2 > y1:
             out.append(PixelBox(x1, y1, x2 - x1, y2 - y1))
     return out
+
+
+def shrunk_search(
+    find_faces: Callable[[np.ndarray], list[Detection]], longest_side: int
+) -> Callable[[np.ndarray], list[Detection]]:
+    """``find_faces`` run on the frame shrunk to ``longest_side`` (not enlarged; 0 keeps it whole), boxes given back
+    in the frame's pixels."""
+
+    def find(frame: np.ndarray) -> list[Detection]:
+        height, width = frame.shape[:2]
+        scale = longest_side / max(height, width) if longest_side else 1.0
+        if scale >= 1:
+            return find_faces(frame)
+        small = cv2.resize(frame, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        return [
+            Detection(
+                math.floor(d.x / scale),
+                math.floor(d.y / scale),
+                math.ceil(d.w / scale),
+                math.ceil(d.h / scale),
+                d.score,
+                d.detector,
+            )
+            for d in find_faces(small)
+        ]
+
+    return find
 
 
 def keyframe_interval(detect_every: int, frames_per_second: float) -> int:

@@ -38,7 +38,7 @@ from anonymizer.errors import (
 )
 from anonymizer.options import Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
-from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval
+from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval, shrunk_search
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,11 @@ def anonymize_video(data: bytes, options: Options = DEFAULT_OPTIONS, progress: P
     """
     timings = {"detect": 0.0, "filter": 0.0}
 
+    search = shrunk_search(lambda frame: find_faces(frame, options), options.detect_side)
+
     def timed_find(frame: np.ndarray) -> list:
         mark = time.perf_counter()
-        found = find_faces(frame, options)
+        found = search(frame)
         timings["detect"] += time.perf_counter() - mark
         return found
 
