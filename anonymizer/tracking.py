@@ -75,6 +75,11 @@ class Box:
         """Grown by ``dx`` on the left and right and ``dy`` on the top and bottom."""
         return Box(self.x - dx, self.y - dy, self.w + 2 * dx, self.h + 2 * dy)
 
+    def union(self, other: Box) -> Box:
+        x1, y1 = min(self.x, other.x), min(self.y, other.y)
+        x2, y2 = max(self.x + self.w, other.x + other.w), max(self.y + self.h, other.y + other.h)
+        return Box(x1, y1, x2 - x1, y2 - y1)
+
     def blend(self, other: Box, t: float) -> Box:
         """The box ``t`` of the way from this one to ``other``."""
         pairs = ((self.x, other.x), (self.y, other.y), (self.w, other.w), (self.h, other.h))
@@ -125,7 +130,7 @@ class Track:
             if index <= frame:
                 break
         if index == frame:
-            return box
+            return self._steadied(position, max_gap)
         if position + 1 < len(keys):
             after_index, after_box = keys[position + 1]
             if after_index - index <= max_gap:
@@ -136,6 +141,23 @@ class Track:
         if frame - index <= hold:
             return _held(box, self._speed(position), frame - index)
         return None
+
+    def _steadied(self, position: int, max_gap: int) -> Box:
+        """A keyframe's box joined with where its neighbours say the face is: a detector's box jitters from frame to
+        frame and shrinks as a face leaves the picture, and a box found smaller than the face once must not leave
+        the face's edge bare. Between two neighbours that is their blend; at a track's end, the one neighbour moved
+        on at the face's speed."""
+        index, box = self.keys[position]
+        neighbours = [self.keys[p] for p in (position - 1, position + 1) if 0 <= p < len(self.keys)]
+        neighbours = [(i, b) for i, b in neighbours if abs(i - index) <= max_gap]
+        if len(neighbours) == 2:
+            (before_index, before), (after_index, after) = neighbours
+            return box.union(before.blend(after, (index - before_index) / (after_index - before_index)))
+        if len(neighbours) == 1:
+            other_index, other = neighbours[0]
+            (ox, oy), (x, y) = other.centre, box.centre
+            return box.union(other.shifted(x - ox, y - oy))
+        return box
 
     def _speed(self, position: int) -> float:
         """Pixels per frame the face moved into or out of keyframe ``position`` (the larger of the two)."""
