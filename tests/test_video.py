@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 
+import detectors
 from anonymizer import Options, anonymize_media, probe
 from anonymizer.errors import (
     AnonymizerError,
@@ -18,7 +19,6 @@ from anonymizer.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
-from anonymizer.pipeline import find_faces
 from anonymizer.video import reencode_video
 from tests.images import composite, face_crop
 from tests.media import (
@@ -31,6 +31,7 @@ from tests.media import (
     every_tag,
     make_clip,
 )
+from tests.test_irreversibility import DETAIL_LIMIT, SSIM_LIMIT, face_gray, found, similarity
 
 # Mean change over a face box that only painting makes (H.264 at this quality changes a face by a few levels).
 PAINTED = 25
@@ -110,19 +111,31 @@ def test_webm_with_opus_comes_back_as_mp4_with_aac() -> None:
 
 
 def test_the_mean_of_30_covered_frames_shows_no_face() -> None:
-    """Fresh noise every frame: averaging the frames of a still face gives back no face a detector finds."""
+    """Fresh noise every frame: averaging the frames of a still face gives back no face and none of its detail.
+
+    What the mean shows is the mask's oval in the face's mean colour with faint leftover grain. The detectors of
+    the project's irreversibility test find nothing there; SCRFD, which also reacts to head shapes, scores that
+    blank oval up to about 0.4 in one mean of three (the uncovered face: 0.84), so it is held to "no box a face
+    would score" rather than to "no box"."""
     crop, _ = face_crop()
     size = (crop.shape[1] + 40, crop.shape[0] + 40)
     scene = Scene(size=size, faces=[[(20, 20, 116)]] * 30)
+    face = scene.frames()[0][1][0]
     clip = make_clip(scene, audio=None)
     covered = np.stack(bgr_frames(anonymize_media(clip).data)).astype(np.float32)
     bare = np.stack(bgr_frames(reencode_video(clip).data)).astype(np.float32)
     assert not np.array_equal(covered[0], covered[1]), "the noise must be new in every frame"
     mean_bare = bare.mean(axis=0).round().astype(np.uint8)
     mean_covered = covered.mean(axis=0).round().astype(np.uint8)
-    assert find_faces(mean_bare, Options()), "the detector must find the face in the uncovered frames' mean"
-    for detector in ("scrfd", "yunet", "haar"):
-        assert not find_faces(mean_covered, Options(detector=detector)), detector
+    for name in ("haar", "yunet", "ssd"):
+        detector = detectors.create(name)
+        assert found(detector, mean_bare, face), f"{name} must find the face in the uncovered frames' mean"
+        assert not found(detector, mean_covered, face), f"{name} found the face in the mean of covered frames"
+    scrfd = detectors.create("scrfd")
+    assert max(d.score for d in scrfd.detect(mean_bare)) > 0.8
+    assert all(d.score < 0.5 for d in scrfd.detect(mean_covered))
+    ssim, detail = similarity(face_gray(mean_bare, face), face_gray(mean_covered, face))
+    assert ssim < SSIM_LIMIT and abs(detail) < DETAIL_LIMIT
 
 
 def test_probe_prices_a_video_from_its_header(phone_clip: bytes) -> None:
