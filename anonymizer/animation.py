@@ -33,6 +33,7 @@ from anonymizer.options import Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
 from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval, shrunk_search
 from anonymizer.video import Progress
+from detectors import Detection
 
 GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
 # GIF viewers show frames with no delay (or under 20 ms) at about 10 per second; the tracker reasons in that rate.
@@ -56,7 +57,7 @@ def anonymize_gif(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Pro
 
     search = shrunk_search(lambda frame: find_faces(frame, options), options.detect_side)
 
-    def timed_find(frame: np.ndarray) -> list:
+    def timed_find(frame: np.ndarray) -> list[Detection]:
         mark = time.perf_counter()
         found = search(np.ascontiguousarray(frame[:, :, :3]) if frame.shape[2] == 4 else frame)
         timings["detect"] += time.perf_counter() - mark

@@ -6,7 +6,8 @@ every ``detect_every``-th frame (a keyframe) and linked into tracks; a frame bet
 the box moved along the line between them, a track that misses a few keyframes is bridged the same way, and each
 track is held on for a few frames before it is first seen and after it is last seen (the face was most likely
 there, only not yet or no longer found). Boxes drawn from guesses are grown by the distance the face moves, so a
-face that speeds up stays under its mask.
+face that speeds up stays under its mask, and a keyframe's own box is joined with what its neighbours say, so a
+box found too small once (detectors jitter, and shrink a face leaving the picture) leaves no edge bare.
 
 ``FrameCoverer`` does this on a stream: frames go in one at a time and come out painted, in order, as soon as
 every keyframe that can change them has been searched; it holds a bounded number of frames (``lookahead``),
@@ -19,15 +20,22 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import cv2
 import numpy as np
 
 from detectors import Detection
-from filters import Filter
+from filters import Region
 
 Payload = TypeVar("Payload")
+
+
+class Painter(Protocol):
+    """What covers the faces of a frame: a ``filters.Filter``, or anything with its ``apply``."""
+
+    def apply(self, image: np.ndarray, regions: list[Region]) -> np.ndarray: ...
+
 
 # A face missed on keyframes for up to a third of a second is the same face when it is found again near where it
 # was heading, and is covered all along the gap.
@@ -154,7 +162,7 @@ class Track:
             (before_index, before), (after_index, after) = neighbours
             return box.union(before.blend(after, (index - before_index) / (after_index - before_index)))
         if len(neighbours) == 1:
-            other_index, other = neighbours[0]
+            _, other = neighbours[0]
             (ox, oy), (x, y) = other.centre, box.centre
             return box.union(other.shifted(x - ox, y - oy))
         return box
@@ -298,14 +306,13 @@ class FrameCoverer(Generic[Payload]):
     """Paints the faces of a stream of frames, detecting on keyframes, with a bounded lookahead.
 
     ``push`` takes one upright BGR frame (and anything the caller needs back with it, such as its timestamp) and
-    yields the frames that are ready, painted, in order; ``finish`` yields the rest. The frames are painted in
-    place: the caller hands them over.
+    yields the frames that are ready, painted, in order; ``finish`` yields the rest.
     """
 
     def __init__(
         self,
         find_faces: Callable[[np.ndarray], list[Detection]],
-        painter: Filter,
+        painter: Painter,
         detect_every: int = 1,
         tracker: Tracker | None = None,
     ) -> None:

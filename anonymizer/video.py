@@ -38,7 +38,9 @@ from anonymizer.errors import (
 )
 from anonymizer.options import Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
-from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval, shrunk_search
+from anonymizer.tracking import FrameCoverer, Painter, Tracker, keyframe_interval, shrunk_search
+from detectors import Detection
+from filters import Region
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def anonymize_video(data: bytes, options: Options = DEFAULT_OPTIONS, progress: P
 
     search = shrunk_search(lambda frame: find_faces(frame, options), options.detect_side)
 
-    def timed_find(frame: np.ndarray) -> list:
+    def timed_find(frame: np.ndarray) -> list[Detection]:
         mark = time.perf_counter()
         found = search(frame)
         timings["detect"] += time.perf_counter() - mark
@@ -124,10 +126,10 @@ def reencode_video(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
 class _TimedFilter:
     """A filter whose ``apply`` time is added to the video's timings."""
 
-    def __init__(self, painter, timings: dict[str, float]) -> None:
+    def __init__(self, painter: Painter, timings: dict[str, float]) -> None:
         self.painter, self.timings = painter, timings
 
-    def apply(self, image: np.ndarray, regions) -> np.ndarray:
+    def apply(self, image: np.ndarray, regions: list[Region]) -> np.ndarray:
         mark = time.perf_counter()
         painted = self.painter.apply(image, regions)
         self.timings["filter"] += time.perf_counter() - mark
@@ -268,7 +270,6 @@ class _Writer:
                 source = self.input_audio.codec_context
                 self.audio = self.output.add_stream("aac", rate=source.sample_rate, layout=source.layout)
                 self.audio.bit_rate = AUDIO_BITRATE
-        self.output.metadata.clear()
         for packet in self.early_audio:
             self.audio_packet(packet)
         self.early_audio.clear()
