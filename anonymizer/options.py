@@ -33,7 +33,7 @@ MAX_DURATION_S = 600.0
 MAX_FRAMES = 36_000
 # A GIF is written out whole by Pillow, one palette byte per pixel of every frame (plus its comparisons between
 # frames), so its frames' pixels are capped together, not just one by one.
-MAX_ANIMATION_PIXELS = 200_000_000
+MAX_ANIMATION_PIXELS = 100_000_000
 # Faces are searched on every DETECT_EVERY-th frame and followed in between (anonymizer/tracking.py): the
 # detector is most of the time spent on a video, and a face moves little in a tenth of a second.
 DETECT_EVERY = 3

@@ -224,6 +224,27 @@ def test_too_long_is_refused_from_the_header(phone_clip: bytes, limits: dict, me
         anonymize_media(phone_clip, Options(**limits))
 
 
+def test_limits_hold_while_decoding_when_the_header_says_nothing() -> None:
+    """A live-streamed Matroska file announces neither frames nor duration: the limits stop it as frames come."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska", options={"live": "1"}) as output:
+        stream = output.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(40):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="bgr24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    clip = buffer.getvalue()
+    assert probe(clip).frames == 0, "the header must not know the length"
+    with pytest.raises(MediaTooLongError, match="more than 20 frames"):
+        anonymize_media(clip, Options(max_frames=20))
+    with pytest.raises(MediaTooLongError, match="more than 1 s"):
+        anonymize_media(clip, Options(max_duration=1.0))
+
+
 def test_a_video_over_the_byte_limit_is_refused(phone_clip: bytes) -> None:
     with pytest.raises(AnonymizerError, match="limit"):
         anonymize_media(phone_clip, Options(max_video_bytes=1000))
