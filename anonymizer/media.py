@@ -8,12 +8,14 @@ can refuse or price an input before any frame is decoded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from anonymizer import animation, video
 from anonymizer.codec import image_header
 from anonymizer.options import Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, anonymize
+from anonymizer.tracking import keyframe_interval
 from anonymizer.video import Progress
 
 IMAGE, ANIMATION, VIDEO = "image", "animation", "video"
@@ -23,9 +25,9 @@ IMAGE, ANIMATION, VIDEO = "image", "animation", "video"
 class MediaInfo:
     """What an input's header says: its kind, format, size and, for a GIF or video, frames and duration.
 
-    ``pixels`` (all frames' pixels together) is what the work grows with: decoding, searching and encoding each
-    touch every pixel of every frame, so a price per pixel learnt on photos prices a video too, scaled by how
-    often faces are searched (``Options.detect_every``).
+    A video's cost has two parts a caller can price from these alone: decoding, painting and encoding touch every
+    pixel of every frame (``pixels``), and the detector runs once per keyframe (``searches``) on a frame shrunk to
+    ``Options.detect_side``, so at a nearly fixed cost whatever the video's resolution.
     """
 
     kind: str
@@ -35,10 +37,17 @@ class MediaInfo:
     frames: int = 1
     duration: float = 0.0
     has_audio: bool = False
+    frame_rate: float = 0.0
 
     @property
     def pixels(self) -> int:
         return self.width * self.height * self.frames
+
+    def searches(self, options: Options = DEFAULT_OPTIONS) -> int:
+        """How many frames the detector will look at, at most (a still image: one)."""
+        if self.kind == IMAGE:
+            return 1
+        return math.ceil(self.frames / keyframe_interval(options.detect_every, self.frame_rate)) + 1
 
 
 def kind_of(data: bytes) -> str:
@@ -58,10 +67,14 @@ def probe(data: bytes, options: Options = DEFAULT_OPTIONS) -> MediaInfo:
     kind = kind_of(data)
     if kind == VIDEO:
         info = video.probe_video(data, options)
-        return MediaInfo(VIDEO, info.format, info.width, info.height, info.frames, info.duration, info.has_audio)
+        return MediaInfo(
+            VIDEO, info.format, info.width, info.height, info.frames, info.duration, info.has_audio, info.frame_rate
+        )
     if kind == ANIMATION:
         width, height, frames, duration = animation.probe_gif(data, options)
-        return MediaInfo(ANIMATION, "GIF", width, height, frames, duration)
+        return MediaInfo(
+            ANIMATION, "GIF", width, height, frames, duration, frame_rate=frames / duration if duration else 0
+        )
     image_format, width, height = image_header(data, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
     return MediaInfo(IMAGE, image_format, width, height)
 

@@ -142,6 +142,7 @@ def test_probe_prices_a_video_from_its_header(phone_clip: bytes) -> None:
     info = probe(phone_clip)
     assert (info.kind, info.format, info.frames, info.has_audio) == ("video", "MOV", 16, True)
     assert info.pixels == 16 * info.width * info.height
+    assert info.searches() == 7  # every 3rd frame at 30 fps (6), and the last one when it is not among them
     assert info.duration == pytest.approx(16 / 30, abs=0.02)
 
 
