@@ -25,7 +25,7 @@ import pytest
 from anonymizer import Options, Result, anonymize_media, warm_up
 from anonymizer.video import reencode_video
 from benchmarks.clips import ClipSpec, frames, make_clip
-from tests.media import bgr_frames
+from tests.media import iter_bgr_frames
 
 SHORT = os.environ.get("VIDEO_BENCH", "full") == "short"
 TARGET_S = 15.0  # for 10 s of 720p at 30 fps, the target on this project's 2-core machine
@@ -63,7 +63,7 @@ def bare_frames(result: Result, floor: Result, spec: ClipSpec) -> list[tuple[int
     bare = []
     truth = frames(spec)
     for index, (painted, plain, (_, boxes)) in enumerate(
-        zip(bgr_frames(result.data), bgr_frames(floor.data), truth, strict=True)
+        zip(iter_bgr_frames(result.data), iter_bgr_frames(floor.data), truth, strict=True)
     ):
         moved = np.abs(painted.astype(np.int16) - plain.astype(np.int16)).max(axis=2) > PAINT_LEVELS
         for face, box in enumerate(boxes):
@@ -93,6 +93,7 @@ def test_video_end_to_end(benchmark, clip_bytes: dict[str, bytes], name: str) ->
         tracks=result.tracks,
         bare_face_frames=len(bare),
         input_mb=round(len(data) / 2**20, 1),
+        output_mb=round(len(result.data) / 2**20, 1),
     )
     print(f"\n{name}: {total_s:.1f} s (decode+encode {floor_s:.1f} s, x{total_s / floor_s:.1f}), {len(bare)} bare")
     assert (result.width, result.height, result.frames) == (spec.width, spec.height, spec.frames)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -99,7 +99,14 @@ def decoded_frames(data: bytes) -> list[av.VideoFrame]:
 
 
 def bgr_frames(data: bytes) -> list[np.ndarray]:
-    return [frame.to_ndarray(format="bgr24") for frame in decoded_frames(data)]
+    return list(iter_bgr_frames(data))
+
+
+def iter_bgr_frames(data: bytes) -> Iterator[np.ndarray]:
+    """The frames one at a time, for videos too long to hold decoded."""
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="bgr24")
 
 
 def every_tag(data: bytes) -> dict[str, str]:
