@@ -21,7 +21,7 @@ SAMPLE_RATE = 48_000
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """A clip's size, length and frame rate; two faces of ``face_height`` px wander across it."""
+    """A clip's size, length and frame rate; two faces of ``face_height`` px wander across it, one in each half."""
 
     width: int
     height: int
@@ -62,7 +62,10 @@ def frames(spec: ClipSpec, seed: int = 3) -> Iterator[tuple[np.ndarray, list[Box
         canvas = background[:, shift : shift + spec.width].copy()
         boxes = []
         for number, (speed, phase) in enumerate(((0.9, 0.0), (1.3, 2.0))):
-            x = round((spec.width - head_w) * (0.5 + 0.45 * math.sin(t * speed + phase)))
+            # Each face keeps to its half of the frame: the heads are pasted as rectangles, and one pasted over the
+            # other would hide part of a face whose box still counts as a face to cover.
+            half = spec.width // 2
+            x = number * half + round((half - head_w) * (0.5 + 0.45 * math.sin(t * speed + phase)))
             y = round((spec.height - head_h) * (0.5 + 0.4 * math.cos(t * speed * 0.8 + phase + number)))
             canvas[y : y + head_h, x : x + head_w] = head
             boxes.append(Box(x + fx, y + fy, fw, fh))
