@@ -28,7 +28,7 @@ demo: models
 
 test: models
 	$(BIN)/python -m pytest
-	OVERLOAD=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
+	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
 
 bench: models
 	$(BIN)/python -m pytest benchmarks --benchmark-min-rounds=5

@@ -16,6 +16,8 @@ setup(
         "Pillow>=11,<14",
         "platformdirs>=4,<5",
         "tqdm>=4.66,<5",
+        "av>=16,<19",
+        "pillow-heif>=1.0,<2",
     ],
     extras_require={
         "bot": [

@@ -1,22 +1,28 @@
 """The photo-anonymization pipeline: image bytes in, the same image with every face covered out.
 
-Every caller (command line, bot, benchmarks) goes through ``anonymize``; nothing else decodes images.
+Every caller (command line, bot, benchmarks) goes through ``anonymize`` (still photos) or ``anonymize_media``
+(photos, GIFs and videos); nothing else decodes images.
 """
 
 from anonymizer import errors
 from anonymizer.codec import DecodedImage, decode_image, encode_image
+from anonymizer.media import MediaInfo, anonymize_media, kind_of, probe
 from anonymizer.options import Options, Result
 from anonymizer.pipeline import anonymize, detect, face_filter, warm_up
 
 __all__ = [
     "DecodedImage",
+    "MediaInfo",
     "Options",
     "Result",
     "anonymize",
+    "anonymize_media",
     "decode_image",
     "detect",
     "encode_image",
     "errors",
     "face_filter",
+    "kind_of",
+    "probe",
     "warm_up",
 ]

@@ -1,4 +1,4 @@
-"""``photo-anon``: anonymize or inspect photos on disk, and manage the detectors' model files.
+"""``photo-anon``: anonymize photos, GIFs and videos on disk, inspect photos, and manage the detectors' model files.
 
 A batch never stops for one bad file: each failure is one line on stderr and the exit code says whether any
 failed (0 all good, 1 some failed, 2 bad usage). Defaults come from ``anonymizer.options`` so the command
@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,13 +21,18 @@ from tqdm import tqdm
 import detectors
 from anonymizer import options as defaults
 from anonymizer.errors import AnonymizerError
-from anonymizer.options import Options
-from anonymizer.pipeline import anonymize, detect, warm_up
+from anonymizer.media import VIDEO, anonymize_media
+from anonymizer.options import Options, Result
+from anonymizer.pipeline import detect, warm_up
 from detectors import Detection, ModelDownloadError, ModelMissingError
 
 PROGRAM = "photo-anon"
 OUTPUT_SUFFIX = ".anonymized"
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".heic", ".heif", ".avif"})
+MEDIA_EXTENSIONS = frozenset({".gif", ".mp4", ".mov", ".m4v", ".webm", ".mkv"})
+# The name an output gets when its format is not the input's (a HEIC photo comes back as JPEG, a video as MP4).
+_FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "AVIF": ".avif", "GIF": ".gif"}
+_VIDEO_EXTENSION = ".mp4"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -58,11 +63,11 @@ def _parser() -> argparse.ArgumentParser:
 
     anonymize_parser = commands.add_parser(
         "anonymize",
-        help="cover the faces in photos",
-        description=f"Write each photo with its faces covered and no metadata, beside the input as "
-        f"NAME{OUTPUT_SUFFIX}.EXT or into -o.",
+        help="cover the faces in photos, GIFs and videos",
+        description=f"Write each photo, GIF or video with its faces covered and no metadata, beside the input as "
+        f"NAME{OUTPUT_SUFFIX}.EXT or into -o (videos as MP4, HEIC photos as JPEG).",
     )
-    _add_inputs(anonymize_parser)
+    _add_inputs(anonymize_parser, "photos (JPEG, PNG, WebP, BMP, HEIC, AVIF), GIFs, videos (MP4, MOV, WebM, MKV)")
     anonymize_parser.add_argument(
         "-o",
         "--output",
@@ -88,10 +93,26 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.DEFAULT_MIN_MARGIN,
         help="...and by at least this many pixels (default: %(default)s)",
     )
+    anonymize_parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=defaults.DETECT_EVERY,
+        metavar="N",
+        help="GIFs and videos: search faces on every N-th frame of 30 per second and follow them in between "
+        "(default: %(default)s)",
+    )
+    anonymize_parser.add_argument(
+        "--detect-side",
+        type=int,
+        default=defaults.DETECT_SIDE,
+        metavar="PX",
+        help="GIFs and videos: search faces on frames shrunk to this longest side, 0 for full size "
+        "(default: %(default)s)",
+    )
     anonymize_parser.set_defaults(run=_run_anonymize)
 
     detect_parser = commands.add_parser("detect", help="list the faces in photos without changing them")
-    _add_inputs(detect_parser)
+    _add_inputs(detect_parser, "photos")
     _add_detection_options(detect_parser)
     detect_parser.set_defaults(run=_run_detect)
 
@@ -118,8 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or directories")
+def _add_inputs(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=f"files or directories: {what}")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file (JSON Lines)")
 
 
@@ -142,7 +163,11 @@ def _options(args: argparse.Namespace) -> Options:
         mask=getattr(args, "mask", defaults.DEFAULT_MASK),
         margin=getattr(args, "margin", defaults.DEFAULT_MARGIN),
         min_margin=getattr(args, "min_margin", defaults.DEFAULT_MIN_MARGIN),
+        detect_every=getattr(args, "detect_every", defaults.DETECT_EVERY),
+        detect_side=getattr(args, "detect_side", defaults.DETECT_SIDE),
     )
+    if options.detect_every < 1 or options.detect_side < 0:
+        raise UsageError("--detect-every must be at least 1 and --detect-side at least 0")
     try:
         warm_up(options)
     except (ValueError, KeyError) as error:
@@ -157,10 +182,12 @@ def _is_output(path: Path) -> bool:
     return path.stem.endswith(OUTPUT_SUFFIX)
 
 
-def _collect(inputs: Sequence[Path], skip_under: Path | None) -> Iterator[tuple[Path, Path]]:
+def _collect(
+    inputs: Sequence[Path], skip_under: Path | None, extensions: frozenset[str]
+) -> Iterator[tuple[Path, Path]]:
     """Each file with the directory argument it was found under (its own parent for a file argument).
 
-    Directories are walked recursively for image extensions, leaving out earlier outputs and the -o folder.
+    Directories are walked recursively for ``extensions``, leaving out earlier outputs and the -o folder.
     """
     for item in inputs:
         if not item.is_dir():
@@ -168,7 +195,7 @@ def _collect(inputs: Sequence[Path], skip_under: Path | None) -> Iterator[tuple[
             continue
         for path in sorted(p for p in item.rglob("*") if p.is_file()):
             inside_output = skip_under is not None and path.resolve().is_relative_to(skip_under)
-            if path.suffix.lower() in IMAGE_EXTENSIONS and not _is_output(path) and not inside_output:
+            if path.suffix.lower() in extensions and not _is_output(path) and not inside_output:
                 yield path, item
 
 
@@ -181,6 +208,17 @@ def _output_path(path: Path, root: Path, output: Path | None, single_file: bool)
     return output / path.relative_to(root)
 
 
+def _renamed_for(target: Path, result: Result, named_by_user: bool) -> Path:
+    """The output path with the extension of what was written, when that is not the input's format."""
+    if named_by_user:
+        return target
+    if result.kind == VIDEO:
+        return target.with_suffix(_VIDEO_EXTENSION)
+    if result.format != result.input_format:
+        return target.with_suffix(_FORMAT_EXTENSIONS.get(result.format, target.suffix))
+    return target
+
+
 def _face_json(face: Detection) -> dict[str, object]:
     return {**asdict(face), "score": round(face.score, 4)}
 
@@ -189,9 +227,35 @@ class _Reporter:
     """Per-file lines and the progress bar, kept from tangling with each other."""
 
     def __init__(self, total: int, as_json: bool) -> None:
-        show = total > 1 and not as_json and sys.stderr.isatty()
-        self.bar = tqdm(total=total, unit="photo", disable=not show, file=sys.stderr)
+        self.interactive = not as_json and sys.stderr.isatty()
+        self.bar = tqdm(total=total, unit="file", disable=not (total > 1 and self.interactive), file=sys.stderr)
         self.failed = 0
+        self.frames: tqdm | None = None
+
+    def frame_progress(self, path: Path) -> Callable[[int, int], None]:
+        """A callback for ``anonymize_media`` that shows a bar over one GIF's or video's frames."""
+
+        def update(done: int, total: int) -> None:
+            if self.frames is None:
+                if total <= 1:
+                    return
+                self.frames = tqdm(
+                    total=total,
+                    unit="frame",
+                    desc=path.name,
+                    leave=False,
+                    disable=not self.interactive,
+                    file=sys.stderr,
+                )
+            self.frames.total = max(self.frames.total, total)
+            self.frames.update(done - self.frames.n)
+
+        return update
+
+    def end_file(self) -> None:
+        if self.frames is not None:
+            self.frames.close()
+            self.frames = None
 
     def line(self, text: str) -> None:
         tqdm.write(text, file=sys.stdout)
@@ -220,8 +284,10 @@ def _read(path: Path) -> bytes:
         raise AnonymizerError(f"cannot read: {error.strerror or error}") from None
 
 
-def _each_input(args: argparse.Namespace, skip_under: Path | None) -> tuple[list[tuple[Path, Path]], _Reporter]:
-    files = list(_collect(args.inputs, skip_under))
+def _each_input(
+    args: argparse.Namespace, skip_under: Path | None, extensions: frozenset[str]
+) -> tuple[list[tuple[Path, Path]], _Reporter]:
+    files = list(_collect(args.inputs, skip_under, extensions))
     return files, _Reporter(len(files), args.json)
 
 
@@ -233,9 +299,9 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     explicit_files = [item for item in args.inputs if not item.is_dir()]
     single_file = len(args.inputs) == 1 and len(explicit_files) == 1
     skip_under = args.output.resolve() if args.output is not None else None
-    files, report = _each_input(args, skip_under)
+    files, report = _each_input(args, skip_under, IMAGE_EXTENSIONS | MEDIA_EXTENSIONS)
     if not files:
-        raise UsageError("no image files found in the given inputs")
+        raise UsageError("no image or video files found in the given inputs")
     written: set[Path] = set()
     for path, root in files:
         if _is_output(path):
@@ -244,9 +310,11 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             continue
         try:
             target = _output_path(path, root, args.output, single_file)
+            named_by_user = target == args.output
+            result = anonymize_media(_read(path), options, report.frame_progress(path))
+            target = _renamed_for(target, result, named_by_user)
             if target.resolve() in written:
                 raise AnonymizerError(f"skipped: {target} was already written from another input")
-            result = anonymize(_read(path), options)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
             written.add(target.resolve())
@@ -261,23 +329,36 @@ def _run_anonymize(args: argparse.Namespace) -> int:
                 record = {
                     "input": str(path),
                     "output": str(target),
+                    "kind": result.kind,
                     "format": result.format,
+                    "input_format": result.input_format,
                     "width": result.width,
                     "height": result.height,
                     "faces": [_face_json(face) for face in result.detections],
                     "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
                 }
+                if result.kind != "image":
+                    record.update(frames=result.frames, tracks=result.tracks, duration=round(result.duration, 3))
                 report.line(json.dumps(record))
             else:
-                faces = len(result.detections)
-                report.line(f"{path}: {faces} face{'s' * (faces != 1)} covered -> {target}")
+                report.line(f"{path}: {_summary(result)} -> {target}")
+        report.end_file()
         report.step()
     return report.exit_code()
 
 
+def _summary(result: Result) -> str:
+    if result.kind == "image":
+        faces = len(result.detections)
+        converted = f" (written as {result.format})" if result.format != result.input_format else ""
+        return f"{faces} face{'s' * (faces != 1)} covered{converted}"
+    tracks = result.tracks
+    return f"{tracks} face{'s' * (tracks != 1)} followed and covered over {result.frames} frames"
+
+
 def _run_detect(args: argparse.Namespace) -> int:
     options = _options(args)
-    files, report = _each_input(args, None)
+    files, report = _each_input(args, None, IMAGE_EXTENSIONS)
     if not files:
         raise UsageError("no image files found in the given inputs")
     for path, _root in files:

@@ -13,10 +13,16 @@ profile is the one exception, re-embedded as it was for JPEG, PNG and WebP when 
 it says how to read the pixel values (dropping a phone's Display P3 profile visibly dulls every colour) and
 describes a colour space, not the photo, its place or its author.
 
-Animated images (APNG, animated WebP) are refused rather than reduced to their first frame: a still made from an
-animation would silently lose the rest, and anonymizing every frame is not supported. GIF, TIFF and HEIC are
-refused too: TIFF because OpenCV applies its orientation tag in some decoding paths and not in others, GIF as
-photos do not come in it, HEIC because OpenCV cannot read it.
+HEIC/HEIF (what an iPhone sends as a file) and AVIF are decoded by Pillow, with pillow-heif's libheif for HEIF:
+OpenCV reads neither. libheif turns the pixels as the file's transformations say; AVIF's turn and mirror reach
+us as an EXIF orientation, applied like a JPEG's. AVIF is written back as AVIF; HEIF comes back as JPEG, because
+the only HEIF encoder at hand (x265) takes seconds per megapixel, far over a photo's time budget, and every
+viewer shows a JPEG (``output_format`` says which format an input comes back in).
+
+Animated images (APNG, animated WebP and AVIF) are refused rather than reduced to their first frame: a still made
+from an animation would silently lose the rest; GIFs, animated or not, go through ``anonymizer.animation``,
+frame by frame. TIFF is refused because OpenCV applies its orientation tag in some decoding paths and not in
+others.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image
 
 from anonymizer.errors import (
@@ -40,15 +47,23 @@ from anonymizer.errors import (
 )
 from anonymizer.options import MAX_INPUT_BYTES, MAX_INPUT_PIXELS
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
-SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP"
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "HEIF", "AVIF")
+SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP, HEIC, AVIF"
 # Phones write JPEGs with a Multi-Picture index (depth maps, previews); Pillow calls them MPO. The first
 # picture is the photo; the others are dropped on output.
 _FORMAT_ALIASES = {"MPO": "JPEG"}
-_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
-_ICC_FORMATS = ("JPEG", "PNG", "WEBP")
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "AVIF": ".avif"}
+_ICC_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
+# Formats Pillow decodes and encodes itself; OpenCV does the others.
+_PILLOW_CODEC_FORMATS = ("HEIF", "AVIF")
+# The format each input comes back in when it is not its own (see the module docstring).
+_OUTPUT_FORMATS = {"HEIF": "JPEG"}
 JPEG_QUALITY = 95
 WEBP_LOSSY_QUALITY = 90
+AVIF_QUALITY = 85
+# libavif's aom encoder at its default speed (6) takes several seconds for a phone photo; 8 a fraction of that
+# for a file a few per cent larger.
+AVIF_SPEED = 8
 _WEBP_LOSSLESS_QUALITY = 101  # OpenCV switches libwebp to lossless above 100
 _EXIF_ORIENTATION = 0x0112
 # Encoders write 1 scan (baseline) or about 10 (progressive); libjpeg goes over the whole picture for each
@@ -69,9 +84,11 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"IEND"})
 # Pillow is only asked about the formats we decode: its other readers (dozens, rarely exercised) never see
 # a stranger's bytes, and the formats people do send by mistake get a named refusal from their signature.
-_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+_PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "HEIF", "AVIF")
 _NAMED_SIGNATURES = {b"GIF87a": "GIF", b"GIF89a": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
-_HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftypmsf1", b"ftyphevc")
+HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftypavis", b"ftypmsf1", b"ftyphevc")
+# Only the primary picture is read: thumbnails, depth maps and auxiliary images are never decoded (nor written).
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -115,6 +132,34 @@ class DecodedImage:
 
 def decode_image(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS) -> DecodedImage:
     """Decode untrusted image bytes, refusing anything too big, unsupported or broken with a clear error."""
+    header, image_format = _checked_header(data, max_bytes, max_pixels)
+    orientation = _orientation(header)
+    icc_profile = header.info.get("icc_profile") or None
+
+    if image_format in _PILLOW_CODEC_FORMATS:
+        pixels = _pillow_pixels(header)
+    else:
+        pixels = _decode_pixels(data, expected_size=header.size)
+    pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
+    return DecodedImage(
+        pixels=pixels,
+        bgr=_bgr_uint8(pixels),
+        format=image_format,
+        lossless=image_format == "WEBP" and _is_lossless_webp(data),
+        icc_profile=icc_profile if image_format in _ICC_FORMATS and _fits(icc_profile, pixels) else None,
+    )
+
+
+def image_header(
+    data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: int = MAX_INPUT_PIXELS
+) -> tuple[str, int, int]:
+    """Format, width and height of a still image as stored, read and checked without decoding its pixels."""
+    header, image_format = _checked_header(data, max_bytes, max_pixels)
+    return image_format, *header.size
+
+
+def _checked_header(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.Image, str]:
+    """Pillow's lazily opened header and the format name, after every check that needs no pixels."""
     if not data:
         raise EmptyInputError("The file is empty.")
     if len(data) > max_bytes:
@@ -128,28 +173,25 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: i
     image_format = _FORMAT_ALIASES.get(header.format or "", header.format or "")
     if image_format not in SUPPORTED_FORMATS:
         raise UnsupportedFormatError(f"{image_format} images are not supported ({SUPPORTED_TEXT}).")
-    if getattr(header, "is_animated", False) and image_format != "JPEG":
+    # A HEIF's other top-level pictures (bursts, edits) are dropped like an MPO's: viewers show the primary one.
+    if getattr(header, "is_animated", False) and image_format not in ("JPEG", "HEIF"):
         raise UnsupportedFormatError("Animated or multi-page images are not supported; only still photos are.")
     if image_format == "JPEG":
         _check_scans(data)
-    orientation = _orientation(header)
-    icc_profile = header.info.get("icc_profile") or None
+    return header, image_format
 
-    pixels = _decode_pixels(data, expected_size=header.size)
-    pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
-    return DecodedImage(
-        pixels=pixels,
-        bgr=_bgr_uint8(pixels),
-        format=image_format,
-        lossless=image_format == "WEBP" and _is_lossless_webp(data),
-        icc_profile=icc_profile if image_format in _ICC_FORMATS and _fits(icc_profile, pixels) else None,
-    )
+
+def output_format(input_format: str) -> str:
+    """The format an image read as ``input_format`` is written back in."""
+    return _OUTPUT_FORMATS.get(input_format, input_format)
 
 
 def encode_image(
     pixels: np.ndarray, image_format: str, *, lossless: bool = False, icc_profile: bytes | None = None
 ) -> bytes:
     """Encode pixels (grey, BGR or BGRA; uint8, or uint16 for PNG) with no metadata but the ICC profile."""
+    if image_format == "AVIF":
+        return _encode_avif(pixels, icc_profile)
     if image_format not in _EXTENSIONS:
         raise ValueError(f"cannot encode {image_format!r}; supported: {', '.join(_EXTENSIONS)}")
     extension = _EXTENSIONS[image_format]
@@ -170,6 +212,18 @@ def encode_image(
     if not ok:
         raise ValueError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as {image_format}")
     return buffer.tobytes()
+
+
+def _encode_avif(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
+    """AVIF through Pillow (libavif), from a fresh image that carries no EXIF or XMP to write."""
+    image = _to_uint8(pixels)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    rgb = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    buffer = io.BytesIO()
+    params = {"icc_profile": icc_profile} if icc_profile else {}
+    Image.fromarray(rgb).save(buffer, "AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, **params)
+    return buffer.getvalue()
 
 
 def _megabytes(size: int) -> str:
@@ -267,8 +321,8 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
 
 def _unidentified(data: bytes) -> Exception:
     """Tell a broken photo in a supported format from a file that is not a supported image at all."""
-    if data[4:12] in _HEIF_BRANDS:
-        return UnsupportedFormatError(f"HEIC/AVIF images are not supported ({SUPPORTED_TEXT}).")
+    if data[4:12] in HEIF_BRANDS:
+        return CorruptImageError("The HEIC/AVIF image is damaged and cannot be read.")
     for signature, image_format in _NAMED_SIGNATURES.items():
         if data.startswith(signature):
             return UnsupportedFormatError(f"{image_format} images are not supported ({SUPPORTED_TEXT}).")
@@ -347,6 +401,21 @@ def _fits(icc_profile: bytes | None, pixels: np.ndarray) -> bool:
         return False
     colour_space = icc_profile[16:20]
     return colour_space == (b"GRAY" if pixels.ndim == 2 else b"RGB ")
+
+
+def _pillow_pixels(header: Image.Image) -> np.ndarray:
+    """A HEIF or AVIF picture as BGR or BGRA uint8 (8 bits a sample: libheif is asked for that)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            has_alpha = "A" in header.getbands() or "transparency" in header.info
+            image = header.convert("RGBA" if has_alpha else "RGB")
+    except Exception:  # whatever libheif or libavif report on broken pixel data
+        raise CorruptImageError("The image is damaged or truncated and cannot be decoded.") from None
+    if image.size != header.size:
+        raise CorruptImageError("The image is damaged: its header and its pixels disagree on its size.")
+    rgb = np.asarray(image)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGRA if has_alpha else cv2.COLOR_RGB2BGR)
 
 
 def _decode_pixels(data: bytes, expected_size: tuple[int, int]) -> np.ndarray:

@@ -23,3 +23,11 @@ class UnsupportedFormatError(AnonymizerError):
 
 class CorruptImageError(AnonymizerError):
     """The bytes look like a supported image but cannot be decoded."""
+
+
+class MediaTooLongError(AnonymizerError):
+    """A video or animation runs longer, or has more frames, than allowed (checked from its header first)."""
+
+
+class CorruptMediaError(AnonymizerError):
+    """The bytes look like a supported video or animation but cannot be decoded to the end."""

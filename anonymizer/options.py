@@ -25,6 +25,22 @@ DEFAULT_MARGIN = 0.15
 DEFAULT_MIN_MARGIN = 6.0
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 60_000_000
+# Videos and animations: a phone's 4K frame, ten minutes and 60 fps for ten minutes; a whole video is far larger
+# than a photo but is read from memory and streamed frame by frame, so its byte limit is its own.
+MAX_VIDEO_BYTES = 1024 * 1024 * 1024
+MAX_FRAME_PIXELS = 3840 * 2160
+MAX_DURATION_S = 600.0
+MAX_FRAMES = 36_000
+# A GIF is written out whole by Pillow, one palette byte per pixel of every frame (plus its comparisons between
+# frames), so its frames' pixels are capped together, not just one by one.
+MAX_ANIMATION_PIXELS = 100_000_000
+# Faces are searched on every DETECT_EVERY-th frame and followed in between (anonymizer/tracking.py): the
+# detector is most of the time spent on a video, and a face moves little in a tenth of a second.
+DETECT_EVERY = 3
+# ...on the frame shrunk to this longest side (0: full size). A 640 px frame is one pass of the detector, against
+# a windowed pass plus a fitted one at 720p and more: several times faster, for faces under about 20 px of a
+# 720p frame (python -m benchmarks.video_slips measures what each choice covers).
+DETECT_SIDE = 640
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +55,23 @@ class Options:
     threshold: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
     max_pixels: int = MAX_INPUT_PIXELS
+    max_video_bytes: int = MAX_VIDEO_BYTES
+    max_frame_pixels: int = MAX_FRAME_PIXELS
+    max_duration: float = MAX_DURATION_S
+    max_frames: int = MAX_FRAMES
+    max_animation_pixels: int = MAX_ANIMATION_PIXELS
+    detect_every: int = DETECT_EVERY
+    detect_side: int = DETECT_SIDE
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """The anonymized image and what was done to it."""
+    """The anonymized image, animation or video and what was done to it.
+
+    ``format`` is what ``data`` is; ``input_format`` what came in, so a caller can say when they differ (a HEIC
+    photo comes back as JPEG). For a video or animation ``detections`` is empty, ``tracks`` counts the faces
+    followed across its ``frames`` and ``duration`` is in seconds.
+    """
 
     data: bytes
     format: str
@@ -51,3 +79,8 @@ class Result:
     height: int
     detections: list[Detection] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    input_format: str = ""
+    kind: str = "image"
+    frames: int = 1
+    tracks: int = 0
+    duration: float = 0.0

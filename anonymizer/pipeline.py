@@ -16,7 +16,7 @@ import numpy as np
 
 import detectors
 import filters
-from anonymizer.codec import DecodedImage, decode_image, encode_image
+from anonymizer.codec import DecodedImage, decode_image, encode_image, output_format
 from anonymizer.options import Options, Result
 from detectors import Detection, Detector
 from filters import Filter
@@ -61,9 +61,15 @@ def _decode(data: bytes, options: Options) -> DecodedImage:
     return decode_image(data, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
 
 
+def find_faces(bgr: np.ndarray, options: Options = DEFAULT_OPTIONS) -> list[Detection]:
+    """The faces in one upright BGR picture (a photo or a video frame), with the detector ``options`` name."""
+    height, width = bgr.shape[:2]
+    found = _detector(options.detector, options.threshold).detect(bgr)
+    return [box for box in (d.clipped(width, height) for d in found) if box is not None]
+
+
 def _find_faces(image: DecodedImage, options: Options) -> list[Detection]:
-    found = _detector(options.detector, options.threshold).detect(image.bgr)
-    return [box for box in (d.clipped(image.width, image.height) for d in found) if box is not None]
+    return find_faces(image.bgr, options)
 
 
 def detect(data: bytes, options: Options = DEFAULT_OPTIONS) -> tuple[list[Detection], int, int]:
@@ -97,7 +103,8 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
     timings["filter"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    output = encode_image(pixels, image.format, lossless=image.lossless, icc_profile=image.icc_profile)
+    encoded_format = output_format(image.format)
+    output = encode_image(pixels, encoded_format, lossless=image.lossless, icc_profile=image.icc_profile)
     timings["encode"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - start
 
@@ -111,7 +118,8 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
     )
     return Result(
         data=output,
-        format=image.format,
+        format=encoded_format,
+        input_format=image.format,
         width=image.width,
         height=image.height,
         detections=faces,

@@ -200,3 +200,29 @@ def test_runs_as_a_program(photos: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     record = json.loads(completed.stdout)
     assert len(record["faces"]) == 1 and Path(record["output"]).is_file()
+
+
+def test_videos_gifs_and_heic_photos_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from tests.media import make_clip, make_gif
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    (folder / "clip.mov").write_bytes(make_clip(rotation=90))
+    (folder / "party.gif").write_bytes(make_gif())
+    Image.fromarray(cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2RGB)).save(folder / "photo.heic", "HEIF")
+    assert main(["anonymize", str(folder), "--json"]) == 0
+
+    records = {Path(r["input"]).name: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert Path(records["clip.mov"]["output"]).name == "clip.anonymized.mp4"
+    assert Path(records["party.gif"]["output"]).name == "party.anonymized.gif"
+    assert Path(records["photo.heic"]["output"]).name == "photo.anonymized.jpg"
+    assert (records["clip.mov"]["kind"], records["clip.mov"]["frames"], records["clip.mov"]["tracks"]) == (
+        "video",
+        16,
+        1,
+    )
+    assert records["photo.heic"]["format"] == "JPEG" and records["photo.heic"]["input_format"] == "HEIF"
+    for record in records.values():
+        assert Path(record["output"]).stat().st_size > 0

@@ -273,13 +273,17 @@ def test_truncated_file_is_corrupt(image_format: str) -> None:
         b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n",
         b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
         b"just some text that someone named photo.jpg\n",
-        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
     ],
-    ids=["random", "pdf", "svg", "text", "heic"],
+    ids=["random", "pdf", "svg", "text"],
 )
 def test_non_images_are_unsupported(data: bytes) -> None:
     with pytest.raises(UnsupportedFormatError, match=r"supported: JPEG, PNG, WebP"):
         decode_image(data)
+
+
+def test_a_heic_header_without_a_picture_is_damaged() -> None:
+    with pytest.raises(CorruptImageError, match="HEIC/AVIF image is damaged"):
+        decode_image(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
 
 
 def test_gif_tiff_and_animations_are_refused_clearly() -> None:

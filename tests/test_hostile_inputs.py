@@ -495,7 +495,7 @@ FIXED_CASES = {
         lambda: b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(200),
         UnsupportedFormatError,
     ),
-    "heic-header": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), UnsupportedFormatError),
+    "heic-header": (lambda: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), CorruptImageError),
     "animated-gif": (lambda: animation("GIF"), UnsupportedFormatError),
     "animated-webp": (lambda: animation("WEBP"), UnsupportedFormatError),
     "apng": (lambda: animation("PNG"), UnsupportedFormatError),
