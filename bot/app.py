@@ -18,7 +18,10 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot import metrics
+from bot.distributed import DeduplicateUpdates, FrontHeartbeat, QueueService
 from bot.handlers import create_routers
+from bot.jobs import JobService
 from bot.logs import install_redaction
 from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
 from bot.retry import RetryRequests
@@ -39,15 +42,17 @@ def token_secrets(settings: BotSettings) -> list[str]:
     return [token, token.partition(":")[2]]
 
 
-def create_bot(settings: BotSettings) -> Bot:
-    """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake)."""
+def create_bot(settings: BotSettings, retry: bool = True) -> Bot:
+    """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake);
+    without `retry`, each request is tried once (the start-up check has a backoff of its own)."""
     install_redaction(token_secrets(settings))
     timeout = settings.request_timeout_seconds
     if settings.telegram_api_url:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)
     else:
         session = AiohttpSession(timeout=timeout)
-    session.middleware(RetryRequests())
+    if retry:
+        session.middleware(RetryRequests())
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -66,11 +71,22 @@ def create_storage(settings: BotSettings) -> BaseStorage:
     return RedisStorage.from_url(settings.redis_url.get_secret_value())
 
 
-def create_service(settings: BotSettings, pool: WorkerPool) -> ImageService:
-    return ImageService(pool, queue_limit=settings.queue_limit, per_user_limit=settings.per_user_limit)
+def create_service(settings: BotSettings, pool: WorkerPool | None) -> ImageService | QueueService:
+    """The embedded service over a local pool, or (REDIS_URL set, no pool) the queue to the worker machines."""
+    if pool is not None:
+        service = ImageService(pool, queue_limit=settings.queue_limit, per_user_limit=settings.per_user_limit)
+        metrics.QUEUE_DEPTH.set_function(lambda: service.queue_depth)
+        metrics.WORKERS_ALIVE.set_function(lambda: len(pool.worker_pids()))
+        return service
+    assert settings.redis_url is not None
+    return QueueService(
+        settings.redis_url.get_secret_value(),
+        queue_limit=settings.queue_limit,
+        per_user_limit=settings.per_user_limit,
+    )
 
 
-def create_dispatcher(settings: BotSettings, service: ImageService, storage: BaseStorage | None = None) -> Dispatcher:
+def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseStorage | None = None) -> Dispatcher:
     """The dispatcher with every router and middleware; `settings` and `service` reach handlers by name.
 
     The filter choice is kept per user across chats (FSMStrategy.GLOBAL_USER).
@@ -85,6 +101,16 @@ def create_dispatcher(settings: BotSettings, service: ImageService, storage: Bas
     dispatcher["request_log"] = request_log
     dispatcher.update.outer_middleware(request_log)
     dispatcher.update.outer_middleware(LanguageMiddleware())
+    dispatcher["background"] = []
+    dispatcher["healthy"] = service.healthy
+    dispatcher["close_service"] = service.close
+    if isinstance(service, QueueService):
+        heartbeat = FrontHeartbeat(service.redis)
+        dispatcher.update.outer_middleware(
+            DeduplicateUpdates(service.redis, heartbeat, wait_limit=settings.deadline_seconds + 5)
+        )
+        dispatcher["background"] = [heartbeat.run, service.watch_cluster]
+        dispatcher.startup.register(service.start)
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))
     dispatcher.include_routers(*create_routers(settings))

@@ -1,0 +1,235 @@
+"""Distributed mode with its real parts: a redis-server, worker machines (`python -m bot.worker`) and fronts
+(`python -m bot`) as separate processes, talking HTTP to the fake Bot API. Each request gets exactly one answer with
+its own user's picture, whatever fails: a worker machine, the front, Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from bot.texts import ENGLISH
+from tests.bot.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
+from tests.bot.helpers import TOKEN, decode, jpeg
+from tests.bot.test_overload import is_own_picture, user_photos
+from tests.fake_telegram import REPLY_METHODS, FakeTelegramServer, FakeUser
+from tests.images import astronaut_bgr, composite
+
+USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
+APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)
+
+
+@pytest.fixture(scope="module")
+def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def redis_server(cluster_dir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(cluster_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def workers(redis_server: RedisServer, cluster_dir: Path) -> Iterator[list[Process]]:
+    """Two worker machines of one process each, started as two separate commands."""
+    machines = [worker(redis_server.url(), cluster_dir, f"worker-{name}") for name in "ab"]
+    wait_for_workers(redis_server.client(), 2)
+    yield machines
+    for machine in machines:
+        machine.stop()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegramServer]:
+    async with FakeTelegramServer(TOKEN) as server:
+        yield server
+
+
+async def start_front(telegram: FakeTelegramServer, url: str, directory: Path, **settings: str) -> Process:
+    process = front(url, telegram.base_url, directory, **settings)
+    await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=60)
+    return process
+
+
+def answers(telegram: FakeTelegramServer, message: dict[str, Any]) -> list[Any]:
+    chat_id, message_id = message["chat"]["id"], message["message_id"]
+    return [
+        call
+        for call in telegram.calls
+        if call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
+    ]
+
+
+async def exactly_one_answer_each(telegram: FakeTelegramServer, messages: list[dict[str, Any]], timeout: float) -> None:
+    await asyncio.gather(*(telegram.reply_to(message, timeout=timeout) for message in messages))
+    await asyncio.sleep(1.0)  # a second answer would come now
+    counts = [len(answers(telegram, message)) for message in messages]
+    assert counts == [1] * len(messages), f"answers per request: {counts}"
+
+
+def medium_photo(index: int) -> tuple[bytes, np.ndarray, list[Any]]:
+    """A 2 MP photo: long enough in a worker that a kill lands mid-job."""
+    image, boxes = composite((1600, 1200), [(100 + 40 * index, 150, 300)], background=40 + 5 * index)
+    return jpeg(image, quality=90), image, boxes
+
+
+async def test_ten_users_at_once_through_two_worker_machines_get_their_own_pictures(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    metrics_port = free_port()
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir, METRICS_PORT=str(metrics_port))
+    try:
+        photos = user_photos(len(USERS))
+        messages = [telegram.send_photo(user, jpeg(image)) for user, (image, _) in zip(USERS, photos, strict=True)]
+
+        await exactly_one_answer_each(telegram, messages, timeout=30)
+
+        for message, (image, boxes) in zip(messages, photos, strict=True):
+            (reply,) = answers(telegram, message)
+            assert reply.method == "sendPhoto"
+            assert is_own_picture(decode(reply.file("photo").data), image, boxes), "a user got another's picture"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                exposition = await response.text()
+            async with http.get(f"http://127.0.0.1:{metrics_port}/health") as response:
+                assert response.status == 200
+        assert 'photo_anon_requests_total{outcome="result"} 10.0' in exposition
+        assert "photo_anon_worker_processes 2.0" in exposition
+    finally:
+        front_process.stop()
+    redis = redis_server.client()
+    assert not list(redis.scan_iter("photo-anon:input:*")), "image bytes were left in Redis"
+    assert not any(b"\xff\xd8\xff" in str(entry).encode() for entry in redis.xrange("photo-anon:jobs"))
+    for process in (front_process, *workers):
+        assert TOKEN.partition(":")[2] not in process.log()
+
+
+async def test_an_album_comes_back_as_one_album_in_order(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        pictures = [
+            composite((400, 300), [(50 + 60 * index, 40, 150)], background=60 + 40 * index)[0] for index in range(3)
+        ]
+        album = telegram.send_album(USERS[0], [jpeg(picture) for picture in pictures])
+
+        reply = await telegram.reply_to(album[0], timeout=30)
+    finally:
+        front_process.stop()
+    assert reply.method == "sendMediaGroup" and len(reply.media) == 3
+    backgrounds = [
+        int(np.median(decode(reply.file(item["media"].removeprefix("attach://")).data)[-5:, -5:]))
+        for item in reply.media
+    ]
+    assert backgrounds == sorted(backgrounds), "the album came back out of order"
+
+
+async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        burst = [medium_photo(index) for index in range(8)]
+        messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
+        await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
+
+        workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
+
+        await exactly_one_answer_each(telegram, messages, timeout=30)
+        for message, (_, image, boxes) in zip(messages, burst, strict=True):
+            (reply,) = answers(telegram, message)
+            if reply.method == "sendPhoto":
+                assert is_own_picture(decode(reply.file("photo").data), image, boxes)
+            else:
+                assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
+        assert sum(answers(telegram, m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
+    finally:
+        front_process.stop()
+        workers[0].start()
+        wait_for_workers(redis_server.client(), 2)
+
+
+async def test_a_front_killed_mid_burst_and_started_again_answers_everything_once(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    first = await start_front(telegram, redis_server.url(), cluster_dir, name="front-1")
+    photos = user_photos(6)
+    messages = [telegram.send_photo(user, jpeg(image)) for user, (image, _) in zip(USERS, photos, strict=False)]
+    await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
+    first.kill()
+
+    second = front(redis_server.url(), telegram.base_url, cluster_dir, name="front-2")
+    try:
+        await exactly_one_answer_each(telegram, messages, timeout=40)
+    finally:
+        second.stop()
+    assert max(telegram.deliveries.values()) >= 2, "nothing was delivered again: the test proved nothing"
+
+
+async def test_redis_restarted_mid_run_everything_reconnects(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        in_flight = [
+            telegram.send_photo(user, data)
+            for user, (data, _, _) in zip(USERS, [medium_photo(i) for i in range(4)], strict=False)
+        ]
+        await asyncio.sleep(0.3)
+        redis_server.stop()
+        await asyncio.sleep(1.0)
+        redis_server.start()
+
+        await exactly_one_answer_each(telegram, in_flight, timeout=30)
+        wait_for_workers(redis_server.client(), 2, timeout=30)
+        after = telegram.send_photo(USERS[5], jpeg(astronaut_bgr()))
+        reply = await telegram.reply_to(after, timeout=30)
+    finally:
+        front_process.stop()
+    assert reply.method == "sendPhoto"
+    for message in in_flight:
+        (answer,) = answers(telegram, message)
+        assert answer.method == "sendPhoto" or answer.text in APOLOGY_OR_BUSY
+
+
+async def test_redis_unreachable_at_the_front_is_told_and_recovered_from(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        redis_server.stop()
+        during = telegram.send_photo(USERS[1], jpeg(astronaut_bgr()))
+        told = await telegram.reply_to(during, timeout=20)
+        redis_server.start()
+        wait_for_workers(redis_server.client(), 2, timeout=30)
+        after = telegram.send_photo(USERS[2], jpeg(astronaut_bgr()))
+        reply = await telegram.reply_to(after, timeout=30)
+        assert front_process.process is not None and front_process.process.poll() is None, "the front crashed"
+    finally:
+        front_process.stop()
+    assert told.text == ENGLISH.unavailable
+    assert reply.method == "sendPhoto"
+
+
+async def test_without_any_worker_users_are_told_at_once(
+    telegram: FakeTelegramServer, redis_server: RedisServer, cluster_dir: Path
+) -> None:
+    lonely = redis_server.url(db=5)  # no worker machine serves this database
+    front_process = await start_front(telegram, lonely, cluster_dir, name="front-alone")
+    try:
+        sent = time.monotonic()
+        reply = await telegram.reply_to(telegram.send_photo(USERS[3], jpeg(astronaut_bgr())), timeout=10)
+        waited = time.monotonic() - sent
+    finally:
+        front_process.stop()
+    assert reply.text == ENGLISH.unavailable
+    assert waited < 5, "the user waited for a timeout instead of being told at once"
