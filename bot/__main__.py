@@ -33,6 +33,7 @@ from bot.app import (
 )
 from bot.jobs import JobService, WorkerStartError
 from bot.logs import configure_logging
+from bot.polling import poll_until_answered
 from bot.settings import BotSettings, describe_error, usage
 from bot.workers import WorkerPool
 
@@ -91,6 +92,8 @@ async def serve(settings: BotSettings, service: JobService, storage: BaseStorage
     try:
         if settings.webhook_url:
             await serve_webhook(bot, dispatcher, settings)
+        elif settings.redis_url is not None:
+            await poll_until_answered(dispatcher, bot)
         else:
             await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
     finally:

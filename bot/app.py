@@ -19,7 +19,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot import metrics
-from bot.distributed import DeduplicateUpdates, FrontHeartbeat, QueueService
+from bot.distributed import DeduplicateUpdates, FrontHeartbeat, QueueService, redis_client_settings
 from bot.handlers import create_routers
 from bot.jobs import JobService
 from bot.logs import install_redaction
@@ -68,7 +68,7 @@ def create_storage(settings: BotSettings) -> BaseStorage:
         from aiogram.fsm.storage.redis import RedisStorage
     except ImportError as error:
         raise ConfigurationError("REDIS_URL is set but the redis package is missing: pip install redis") from error
-    return RedisStorage.from_url(settings.redis_url.get_secret_value())
+    return RedisStorage.from_url(settings.redis_url.get_secret_value(), connection_kwargs=redis_client_settings())
 
 
 def create_service(settings: BotSettings, pool: WorkerPool | None) -> ImageService | QueueService:
@@ -89,11 +89,13 @@ def create_service(settings: BotSettings, pool: WorkerPool | None) -> ImageServi
 def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseStorage | None = None) -> Dispatcher:
     """The dispatcher with every router and middleware; `settings` and `service` reach handlers by name.
 
-    The filter choice is kept per user across chats (FSMStrategy.GLOBAL_USER).
+    The filter choice is kept per user across chats (FSMStrategy.GLOBAL_USER). The FSM's middleware comes last, so
+    that when its storage (Redis) is down the user still hears that the bot is unavailable.
     """
     dispatcher = Dispatcher(
         storage=storage or create_storage(settings),
         fsm_strategy=FSMStrategy.GLOBAL_USER,
+        disable_fsm=True,
         settings=settings,
         service=service,
     )
@@ -113,6 +115,7 @@ def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseS
         dispatcher.startup.register(service.start)
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))
+    dispatcher.update.outer_middleware(dispatcher.fsm)
     dispatcher.include_routers(*create_routers(settings))
     dispatcher.startup.register(on_startup)
     dispatcher.shutdown.register(on_shutdown)
@@ -150,11 +153,18 @@ async def on_shutdown(bot: Bot, settings: BotSettings, request_log: RequestLogMi
 
 
 def create_webhook_app(bot: Bot, dispatcher: Dispatcher, settings: BotSettings, **data: Any) -> web.Application:
-    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header."""
+    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header; /metrics and
+    /health beside it."""
     assert settings.webhook_secret is not None
     app = web.Application()
+    # In distributed mode Telegram hears "done" only once the update is answered, so an update whose front died is
+    # delivered again (to another front behind the proxy); the claim in Redis keeps it from being answered twice.
     SimpleRequestHandler(
-        dispatcher=dispatcher, bot=bot, secret_token=settings.webhook_secret.get_secret_value()
+        dispatcher=dispatcher,
+        bot=bot,
+        handle_in_background=settings.redis_url is None,
+        secret_token=settings.webhook_secret.get_secret_value(),
     ).register(app, path=settings.webhook_path)
     setup_application(app, dispatcher, bot=bot, **data)
+    metrics.add_routes(app, dispatcher["healthy"])
     return app

@@ -1,10 +1,10 @@
 """Distributed mode: jobs travel over Redis with taskiq (Redis Streams with acknowledgement) to any number of worker
 machines (`python -m bot.worker`); what every front must share lives in Redis too.
 
-- The job's input and output bytes wait in Redis keys of their own (with a TTL of the request's budget), not in the stream:
-  stream entries stay in memory until trimmed, and a key can be deleted the moment the job is done. The stream
-  entry carries only the job's id, kind, filter and deadline; the outcome (without the bytes) comes back through
-  taskiq's result backend. Everything is JSON or raw bytes: nothing read from Redis is unpickled.
+- The job's input and output bytes wait in Redis keys of their own (with a TTL of the request's budget), not in
+  the stream: stream entries stay in memory until trimmed, and a key can be deleted the moment the job is done.
+  The stream entry carries only the job's id, kind, filter and deadline; the outcome (without the bytes) comes
+  back through taskiq's result backend. Everything is JSON or raw bytes: nothing read from Redis is unpickled.
 - A worker machine that dies leaves its jobs unacknowledged; taskiq-redis hands them to another worker once they
   have been idle for REDELIVER_AFTER_MS. A job whose deadline has passed is never started.
 - Admission uses the cluster's real state: the work admitted by every front (a ledger in Redis, each entry expiring
@@ -28,7 +28,11 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
@@ -104,12 +108,23 @@ def user_key(user_id: int) -> str:
     return f"{PREFIX}:user:{user_id}"
 
 
-def update_key(update_id: int) -> str:
-    return f"{PREFIX}:update:{update_id}"
+def update_key(bot_id: int, update_id: int) -> str:
+    return f"{PREFIX}:update:{bot_id}:{update_id}"
 
 
 def front_key(instance: str) -> str:
     return f"{PREFIX}:front:{instance}"
+
+
+def redis_client_settings() -> dict[str, Any]:
+    """A command that meets a connection Redis closed (a restart) is retried on a fresh one, so a Redis that came
+    back costs nothing; one that stays away fails within seconds, not minutes."""
+    return {
+        "socket_timeout": 5,
+        "socket_connect_timeout": 2,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
 
 
 def create_broker(redis_url: str) -> AsyncBroker:
@@ -182,6 +197,22 @@ return 'claimed'
 """
 
 
+async def announce(redis: Redis, identity: str, processes: int, curve: list[tuple[float, float]]) -> None:
+    """A worker machine's heartbeat: how many jobs it runs at once and its cost curve, valid for HEARTBEAT_TTL_S."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(WORKER_INFO, identity, processes)
+        pipe.hset(f"{WORKER_INFO}:speed", identity, json.dumps(curve))
+        pipe.zadd(WORKERS_KEY, {identity: time.time() + HEARTBEAT_TTL_S})
+        await pipe.execute()
+
+
+async def withdraw(redis: Redis, identity: str) -> None:
+    """A worker machine leaving on a graceful stop, rather than when its heartbeat runs out."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(WORKERS_KEY, identity).hdel(WORKER_INFO, identity).hdel(f"{WORKER_INFO}:speed", identity)
+        await pipe.execute()
+
+
 class ClusterView:
     """What a front knows of the worker machines: their processes and their speed, refreshed every heartbeat."""
 
@@ -208,7 +239,7 @@ class QueueService:
     """The distributed job service of a front: admission from Redis, jobs through taskiq to the worker machines."""
 
     def __init__(self, redis_url: str, *, queue_limit: int, per_user_limit: int, reply_reserve: float = 1.5) -> None:
-        self.redis: Redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.redis: Redis = Redis.from_url(redis_url, **redis_client_settings())
         self.broker = create_broker(redis_url)
         self.queue_limit = queue_limit
         self.per_user_limit = per_user_limit
@@ -390,7 +421,7 @@ class DeduplicateUpdates(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         assert isinstance(event, Update)
-        key = update_key(event.update_id)
+        key = update_key(data["bot"].id, event.update_id)
         try:
             claimed = await self._claim_when_free(key)
         except (RedisError, OSError) as error:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import os
 import signal
@@ -27,15 +26,15 @@ from anonymizer.options import Result
 from bot import jobs, metrics
 from bot.distributed import (
     HEARTBEAT_S,
-    HEARTBEAT_TTL_S,
     RESULT_TTL_S,
     TASK_NAME,
-    WORKER_INFO,
-    WORKERS_KEY,
+    announce,
     create_broker,
     input_key,
     output_key,
+    redis_client_settings,
     result_summary,
+    withdraw,
 )
 from bot.jobs import DeadlineExceededError, WorkerStartError
 from bot.logs import configure_logging
@@ -55,7 +54,7 @@ class WorkerMachine:
     def __init__(self, settings: WorkerSettings, pool: WorkerPool, redis_url: str) -> None:
         self.settings = settings
         self.pool = pool
-        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.redis = Redis.from_url(redis_url, **redis_client_settings())
         self.broker: AsyncBroker = create_broker(redis_url)
         self.broker.is_worker_process = True
 
@@ -109,24 +108,12 @@ class WorkerMachine:
             speed = self.pool.speed
             curve = [(mp, seconds * speed.slowdown) for mp, seconds in speed.curve.points]
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.hset(WORKER_INFO, self.identity, self.pool.size)
-                    pipe.hset(f"{WORKER_INFO}:speed", self.identity, json.dumps(curve))
-                    pipe.zadd(WORKERS_KEY, {self.identity: time.time() + HEARTBEAT_TTL_S})
-                    await pipe.execute()
+                await announce(self.redis, self.identity, self.pool.size, curve)
                 self.redis_ok = True
                 metrics.WORKERS_ALIVE.set(len(self.pool.worker_pids()))
             except (RedisError, OSError):
                 self.redis_ok = False
             await asyncio.sleep(HEARTBEAT_S)
-
-    async def withdraw(self) -> None:
-        """Leave the cluster at once on a graceful stop, rather than when the heartbeat runs out."""
-        with suppress(RedisError, OSError):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(WORKERS_KEY, self.identity).hdel(WORKER_INFO, self.identity)
-                pipe.hdel(f"{WORKER_INFO}:speed", self.identity)
-                await pipe.execute()
 
     async def healthy(self) -> bool:
         return self.redis_ok and bool(self.pool.worker_pids())
@@ -155,7 +142,8 @@ class WorkerMachine:
                     continue
                 failures = 0
         heartbeat.cancel()
-        await self.withdraw()
+        with suppress(RedisError, OSError):
+            await withdraw(self.redis, self.identity)
         if runner is not None:
             await runner.cleanup()
         with suppress(RedisError, OSError):
