@@ -31,6 +31,8 @@ from bot.app import (
     create_webhook_app,
     token_secrets,
 )
+from bot.distributed import QueueService
+from bot.flood import SharedPacing
 from bot.jobs import JobService, WorkerStartError
 from bot.logs import configure_logging
 from bot.polling import poll_until_answered
@@ -83,7 +85,8 @@ async def reach_telegram(settings: BotSettings) -> str:
 
 async def serve(settings: BotSettings, service: JobService, storage: BaseStorage) -> None:
     """Long polling unless WEBHOOK_URL is set; both stop gracefully on SIGINT or SIGTERM."""
-    bot = create_bot(settings)
+    pacing = SharedPacing(service.redis) if isinstance(service, QueueService) else None
+    bot = create_bot(settings, pacing=pacing)
     dispatcher = create_dispatcher(settings, service, storage)
     background = [asyncio.create_task(task()) for task in dispatcher["background"]]
     metrics_runner = None

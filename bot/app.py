@@ -8,6 +8,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -42,9 +43,10 @@ def token_secrets(settings: BotSettings) -> list[str]:
     return [token, token.partition(":")[2]]
 
 
-def create_bot(settings: BotSettings, retry: bool = True) -> Bot:
+def create_bot(settings: BotSettings, retry: bool = True, pacing: BaseRequestMiddleware | None = None) -> Bot:
     """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake);
-    without `retry`, each request is tried once (the start-up check has a backoff of its own)."""
+    without `retry`, each request is tried once (the start-up check has a backoff of its own). `pacing` holds
+    messages back to Telegram's flood limits (every attempt, retries too, takes its own slot)."""
     install_redaction(token_secrets(settings))
     timeout = settings.request_timeout_seconds
     if settings.telegram_api_url:
@@ -53,6 +55,8 @@ def create_bot(settings: BotSettings, retry: bool = True) -> Bot:
         session = AiohttpSession(timeout=timeout)
     if retry:
         session.middleware(RetryRequests())
+    if pacing is not None:
+        session.middleware(pacing)
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,

@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker
+from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
@@ -139,8 +140,11 @@ def create_broker(redis_url: str) -> AsyncBroker:
         idle_timeout=REDELIVER_AFTER_MS,
         unacknowledged_lock_timeout=5,
         maxlen=STREAM_LENGTH,
+        **redis_client_settings(),
     )
-    backend: Any = RedisAsyncResultBackend(redis_url, result_ex_time=RESULT_TTL_S, keep_results=False)
+    backend: Any = RedisAsyncResultBackend(
+        redis_url, result_ex_time=RESULT_TTL_S, keep_results=False, **redis_client_settings()
+    )
     return broker.with_result_backend(backend)
 
 
@@ -333,7 +337,7 @@ class QueueService:
                 ttl_ms = max(1, int((stop_at - time.monotonic()) * 1000) + 1000)
                 await self.redis.set(input_key(job_id), job.data, px=ttl_ms)
                 await self._kicker.with_task_id(job_id).kiq(job_id, job.kind, job.options.filter, until)
-        except (RedisError, OSError) as error:
+        except (RedisError, OSError, SendTaskError) as error:
             logger.warning("queueing failed: Redis unreachable (%s)", type(error).__name__)
             await self._forget(ids)
             raise UnavailableError from None

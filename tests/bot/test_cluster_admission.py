@@ -3,14 +3,20 @@ front counts, and a worker machine that joins raises the capacity without restar
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiogram.methods import SendMessage
+from redis.asyncio import Redis
 
 from bot.admission import BusyError, JobSize, UnavailableError
 from bot.distributed import QueueService, announce
+from bot.flood import SharedPacing
 from tests.bot.cluster import RedisServer
 
 CURVE = [(0.26, 0.1), (2.1, 1.0), (12.6, 2.0)]
@@ -85,3 +91,28 @@ async def test_the_cluster_prices_jobs_at_the_slowest_machines_speed(
 
     assert first.cluster.processes == 4
     assert first.estimate_seconds(JobSize("image", pixels=2_100_000)) == pytest.approx(2.0)
+
+
+async def test_messages_are_paced_to_telegrams_limits_across_fronts(redis_server: RedisServer) -> None:
+    """One message a second per chat and thirty a second in all, whichever front sends."""
+    redis_server.client().flushall()
+    fronts = [Redis.from_url(redis_server.url()) for _ in range(2)]
+    pacers = [SharedPacing(redis) for redis in fronts]
+    sent: list[tuple[int, float]] = []
+
+    async def make_request(bot: Any, method: SendMessage) -> bool:
+        sent.append((int(method.chat_id), time.monotonic()))
+        return True
+
+    bot: Any = SimpleNamespace(id=42)
+    started = time.monotonic()
+    await asyncio.gather(
+        *(pacers[index % 2](make_request, bot, SendMessage(chat_id=1, text="x")) for index in range(3)),
+        *(pacers[index % 2](make_request, bot, SendMessage(chat_id=100 + index, text="x")) for index in range(30)),
+    )
+    for redis in fronts:
+        await redis.aclose()
+
+    same_chat = sorted(at for chat, at in sent if chat == 1)
+    assert all(later - earlier >= 0.95 for earlier, later in zip(same_chat, same_chat[1:])), same_chat
+    assert max(at for _, at in sent) - started >= 30 / 30 * 0.9, "33 messages went out faster than 30 a second"

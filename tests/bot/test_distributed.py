@@ -19,7 +19,7 @@ from bot.texts import ENGLISH
 from tests.bot.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
 from tests.bot.helpers import TOKEN, decode, jpeg
 from tests.bot.test_overload import is_own_picture, user_photos
-from tests.fake_telegram import REPLY_METHODS, FakeTelegramServer, FakeUser
+from tests.fake_telegram import REPLY_METHODS, FakeTelegramServer, FakeUser, Fault
 from tests.images import astronaut_bgr, composite
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
@@ -138,31 +138,6 @@ async def test_an_album_comes_back_as_one_album_in_order(
     assert backgrounds == sorted(backgrounds), "the album came back out of order"
 
 
-async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
-    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
-) -> None:
-    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
-    try:
-        burst = [medium_photo(index) for index in range(8)]
-        messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
-        await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
-
-        workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
-
-        await exactly_one_answer_each(telegram, messages, timeout=30)
-        for message, (_, image, boxes) in zip(messages, burst, strict=True):
-            (reply,) = answers(telegram, message)
-            if reply.method == "sendPhoto":
-                assert is_own_picture(decode(reply.file("photo").data), image, boxes)
-            else:
-                assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
-        assert sum(answers(telegram, m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
-    finally:
-        await asyncio.to_thread(front_process.stop)
-        workers[0].start()
-        await asyncio.to_thread(wait_for_workers, redis_server.client(), 2)
-
-
 async def test_a_front_killed_mid_burst_and_started_again_answers_everything_once(
     telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
 ) -> None:
@@ -239,3 +214,67 @@ async def test_without_any_worker_users_are_told_at_once(
         await asyncio.to_thread(front_process.stop)
     assert reply.text == ENGLISH.unavailable
     assert waited < 5, "the user waited for a timeout instead of being told at once"
+
+
+async def test_telegrams_flood_limit_is_honoured_and_nothing_is_lost(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    flood = telegram.inject("sendPhoto", Fault("flood", retry_after=2, times=3))
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        photos = user_photos(4)
+        messages = [telegram.send_photo(user, jpeg(image)) for user, (image, _) in zip(USERS, photos, strict=False)]
+        await asyncio.gather(*(accepted(telegram, message) for message in messages))
+        await asyncio.sleep(1.0)
+    finally:
+        await asyncio.to_thread(front_process.stop)
+    assert flood.hits == 3
+    for message in messages:
+        attempts = answers(telegram, message)
+        delivered = [call for call in attempts if not is_refused(call)]
+        assert len(delivered) == 1, "a reply was lost or sent twice"
+        refused = [call for call in attempts if is_refused(call)]
+        if refused:
+            assert delivered[0].at - refused[-1].at >= 1.9, "the retry did not wait for retry_after"
+
+
+def is_refused(call: Any) -> bool:
+    """An attempt Telegram did not accept (the fake records an injected fault's call without a response)."""
+    return call.response is None or (isinstance(call.response, dict) and "error_code" in call.response)
+
+
+async def accepted(telegram: FakeTelegramServer, message: dict[str, Any]) -> None:
+    chat_id, message_id = message["chat"]["id"], message["message_id"]
+    await telegram.wait_for(
+        lambda call: (
+            call.method == "sendPhoto"
+            and call.chat_id == chat_id
+            and call.reply_to_message_id == message_id
+            and not is_refused(call)
+        ),
+        timeout=30,
+    )
+
+
+async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    """The module's last test: the machine it kills stays dead."""
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        burst = [medium_photo(index) for index in range(8)]
+        messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
+        await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
+
+        workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
+
+        await exactly_one_answer_each(telegram, messages, timeout=30)
+        for message, (_, image, boxes) in zip(messages, burst, strict=True):
+            (reply,) = answers(telegram, message)
+            if reply.method == "sendPhoto":
+                assert is_own_picture(decode(reply.file("photo").data), image, boxes)
+            else:
+                assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
+        assert sum(answers(telegram, m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
+    finally:
+        await asyncio.to_thread(front_process.stop)
