@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
@@ -174,7 +175,7 @@ class WorkerPool:
             curves = [future.result(timeout=WORKER_START_TIMEOUT) for future in calibrations]
         except concurrent.futures.TimeoutError:
             raise WorkerStartError(f"the workers did not start within {WORKER_START_TIMEOUT:.0f} s") from None
-        except ProcessExpired as error:
+        except (ProcessExpired, BrokenProcessPool) as error:
             raise WorkerStartError(f"a worker died while starting ({error})") from None
         slowest = [(points[0][0], max(seconds for _, seconds in points)) for points in zip(*curves, strict=True)]
         self.speed.calibrated(slowest)
