@@ -111,7 +111,7 @@ def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseS
     dispatcher["healthy"] = service.healthy
     dispatcher["close_service"] = service.close
     if isinstance(service, QueueService):
-        heartbeat = FrontHeartbeat(service.redis)
+        heartbeat = FrontHeartbeat(service.redis, service.instance)
         dispatcher.update.outer_middleware(
             DeduplicateUpdates(service.redis, heartbeat, wait_limit=settings.deadline_seconds + 5)
         )

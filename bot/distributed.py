@@ -69,6 +69,7 @@ WORKER_INFO = f"{PREFIX}:workers:info"
 ADMITTED = f"{PREFIX}:admitted"
 ADMITTED_WORK = f"{PREFIX}:admitted:work"
 ADMITTED_JOBS = f"{PREFIX}:admitted:jobs"
+ADMITTED_OWNERS = f"{PREFIX}:admitted:owners"
 
 
 def input_key(job_id: str) -> str:
@@ -153,22 +154,37 @@ def wall_clock(deadline: float) -> float:
     return time.time() + (deadline - time.monotonic())
 
 
-# The admission decision, atomic across fronts. KEYS: admitted, work, jobs, user, workers alive, worker info.
-# ARGV: now, ticket, work, job count, deadline, reply reserve, per-user limit, queue limit, headroom.
-# Returns {0} when admitted, {1, retry_after} when busy, {2} when no worker is alive.
+# The admission decision, atomic across fronts. KEYS: admitted, work, jobs, owners, user, workers alive, worker info.
+# ARGV: now, ticket, work, job count, deadline, reply reserve, per-user limit, queue limit, headroom, this front's
+# id, key prefix of the fronts' heartbeats, heartbeat lifetime (ms). Returns {0} when admitted, {1, retry_after}
+# when busy, {2} when no worker is alive. A ticket leaves the ledger at its deadline, or as soon as its front is
+# gone (a front killed mid-burst must not keep the requests Telegram delivers again out).
 ADMIT_SCRIPT = """
 local now = tonumber(ARGV[1])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, ticket in ipairs(expired) do
+redis.call('SET', ARGV[11] .. ARGV[10], 1, 'PX', ARGV[12])
+local function forget(ticket)
+  local owner = redis.call('HGET', KEYS[4], ticket)
+  if owner then
+    local sep = string.find(owner, '|', 1, true)
+    redis.call('ZREM', string.sub(owner, sep + 1), ticket)
+  end
+  redis.call('ZREM', KEYS[1], ticket)
   redis.call('HDEL', KEYS[2], ticket)
   redis.call('HDEL', KEYS[3], ticket)
+  redis.call('HDEL', KEYS[4], ticket)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local tickets = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for index = 1, #tickets, 2 do
+  local ticket, expires = tickets[index], tonumber(tickets[index + 1])
+  local owner = redis.call('HGET', KEYS[4], ticket)
+  local front = owner and string.sub(owner, 1, string.find(owner, '|', 1, true) - 1)
+  if expires <= now or (front and redis.call('EXISTS', ARGV[11] .. front) == 0) then forget(ticket) end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
 local capacity = 0
-for _, worker in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
-  capacity = capacity + (tonumber(redis.call('HGET', KEYS[6], worker)) or 0)
+for _, worker in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+  capacity = capacity + (tonumber(redis.call('HGET', KEYS[7], worker)) or 0)
 end
 if capacity == 0 then return {2} end
 local backlog = 0
@@ -177,7 +193,7 @@ local admitted = 0
 for _, count in ipairs(redis.call('HVALS', KEYS[3])) do admitted = admitted + tonumber(count) end
 local retry = math.max(1, math.ceil(backlog / capacity))
 local work, count, deadline = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[7]) then return {1, retry} end
+if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[7]) then return {1, retry} end
 if admitted + count > tonumber(ARGV[8]) then return {1, retry} end
 if admitted > 0 and now + (backlog + work) * tonumber(ARGV[9]) / capacity > deadline - tonumber(ARGV[6]) then
   return {1, retry}
@@ -185,8 +201,9 @@ end
 redis.call('ZADD', KEYS[1], deadline, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], work)
 redis.call('HSET', KEYS[3], ARGV[2], count)
-redis.call('ZADD', KEYS[4], deadline, ARGV[2])
-redis.call('EXPIREAT', KEYS[4], math.ceil(deadline) + 1)
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[10] .. '|' .. KEYS[5])
+redis.call('ZADD', KEYS[5], deadline, ARGV[2])
+redis.call('EXPIREAT', KEYS[5], math.ceil(deadline) + 1)
 return {0}
 """
 
@@ -252,6 +269,8 @@ class QueueService:
         self._admit = self.redis.register_script(ADMIT_SCRIPT)
         self._kicker: AsyncKicker[Any, Any] = AsyncKicker(TASK_NAME, self.broker, {})
         self._started = False
+        # This front's id: its admitted requests and its claims on updates are its own while its heartbeat lives.
+        self.instance = uuid.uuid4().hex
 
     async def start(self) -> None:
         """Connect; a Redis that is down now is no reason not to start (users are told, and it is retried)."""
@@ -294,7 +313,7 @@ class QueueService:
     async def admission(self, user_id: int, estimates: list[float], deadline: float) -> AsyncIterator[None]:
         ticket = uuid.uuid4().hex
         until = wall_clock(deadline)
-        keys = [ADMITTED, ADMITTED_WORK, ADMITTED_JOBS, user_key(user_id), WORKERS_KEY, WORKER_INFO]
+        keys = [ADMITTED, ADMITTED_WORK, ADMITTED_JOBS, ADMITTED_OWNERS, user_key(user_id), WORKERS_KEY, WORKER_INFO]
         args = [
             time.time(),
             ticket,
@@ -305,6 +324,9 @@ class QueueService:
             self.per_user_limit,
             self.queue_limit,
             ESTIMATE_HEADROOM,
+            self.instance,
+            f"{PREFIX}:front:",
+            int(HEARTBEAT_TTL_S * 1000),
         ]
         try:
             decision = await self._admit(keys=keys, args=args)
@@ -321,6 +343,7 @@ class QueueService:
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.zrem(ADMITTED, ticket).hdel(ADMITTED_WORK, ticket).hdel(ADMITTED_JOBS, ticket)
+                    pipe.hdel(ADMITTED_OWNERS, ticket)
                     pipe.zrem(user_key(user_id), ticket)
                     await pipe.execute()
             except (RedisError, OSError) as error:  # the entries expire with the deadline anyway
@@ -389,12 +412,12 @@ async def warn_if_persistent(redis: Redis) -> None:
 
 
 class FrontHeartbeat:
-    """This front's sign of life, by which another front knows whether an update this one claimed is still being
-    answered."""
+    """This front's sign of life, by which the others know whether an update it claimed is still being answered
+    and whether the requests it admitted still count."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, instance: str) -> None:
         self.redis = redis
-        self.instance = uuid.uuid4().hex
+        self.instance = instance
 
     async def run(self) -> None:
         while True:
@@ -410,6 +433,10 @@ class DeduplicateUpdates(BaseMiddleware):
     of an update that is done is dropped; one whose claim belongs to a front that is gone is taken over; one still
     held by a live front waits until that front is done or gone. Without Redis no update can be claimed, and the
     user is told the bot is unavailable for now.
+
+    The messages of an album are handled by the first one's handler (the others return at once), so they are all
+    marked done together when the last handler of the album returns: a front that dies mid-album leaves every
+    one of them to be delivered again.
     """
 
     def __init__(self, redis: Redis, heartbeat: FrontHeartbeat, wait_limit: float) -> None:
@@ -417,6 +444,7 @@ class DeduplicateUpdates(BaseMiddleware):
         self.heartbeat = heartbeat
         self.wait_limit = wait_limit
         self._claim = redis.register_script(CLAIM_SCRIPT)
+        self._albums: dict[tuple[int, str], tuple[int, list[str]]] = {}
 
     async def __call__(
         self,
@@ -435,13 +463,31 @@ class DeduplicateUpdates(BaseMiddleware):
         if not claimed:
             logger.info("update %d was answered already; dropped", event.update_id)
             return None
+        album = None
+        if event.message is not None and event.message.media_group_id is not None:
+            album = (event.message.chat.id, event.message.media_group_id)
+            running, keys = self._albums.get(album, (0, []))
+            self._albums[album] = (running + 1, keys)
         try:
             return await handler(event, data)
         finally:
-            try:
-                await self.redis.set(key, "done", ex=UPDATE_MEMORY_S)
-            except (RedisError, OSError) as error:
-                logger.warning("update %d: not marked done (%s)", event.update_id, type(error).__name__)
+            await self._mark_done(key, album)
+
+    async def _mark_done(self, key: str, album: tuple[int, str] | None) -> None:
+        keys = [key]
+        if album is not None:
+            running, waiting = self._albums.pop(album)
+            if running > 1:
+                self._albums[album] = (running - 1, [*waiting, key])
+                return
+            keys = [*waiting, key]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for done_key in keys:
+                    pipe.set(done_key, "done", ex=UPDATE_MEMORY_S)
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            logger.warning("%d update(s) not marked done (%s)", len(keys), type(error).__name__)
 
     async def _claim_when_free(self, key: str) -> bool:
         give_up = time.monotonic() + self.wait_limit

@@ -117,3 +117,20 @@ async def test_messages_are_paced_to_telegrams_limits_across_fronts(redis_server
     same_chat = sorted(at for chat, at in sent if chat == 1)
     assert all(later - earlier >= 0.95 for earlier, later in itertools.pairwise(same_chat)), same_chat
     assert max(at for _, at in sent) - started >= 0.9, "33 messages went out faster than 30 a second"
+
+
+async def test_the_requests_of_a_front_that_died_stop_counting(fronts: tuple[QueueService, QueueService]) -> None:
+    """Telegram delivers a dead front's updates again; its admitted work must not keep them out as "busy"."""
+    dead, alive = fronts
+    await announce(dead.redis, "machine-1", 1, CURVE)
+    deadline = time.monotonic() + 10
+    held = dead.admission(user_id=1, estimates=[6.0], deadline=deadline)
+    await held.__aenter__()  # admitted, then the front is killed: it never leaves
+    with pytest.raises(BusyError):
+        async with alive.admission(user_id=2, estimates=[6.0], deadline=deadline):
+            pass
+
+    await dead.redis.delete(f"photo-anon:front:{dead.instance}")  # its heartbeat has run out
+
+    async with alive.admission(user_id=1, estimates=[6.0], deadline=deadline):
+        pass

@@ -143,6 +143,7 @@ async def test_a_front_killed_mid_burst_and_started_again_answers_everything_onc
 ) -> None:
     first = await start_front(telegram, redis_server.url(), cluster_dir, name="front-1")
     messages = [telegram.send_photo(user, medium_photo(index)[0]) for index, user in enumerate(USERS[:6])]
+    album = telegram.send_album(USERS[6], [medium_photo(index)[0] for index in range(3)])
     # Killed while the jobs are running, not while a reply is on its way: an answer sent in the moment before its
     # front dies, and not yet marked done, would be sent again (the one window deduplication cannot close).
     await telegram.wait_for(lambda call: call.method == "getFile", timeout=30, count=4)
@@ -150,10 +151,13 @@ async def test_a_front_killed_mid_burst_and_started_again_answers_everything_onc
 
     second = front(redis_server.url(), telegram.base_url, cluster_dir, name="front-2")
     try:
-        await exactly_one_answer_each(telegram, messages, timeout=40)
+        await exactly_one_answer_each(telegram, [*messages, album[0]], timeout=40)
     finally:
         await asyncio.to_thread(second.stop)
     assert max(telegram.deliveries.values()) >= 2, "nothing was delivered again: the test proved nothing"
+    assert all(answers(telegram, message)[0].method == "sendPhoto" for message in messages), "a request was refused"
+    (album_reply,) = answers(telegram, album[0])
+    assert album_reply.method == "sendMediaGroup" and len(album_reply.media) == 3, "the album came back in part"
 
 
 async def test_redis_restarted_mid_run_everything_reconnects(
