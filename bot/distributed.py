@@ -7,9 +7,9 @@ machines (`python -m bot.worker`); what every front must share lives in Redis to
   back through taskiq's result backend. Everything is JSON or raw bytes: nothing read from Redis is unpickled.
 - A worker machine that dies leaves its jobs unacknowledged; taskiq-redis hands them to another worker once they
   have been idle for REDELIVER_AFTER_MS. A job whose deadline has passed is never started.
-- Admission uses the cluster's real state: the work admitted by every front (a ledger in Redis, each entry expiring
-  with its request's deadline, so a front that dies leaks nothing) and the worker processes alive (each worker
-  machine publishes its process count and speed every second).
+- Admission uses the cluster's real state: the work admitted by every front (a ledger in Redis, each entry leaving
+  at its request's deadline or when its front's heartbeat stops, so a front that dies leaks nothing) and the
+  worker processes alive (each worker machine publishes its process count and speed every second).
 - Only the front answers users, once per request; updates Telegram delivers again (a front restarted mid-burst,
   a webhook retried) are claimed in Redis by update id.
 """
@@ -243,16 +243,17 @@ class ClusterView:
         self.processes = 0
 
     async def refresh(self) -> None:
-        now = time.time()
-        alive = await self.redis.zrangebyscore(WORKERS_KEY, now, "+inf")
-        infos = (
+        alive = await self.redis.zrangebyscore(WORKERS_KEY, time.time(), "+inf")
+        counts = await self.redis.hmget(WORKER_INFO, alive) if alive else []
+        curves = (
             [json.loads(raw) for raw in await self.redis.hmget(f"{WORKER_INFO}:speed", alive) if raw] if alive else []
         )
-        self.processes = sum(int(count or 0) for count in (await self.redis.hmget(WORKER_INFO, alive) if alive else []))
-        if infos:
-            # The slowest machine's price for each size: admission must hold for whichever worker gets the job.
-            points = [(point[0], max(info[index][1] for info in infos)) for index, point in enumerate(infos[0])]
-            self.speed.calibrated(points)
+        self.processes = sum(int(count or 0) for count in counts)
+        if curves:
+            # The slowest machine's price at each calibration size (every machine times the same sizes): admission
+            # must hold for whichever worker gets the job.
+            sizes = [megapixels for megapixels, _ in curves[0]]
+            self.speed.calibrated([(mp, max(curve[index][1] for curve in curves)) for index, mp in enumerate(sizes)])
         metrics.WORKERS_ALIVE.set(self.processes)
 
 
@@ -325,7 +326,7 @@ class QueueService:
             self.queue_limit,
             ESTIMATE_HEADROOM,
             self.instance,
-            f"{PREFIX}:front:",
+            front_key(""),
             int(HEARTBEAT_TTL_S * 1000),
         ]
         try:
@@ -492,7 +493,7 @@ class DeduplicateUpdates(BaseMiddleware):
     async def _claim_when_free(self, key: str) -> bool:
         give_up = time.monotonic() + self.wait_limit
         while True:
-            state = await self._claim(keys=[key], args=[self.heartbeat.instance, UPDATE_MEMORY_S, f"{PREFIX}:front:"])
+            state = await self._claim(keys=[key], args=[self.heartbeat.instance, UPDATE_MEMORY_S, front_key("")])
             state = state.decode() if isinstance(state, bytes) else state
             if state != "held" or time.monotonic() > give_up:
                 return state == "claimed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from anonymizer import errors
 from anonymizer.errors import AnonymizerError
@@ -63,7 +63,8 @@ class JobService(Protocol):
 Outcome = tuple
 
 
-def done(result: Result, seconds: float) -> Outcome:
+def done(result: Result | dict[str, Any], seconds: float) -> Outcome:
+    """A finished job: its Result (between local processes) or its summary without the bytes (over Redis)."""
     return ("done", result, seconds)
 
 

@@ -95,7 +95,7 @@ class WorkerMachine:
             except (RedisError, OSError):
                 outcome, label = jobs.failed(ConnectionError()), "error"
             else:
-                outcome, label = ("done", result_summary(result), time.perf_counter() - started), "result"
+                outcome, label = jobs.done(result_summary(result), time.perf_counter() - started), "result"
         finally:
             with suppress(RedisError, OSError):
                 await self.redis.delete(input_key(job_id))

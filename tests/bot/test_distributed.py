@@ -24,6 +24,7 @@ from tests.images import astronaut_bgr, composite
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)
+WORKER_METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,11 @@ def redis_server(cluster_dir: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def workers(redis_server: RedisServer, cluster_dir: Path) -> Iterator[list[Process]]:
-    """Two worker machines of one process each, started as two separate commands."""
-    machines = [worker(redis_server.url(), cluster_dir, f"worker-{name}") for name in "ab"]
+    """Two worker machines of one process each, started as two separate commands; the first serves /metrics."""
+    machines = [
+        worker(redis_server.url(), cluster_dir, "worker-a", METRICS_PORT=str(WORKER_METRICS_PORT)),
+        worker(redis_server.url(), cluster_dir, "worker-b"),
+    ]
     wait_for_workers(redis_server.client(), 2)
     yield machines
     for machine in machines:
@@ -106,8 +110,13 @@ async def test_ten_users_at_once_through_two_worker_machines_get_their_own_pictu
                 exposition = await response.text()
             async with http.get(f"http://127.0.0.1:{metrics_port}/health") as response:
                 assert response.status == 200
+            async with http.get(f"http://127.0.0.1:{WORKER_METRICS_PORT}/metrics") as response:
+                worker_exposition = await response.text()
+            async with http.get(f"http://127.0.0.1:{WORKER_METRICS_PORT}/health") as response:
+                assert response.status == 200
         assert 'photo_anon_requests_total{outcome="result"} 10.0' in exposition
         assert "photo_anon_worker_processes 2.0" in exposition
+        assert 'photo_anon_jobs_total{outcome="result"}' in worker_exposition
     finally:
         await asyncio.to_thread(front_process.stop)
     redis = redis_server.client()
