@@ -38,9 +38,11 @@ class ConfigurationError(Exception):
 
 
 def token_secrets(settings: BotSettings) -> list[str]:
-    """The strings that must never appear in a log: the token, and its secret half on its own."""
+    """The strings that must never appear in a log: the token, its secret half on its own, and the Redis URL (it
+    carries Redis's password)."""
     token = settings.bot_token.get_secret_value()
-    return [token, token.partition(":")[2]]
+    redis = [settings.redis_url.get_secret_value()] if settings.redis_url else []
+    return [token, token.partition(":")[2], *redis]
 
 
 def create_bot(settings: BotSettings, retry: bool = True, pacing: BaseRequestMiddleware | None = None) -> Bot:

@@ -127,3 +127,27 @@ async def test_telegram_unreachable_at_start_is_one_line_and_the_bot_waits_for_i
     text = log.read_text()
     assert text.count("unreachable") == 1
     assert "Traceback" not in text and "Unclosed" not in text
+
+
+async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_redis(tmp_path: Path) -> None:
+    helped = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.worker",
+        "--help",
+        cwd=tmp_path,
+        env=bot_environment(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    usage_text, _ = await asyncio.wait_for(helped.communicate(), timeout=60)
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.worker", cwd=tmp_path, env=bot_environment(), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(refused.communicate(), timeout=60)
+
+    assert helped.returncode == 0 and "REDIS_URL" in usage_text.decode() and "BOT_TOKEN" not in usage_text.decode()
+    assert refused.returncode == 2
+    assert stderr.decode().strip().splitlines() == [
+        "photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"
+    ]
