@@ -269,6 +269,44 @@ async def accepted(telegram: FakeTelegramServer, message: dict[str, Any]) -> Non
     )
 
 
+async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_update_is_answered_once(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    """Telegram retries a webhook update its front did not confirm (the front died); only an answered one is
+    confirmed, and an update delivered twice is answered once."""
+    for key in redis_server.client().scan_iter("photo-anon:update:*"):
+        redis_server.client().delete(key)
+    port = free_port()
+    front_process = front(
+        redis_server.url(),
+        telegram.base_url,
+        cluster_dir,
+        name="front-webhook",
+        WEBHOOK_URL="https://bot.example.com/webhook",
+        WEBHOOK_SECRET="webhook-secret",
+        WEBHOOK_HOST="127.0.0.1",
+        WEBHOOK_PORT=str(port),
+    )
+    try:
+        await telegram.wait_for(lambda call: call.method == "setWebhook", timeout=60)
+        message = telegram.send_photo(USERS[4], jpeg(astronaut_bgr()))
+        update = {"update_id": telegram.update_id_of(message), "message": message}
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "webhook-secret"}
+        async with aiohttp.ClientSession() as http:
+            first = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
+            answered_when_confirmed = len(answers(telegram, message))
+            again = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
+            async with http.get(f"http://127.0.0.1:{port}/health") as health:
+                healthy = health.status
+        await asyncio.sleep(1.0)
+    finally:
+        await asyncio.to_thread(front_process.stop)
+    assert first.status == 200 and again.status == 200 and healthy == 200
+    assert answered_when_confirmed == 1, "Telegram heard 'done' before the user had an answer"
+    (reply,) = answers(telegram, message)
+    assert reply.method == "sendPhoto"
+
+
 async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
     telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
 ) -> None:
