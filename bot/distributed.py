@@ -38,11 +38,10 @@ from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
-from anonymizer.options import Result
+from anonymizer.options import Detection, Result
 from bot import jobs, metrics
 from bot.admission import ESTIMATE_HEADROOM, BusyError, JobSize, SpeedModel, UnavailableError
 from bot.jobs import DeadlineExceededError, Job
-from detectors import Detection
 
 logger = logging.getLogger(__name__)
 
