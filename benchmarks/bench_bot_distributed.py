@@ -61,13 +61,6 @@ def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench-cluster")
 
 
-@pytest.fixture(scope="module")
-def redis_server(cluster_dir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(cluster_dir).start()
-    yield server
-    server.stop()
-
-
 class Machines:
     """One worker machine at a time, restarted only when what is asked of it changes (each start loads the models
     and times the calibration photos)."""

@@ -37,7 +37,7 @@ from bot.jobs import JobService, WorkerStartError
 from bot.logs import configure_logging
 from bot.polling import poll_until_answered
 from bot.settings import BotSettings, describe_error, usage
-from bot.workers import WorkerPool
+from bot.workers import start_pool
 
 logger = logging.getLogger("bot")
 
@@ -148,12 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("bot @%s", name)
     pool = None
     if settings.redis_url is None:
-        logger.info("starting %d worker process(es)", settings.workers)
-        pool = WorkerPool(settings.workers, settings.options())
         try:
-            pool.start()
+            pool = start_pool(settings)
         except WorkerStartError as error:
-            pool.close(wait=False)
             return fail(str(error))
     else:
         logger.info("distributed mode: jobs go to the worker machines through Redis")

@@ -20,7 +20,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 from bot import metrics
-from bot.distributed import DeduplicateUpdates, FrontHeartbeat, QueueService, redis_client_settings
+from bot.distributed import DeduplicateUpdates, QueueService, redis_client_settings
 from bot.handlers import create_routers
 from bot.jobs import JobService
 from bot.logs import install_redaction
@@ -113,11 +113,10 @@ def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseS
     dispatcher["healthy"] = service.healthy
     dispatcher["close_service"] = service.close
     if isinstance(service, QueueService):
-        heartbeat = FrontHeartbeat(service.redis, service.instance)
         dispatcher.update.outer_middleware(
-            DeduplicateUpdates(service.redis, heartbeat, wait_limit=settings.deadline_seconds + 5)
+            DeduplicateUpdates(service.redis, service.instance, wait_limit=settings.deadline_seconds + 5)
         )
-        dispatcher["background"] = [heartbeat.run, service.watch_cluster]
+        dispatcher["background"] = [service.watch_cluster]
         dispatcher.startup.register(service.start)
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))

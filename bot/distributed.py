@@ -3,10 +3,11 @@ machines (`python -m bot.worker`); what every front must share lives in Redis to
 
 - The job's input and output bytes wait in Redis keys of their own (with a TTL of the request's budget), not in
   the stream: stream entries stay in memory until trimmed, and a key can be deleted the moment the job is done.
-  The stream entry carries only the job's id, kind, filter and deadline; the outcome (without the bytes) comes
+  The stream entry carries only the job's id, kind, filter, deadline and front; the outcome (without the bytes) comes
   back through taskiq's result backend. Everything is JSON or raw bytes: nothing read from Redis is unpickled.
 - A worker machine that dies leaves its jobs unacknowledged; taskiq-redis hands them to another worker once they
-  have been idle for REDELIVER_AFTER_MS. A job whose deadline has passed is never started.
+  have been idle for REDELIVER_AFTER_MS. A job whose deadline has passed, or whose front is gone (nobody would
+  read its result; Telegram delivers that front's updates again), is never started.
 - Admission uses the cluster's real state: the work admitted by every front (a ledger in Redis, each entry leaving
   at its request's deadline or when its front's heartbeat stops, so a front that dies leaks nothing) and the
   worker processes alive (each worker machine publishes its process count and speed every second).
@@ -271,9 +272,12 @@ class QueueService:
         self._started = False
         # This front's id: its admitted requests and its claims on updates are its own while its heartbeat lives.
         self.instance = uuid.uuid4().hex
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Connect; a Redis that is down now is no reason not to start (users are told, and it is retried)."""
+        """Connect and start this front's heartbeat; a Redis that is down now is no reason not to start (users are
+        told, and it is retried)."""
+        self._heartbeat = asyncio.create_task(self._beat())
         try:
             await self.broker.startup()
             await self.cluster.refresh()
@@ -283,9 +287,19 @@ class QueueService:
             logger.warning("Redis unreachable at start (%s); retrying with each request", type(error).__name__)
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         with suppress(RedisError, OSError):
             await self.broker.shutdown()
         await self.redis.aclose()
+
+    async def _beat(self) -> None:
+        """This front's sign of life, by which the others know whether an update it claimed is still being
+        answered and whether the requests it admitted still count, and workers whether its jobs are wanted."""
+        while True:
+            with suppress(RedisError, OSError):
+                await self.redis.set(front_key(self.instance), 1, px=int(HEARTBEAT_TTL_S * 1000))
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def healthy(self) -> bool:
         try:
@@ -359,7 +373,7 @@ class QueueService:
             for job_id, job in zip(ids, jobs_to_run, strict=True):
                 ttl_ms = max(1, int((stop_at - time.monotonic()) * 1000) + 1000)
                 await self.redis.set(input_key(job_id), job.data, px=ttl_ms)
-                await self._kicker.with_task_id(job_id).kiq(job_id, job.kind, job.options.filter, until)
+                await self._kicker.with_task_id(job_id).kiq(job_id, job.kind, job.options.filter, until, self.instance)
         except (RedisError, OSError, SendTaskError) as error:
             logger.warning("queueing failed: Redis unreachable (%s)", type(error).__name__)
             await self._forget(ids)
@@ -411,21 +425,6 @@ async def warn_if_persistent(redis: Redis) -> None:
         )
 
 
-class FrontHeartbeat:
-    """This front's sign of life, by which the others know whether an update it claimed is still being answered
-    and whether the requests it admitted still count."""
-
-    def __init__(self, redis: Redis, instance: str) -> None:
-        self.redis = redis
-        self.instance = instance
-
-    async def run(self) -> None:
-        while True:
-            with suppress(RedisError, OSError):
-                await self.redis.set(front_key(self.instance), 1, px=int(HEARTBEAT_TTL_S * 1000))
-            await asyncio.sleep(HEARTBEAT_S)
-
-
 class DeduplicateUpdates(BaseMiddleware):
     """Answer every update once, whichever front receives it and however often Telegram delivers it.
 
@@ -439,9 +438,9 @@ class DeduplicateUpdates(BaseMiddleware):
     one of them to be delivered again.
     """
 
-    def __init__(self, redis: Redis, heartbeat: FrontHeartbeat, wait_limit: float) -> None:
+    def __init__(self, redis: Redis, instance: str, wait_limit: float) -> None:
         self.redis = redis
-        self.heartbeat = heartbeat
+        self.instance = instance
         self.wait_limit = wait_limit
         self._claim = redis.register_script(CLAIM_SCRIPT)
         self._albums: dict[tuple[int, str], tuple[int, list[str]]] = {}
@@ -492,7 +491,7 @@ class DeduplicateUpdates(BaseMiddleware):
     async def _claim_when_free(self, key: str) -> bool:
         give_up = time.monotonic() + self.wait_limit
         while True:
-            state = await self._claim(keys=[key], args=[self.heartbeat.instance, UPDATE_MEMORY_S, front_key("")])
+            state = await self._claim(keys=[key], args=[self.instance, UPDATE_MEMORY_S, front_key("")])
             state = state.decode() if isinstance(state, bytes) else state
             if state != "held" or time.monotonic() > give_up:
                 return state == "claimed"

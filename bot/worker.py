@@ -30,6 +30,7 @@ from bot.distributed import (
     TASK_NAME,
     announce,
     create_broker,
+    front_key,
     input_key,
     output_key,
     redis_client_settings,
@@ -39,7 +40,7 @@ from bot.distributed import (
 from bot.jobs import DeadlineExceededError, WorkerStartError
 from bot.logs import configure_logging
 from bot.settings import WorkerSettings, describe_error, usage
-from bot.workers import WorkerPool
+from bot.workers import WorkerPool, start_pool
 
 logger = logging.getLogger("bot.worker")
 
@@ -58,19 +59,19 @@ class WorkerMachine:
         self.broker: AsyncBroker = create_broker(redis_url)
         self.broker.is_worker_process = True
 
-        async def run_job(job_id: str, kind: str, filter_name: str, deadline: float) -> jobs.Outcome:
-            return await self.run_job(job_id, kind, filter_name, deadline)
+        async def run_job(job_id: str, kind: str, filter_name: str, deadline: float, front: str) -> jobs.Outcome:
+            return await self.run_job(job_id, kind, filter_name, deadline, front)
 
         self.broker.register_task(run_job, task_name=TASK_NAME)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis_ok = False
 
-    async def run_job(self, job_id: str, kind: str, filter_name: str, deadline: float) -> jobs.Outcome:
+    async def run_job(self, job_id: str, kind: str, filter_name: str, deadline: float, front: str) -> jobs.Outcome:
         """One job; its input is read (not taken) so that another worker can still run it if this one dies, and
-        deleted with the outcome saved."""
+        deleted with the outcome saved. A job whose front is gone is not run: its result would never be read."""
         if kind != "image":
             return jobs.failed(ValueError(kind))
-        if time.time() >= deadline:
+        if time.time() >= deadline or not await self.redis.exists(front_key(front)):
             metrics.JOBS.labels("expired").inc()
             return jobs.expired()
         data = await self.redis.get(input_key(job_id))
@@ -176,12 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         print("photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)", file=sys.stderr)
         return EXIT_CONFIGURATION
     configure_logging(settings.log_level, [settings.redis_url.get_secret_value()])
-    logger.info("starting %d worker process(es)", settings.workers)
-    pool = WorkerPool(settings.workers, settings.options())
     try:
-        pool.start()
+        pool = start_pool(settings)
     except WorkerStartError as error:
-        pool.close(wait=False)
         print(f"photo-anon-worker: {error}", file=sys.stderr)
         return EXIT_CONFIGURATION
     try:

@@ -36,6 +36,7 @@ from bot.jobs import (
     WorkerFailedError,
     WorkerStartError,
 )
+from bot.settings import WorkerSettings
 
 __all__ = [
     "BusyError",
@@ -276,6 +277,18 @@ class WorkerPool:
         else:
             self._pool.stop()
             self._pool.join()
+
+
+def start_pool(settings: WorkerSettings) -> WorkerPool:
+    """This machine's WORKERS processes with the configured detectors, loaded and timed; WorkerStartError (the pool
+    closed again) if they cannot start."""
+    logger.info("starting %d worker process(es)", settings.workers)
+    pool = WorkerPool(settings.workers, settings.options())
+    try:
+        return pool.start()
+    except WorkerStartError:
+        pool.close(wait=False)
+        raise
 
 
 class ImageService:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,13 +20,6 @@ from bot.flood import SharedPacing
 from tests.bot.cluster import RedisServer
 
 CURVE = [(0.26, 0.1), (2.1, 1.0), (12.6, 2.0)]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis"))).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
