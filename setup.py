@@ -23,6 +23,11 @@ setup(
         "bot": [
             "aiogram>=3.20,<4",
             "pydantic-settings>=2.6,<3",
+            "Pebble>=5.1,<6",
+            "taskiq>=0.13,<0.14",
+            "taskiq-redis>=1.2,<2",
+            "redis>=6,<9",
+            "prometheus-client>=0.21,<1",
         ],
         "bench": [
             "pytest-benchmark>=5,<6",
@@ -32,6 +37,11 @@ setup(
         "test": [
             "aiogram>=3.20,<4",
             "pydantic-settings>=2.6,<3",
+            "Pebble>=5.1,<6",
+            "taskiq>=0.13,<0.14",
+            "taskiq-redis>=1.2,<2",
+            "redis>=6,<9",
+            "prometheus-client>=0.21,<1",
             "pytest>=8,<10",
             "pytest-asyncio>=0.24,<2",
             "pytest-benchmark>=5,<6",

@@ -8,6 +8,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -18,7 +19,10 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot import metrics
+from bot.distributed import DeduplicateUpdates, QueueService, redis_client_settings
 from bot.handlers import create_routers
+from bot.jobs import JobService
 from bot.logs import install_redaction
 from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
 from bot.retry import RetryRequests
@@ -34,20 +38,27 @@ class ConfigurationError(Exception):
 
 
 def token_secrets(settings: BotSettings) -> list[str]:
-    """The strings that must never appear in a log: the token, and its secret half on its own."""
+    """The strings that must never appear in a log: the token, its secret half on its own, and the Redis URL (it
+    carries Redis's password)."""
     token = settings.bot_token.get_secret_value()
-    return [token, token.partition(":")[2]]
+    redis = [settings.redis_url.get_secret_value()] if settings.redis_url else []
+    return [token, token.partition(":")[2], *redis]
 
 
-def create_bot(settings: BotSettings) -> Bot:
-    """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake)."""
+def create_bot(settings: BotSettings, retry: bool = True, pacing: BaseRequestMiddleware | None = None) -> Bot:
+    """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake);
+    without `retry`, each request is tried once (the start-up check has a backoff of its own). `pacing` holds
+    messages back to Telegram's flood limits (every attempt, retries too, takes its own slot)."""
     install_redaction(token_secrets(settings))
     timeout = settings.request_timeout_seconds
     if settings.telegram_api_url:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)
     else:
         session = AiohttpSession(timeout=timeout)
-    session.middleware(RetryRequests())
+    if retry:
+        session.middleware(RetryRequests())
+    if pacing is not None:
+        session.middleware(pacing)
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -63,21 +74,34 @@ def create_storage(settings: BotSettings) -> BaseStorage:
         from aiogram.fsm.storage.redis import RedisStorage
     except ImportError as error:
         raise ConfigurationError("REDIS_URL is set but the redis package is missing: pip install redis") from error
-    return RedisStorage.from_url(settings.redis_url.get_secret_value())
+    return RedisStorage.from_url(settings.redis_url.get_secret_value(), connection_kwargs=redis_client_settings())
 
 
-def create_service(settings: BotSettings, pool: WorkerPool) -> ImageService:
-    return ImageService(pool, queue_limit=settings.queue_limit, per_user_limit=settings.per_user_limit)
+def create_service(settings: BotSettings, pool: WorkerPool | None) -> ImageService | QueueService:
+    """The embedded service over a local pool, or (REDIS_URL set, no pool) the queue to the worker machines."""
+    if pool is not None:
+        service = ImageService(pool, queue_limit=settings.queue_limit, per_user_limit=settings.per_user_limit)
+        metrics.QUEUE_DEPTH.set_function(lambda: service.queue_depth)
+        metrics.WORKERS_ALIVE.set_function(lambda: len(pool.worker_pids()))
+        return service
+    assert settings.redis_url is not None
+    return QueueService(
+        settings.redis_url.get_secret_value(),
+        queue_limit=settings.queue_limit,
+        per_user_limit=settings.per_user_limit,
+    )
 
 
-def create_dispatcher(settings: BotSettings, service: ImageService, storage: BaseStorage | None = None) -> Dispatcher:
+def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseStorage | None = None) -> Dispatcher:
     """The dispatcher with every router and middleware; `settings` and `service` reach handlers by name.
 
-    The filter choice is kept per user across chats (FSMStrategy.GLOBAL_USER).
+    The filter choice is kept per user across chats (FSMStrategy.GLOBAL_USER). The FSM's middleware comes last, so
+    that when its storage (Redis) is down the user still hears that the bot is unavailable.
     """
     dispatcher = Dispatcher(
         storage=storage or create_storage(settings),
         fsm_strategy=FSMStrategy.GLOBAL_USER,
+        disable_fsm=True,
         settings=settings,
         service=service,
     )
@@ -85,8 +109,18 @@ def create_dispatcher(settings: BotSettings, service: ImageService, storage: Bas
     dispatcher["request_log"] = request_log
     dispatcher.update.outer_middleware(request_log)
     dispatcher.update.outer_middleware(LanguageMiddleware())
+    dispatcher["background"] = []
+    dispatcher["healthy"] = service.healthy
+    dispatcher["close_service"] = service.close
+    if isinstance(service, QueueService):
+        dispatcher.update.outer_middleware(
+            DeduplicateUpdates(service.redis, service.instance, wait_limit=settings.deadline_seconds + 5)
+        )
+        dispatcher["background"] = [service.watch_cluster]
+        dispatcher.startup.register(service.start)
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))
+    dispatcher.update.outer_middleware(dispatcher.fsm)
     dispatcher.include_routers(*create_routers(settings))
     dispatcher.startup.register(on_startup)
     dispatcher.shutdown.register(on_shutdown)
@@ -124,11 +158,18 @@ async def on_shutdown(bot: Bot, settings: BotSettings, request_log: RequestLogMi
 
 
 def create_webhook_app(bot: Bot, dispatcher: Dispatcher, settings: BotSettings, **data: Any) -> web.Application:
-    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header."""
+    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header; /metrics and
+    /health beside it."""
     assert settings.webhook_secret is not None
     app = web.Application()
+    # In distributed mode Telegram hears "done" only once the update is answered, so an update whose front died is
+    # delivered again (to another front behind the proxy); the claim in Redis keeps it from being answered twice.
     SimpleRequestHandler(
-        dispatcher=dispatcher, bot=bot, secret_token=settings.webhook_secret.get_secret_value()
+        dispatcher=dispatcher,
+        bot=bot,
+        handle_in_background=settings.redis_url is None,
+        secret_token=settings.webhook_secret.get_secret_value(),
     ).register(app, path=settings.webhook_path)
     setup_application(app, dispatcher, bot=bot, **data)
+    metrics.add_routes(app, dispatcher["healthy"])
     return app

@@ -23,17 +23,50 @@ BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 MISSING_TOKEN_HINT = " (create a bot with @BotFather and put its token in .env: see .env.example)"
 
 
-class BotSettings(BaseSettings):
-    """Everything the bot can be told from outside; each default is defined once, here or in Options."""
+class WorkerSettings(BaseSettings):
+    """What a machine that runs the pipeline needs: the embedded bot and `python -m bot.worker` share these."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    bot_token: SecretStr
-    default_filter: str = DEFAULT_FILTER
-    detector: str = DEFAULT_DETECTOR
-    max_file_bytes: int = Field(BOT_API_DOWNLOAD_LIMIT, gt=0)
-    max_pixels: int = Field(MAX_INPUT_PIXELS, gt=0)
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
+    detector: str = Field(DEFAULT_DETECTOR, description="The face detector chain the workers run.")
+    max_file_bytes: int = Field(BOT_API_DOWNLOAD_LIMIT, gt=0, description="Largest file accepted, in bytes.")
+    max_pixels: int = Field(MAX_INPUT_PIXELS, gt=0, description="Largest image accepted, in pixels.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, gt=0, description="Worker processes (default: CPU count)."
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="redis://host:port/db: distributed mode (python -m bot is then the front only)."
+    )
+    metrics_port: int | None = Field(
+        None, gt=0, lt=65536, description="Serve /metrics (Prometheus) and /health on this port."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the /metrics and /health server listens on.")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level.upper()
+
+    def options(self, filter_name: str | None = None) -> Options:
+        """The pipeline options for one request with the user's chosen filter."""
+        return Options(
+            detector=self.detector,
+            filter=filter_name or DEFAULT_FILTER,
+            max_bytes=self.max_file_bytes,
+            max_pixels=self.max_pixels,
+        )
+
+
+class BotSettings(WorkerSettings):
+    """Everything the bot can be told from outside; each default is defined once, here or in Options."""
+
+    bot_token: SecretStr = Field(description="The token @BotFather gave the bot (required).")
+    default_filter: str = Field(
+        DEFAULT_FILTER, description=f"Filter until a user picks one: {', '.join(FILTER_CHOICES)}."
+    )
     queue_limit: int = Field(40, gt=0, description="Images waiting or being processed, all users together.")
     per_user_limit: int = Field(2, gt=0, description="Requests (a photo, a file or an album) in flight per user.")
     deadline_seconds: float = Field(15.0, gt=0, description="From the update's arrival to the reply.")
@@ -44,15 +77,15 @@ class BotSettings(BaseSettings):
     download_stall_seconds: float = Field(
         5.0, gt=0, description="A file download that receives nothing this long is broken off and tried again."
     )
-    allowed_user_ids: Annotated[frozenset[int] | None, NoDecode] = None
-    telegram_api_url: str | None = None
-    redis_url: SecretStr | None = None
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    webhook_path: str = "/webhook"
-    webhook_host: str = "0.0.0.0"
-    webhook_port: int = Field(8080, gt=0, lt=65536)
-    log_level: str = "INFO"
+    allowed_user_ids: Annotated[frozenset[int] | None, NoDecode] = Field(
+        None, description="Comma-separated Telegram user ids; everyone else is refused politely."
+    )
+    telegram_api_url: str | None = Field(None, description="A self-hosted Bot API server instead of Telegram's.")
+    webhook_url: str | None = Field(None, description="Public HTTPS URL for updates; long polling when unset.")
+    webhook_secret: SecretStr | None = Field(None, description="Required with WEBHOOK_URL: Telegram's secret token.")
+    webhook_path: str = Field("/webhook", description="Path the webhook server takes updates on.")
+    webhook_host: str = Field("0.0.0.0", description="Address the webhook server listens on.")
+    webhook_port: int = Field(8080, gt=0, lt=65536, description="Port the webhook server listens on.")
 
     @field_validator("bot_token")
     @classmethod
@@ -67,13 +100,6 @@ class BotSettings(BaseSettings):
         if name not in FILTER_CHOICES:
             raise ValueError(f"must be one of {', '.join(FILTER_CHOICES)}")
         return name
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, level: str) -> str:
-        if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
-        return level.upper()
 
     @field_validator("allowed_user_ids", mode="before")
     @classmethod
@@ -91,13 +117,26 @@ class BotSettings(BaseSettings):
         return self
 
     def options(self, filter_name: str | None = None) -> Options:
-        """The pipeline options for one request with the user's chosen filter."""
-        return Options(
-            detector=self.detector,
-            filter=filter_name or self.default_filter,
-            max_bytes=self.max_file_bytes,
-            max_pixels=self.max_pixels,
-        )
+        return super().options(filter_name or self.default_filter)
+
+
+def usage(program: str, settings_class: type[BaseSettings]) -> str:
+    """`--help`: how to start the program and every setting it reads, with its default and meaning."""
+    lines = [
+        f"usage: {program}",
+        "",
+        "Settings come from the environment or a .env file in the working directory:",
+    ]
+    for name, field in settings_class.model_fields.items():
+        default = "required" if field.is_required() else f"default {_shown_default(field)}"
+        lines.append(f"  {name.upper():<26} {field.description or ''} ({default})")
+    return "\n".join(lines)
+
+
+def _shown_default(field: Any) -> str:
+    if field.default_factory is not None:
+        return "depends on the machine"
+    return "unset" if field.default is None else repr(field.default)
 
 
 def describe_error(error: Exception) -> str:

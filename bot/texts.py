@@ -19,6 +19,7 @@ class Texts:
     no_face: str
     album_no_face: str
     busy: str
+    unavailable: str
     unsupported: str
     too_large: str
     too_many_pixels: str
@@ -60,6 +61,7 @@ ENGLISH = Texts(
     no_face="I found no face in this picture, so I did not change it.",
     album_no_face="I found no face in these pictures, so I did not change them.",
     busy="I am busy with other people's pictures right now. Please try again in {seconds} s.",
+    unavailable="I am temporarily unavailable. Please try again in a minute.",
     unsupported=(
         "I only accept pictures: a photo, an album of photos, or an image file in JPEG, PNG or WebP. "
         "Stickers, videos, GIFs, voice messages and other files are not supported."
@@ -104,6 +106,7 @@ RUSSIAN = Texts(
     no_face="Я не нашёл на этом снимке ни одного лица, поэтому не стал его менять.",
     album_no_face="Я не нашёл лиц на этих снимках, поэтому не стал их менять.",
     busy="Сейчас я занят снимками других людей. Попробуйте ещё раз через {seconds} с.",
+    unavailable="Я временно недоступен. Попробуйте ещё раз через минуту.",
     unsupported=(
         "Я принимаю только изображения: фото, альбом фото или файл JPEG, PNG или WebP. "
         "Стикеры, видео, GIF, голосовые сообщения и другие файлы не поддерживаются."

@@ -33,11 +33,13 @@ from anonymizer.errors import (
     UnsupportedFormatError,
 )
 from anonymizer.options import Result
+from bot import metrics
+from bot.admission import BusyError, JobSize, UnavailableError
 from bot.handlers.mode import current_filter
+from bot.jobs import DeadlineExceededError, Job, JobService
 from bot.middlewares import AlbumMiddleware
 from bot.settings import BotSettings
 from bot.texts import Texts
-from bot.workers import BusyError, DeadlineExceededError, ImageService
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +177,15 @@ async def _fetch(bot: Bot, url: str, stall_seconds: float, deadline: float) -> b
 
 
 async def anonymize_pictures(
-    bot: Bot, pictures: list[Picture], service: ImageService, settings: BotSettings, filter_name: str, deadline: float
+    bot: Bot, pictures: list[Picture], service: JobService, settings: BotSettings, filter_name: str, deadline: float
 ) -> list[Result | BaseException]:
     """Download and anonymize the pictures; one Result or error per picture, in order."""
     downloads = await asyncio.gather(
         *(download(bot, picture, settings, deadline) for picture in pictures), return_exceptions=True
     )
-    images = [data for data in downloads if isinstance(data, bytes)]
-    results = iter(await service.anonymize(images, settings.options(filter_name), deadline) if images else [])
+    options = settings.options(filter_name)
+    jobs = [Job(data, options) for data in downloads if isinstance(data, bytes)]
+    results = iter(await service.run(jobs, deadline) if jobs else [])
     outcomes = [next(results) if isinstance(data, bytes) else data for data in downloads]
     for picture, outcome in zip(pictures, outcomes, strict=True):
         if isinstance(outcome, BaseException) and not isinstance(outcome, AnonymizerError | DeadlineExceededError):
@@ -282,7 +285,7 @@ async def _answer(
     messages: list[Message],
     *,
     bot: Bot,
-    service: ImageService,
+    service: JobService,
     settings: BotSettings,
     texts: Texts,
     state: FSMContext,
@@ -308,25 +311,37 @@ async def _answer(
     action = "upload_document" if all(picture.as_document for _, picture in accepted) else "upload_photo"
     started = time.monotonic()
     try:
-        estimates = [service.estimate_seconds(picture.pixels, picture.file_size) for _, picture in accepted]
-        with service.admit(user_id, estimates, deadline):
-            async with ChatActionSender(bot=bot, chat_id=anchor.chat.id, action=action):
-                outcomes = await anonymize_pictures(
-                    bot, [picture for _, picture in accepted], service, settings, filter_name, deadline
-                )
-                if len(messages) == 1:
-                    await reply_one(accepted[0][1], outcomes[0], settings, texts)
-                else:
-                    await reply_album(anchor, accepted, outcomes, refused, settings, texts)
+        estimates = [
+            service.estimate_seconds(JobSize("image", picture.pixels, picture.file_size)) for _, picture in accepted
+        ]
+        async with (
+            service.admission(user_id, estimates, deadline),
+            ChatActionSender(bot=bot, chat_id=anchor.chat.id, action=action),
+        ):
+            outcomes = await anonymize_pictures(
+                bot, [picture for _, picture in accepted], service, settings, filter_name, deadline
+            )
+            if len(messages) == 1:
+                await reply_one(accepted[0][1], outcomes[0], settings, texts)
+            else:
+                await reply_album(anchor, accepted, outcomes, refused, settings, texts)
     except BusyError as busy:
         await anchor.reply(texts.busy.format(seconds=busy.retry_after))
+        outcome = "busy"
+    except UnavailableError:
+        await anchor.reply(texts.unavailable)
+        outcome = "unavailable"
     except DeadlineExceededError:
         logger.warning("chat %s: deadline passed after %.1f s", anchor.chat.id, time.monotonic() - received_at)
         await anchor.reply(texts.timeout)
+        outcome = "apology"
     else:
+        outcome = "result" if any(isinstance(item, Result) for item in outcomes) else "error"
         logger.info(
             "chat %s: %d picture(s) answered in %.2f s", anchor.chat.id, len(accepted), time.monotonic() - started
         )
+    metrics.REQUESTS.labels(outcome).inc()
+    metrics.REPLY_SECONDS.observe(time.monotonic() - received_at)
 
 
 def create_router(settings: BotSettings) -> Router:
@@ -338,7 +353,7 @@ def create_router(settings: BotSettings) -> Router:
         message: Message,
         album: list[Message],
         bot: Bot,
-        service: ImageService,
+        service: JobService,
         settings: BotSettings,
         texts: Texts,
         state: FSMContext,
@@ -352,7 +367,7 @@ def create_router(settings: BotSettings) -> Router:
     async def single(
         message: Message,
         bot: Bot,
-        service: ImageService,
+        service: JobService,
         settings: BotSettings,
         texts: Texts,
         state: FSMContext,

@@ -12,6 +12,7 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from anonymizer.options import Options
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.workers import WorkerPool
+from tests.bot.cluster import redis_server  # noqa: F401 (a fixture: the distributed tests' Redis)
 from tests.bot.helpers import TEST_WORKERS, TOKEN, RunningBot, StartBot, bot_settings
 from tests.fake_telegram import FakeTelegramServer
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
+from tests.bot.cluster import free_port
 from tests.bot.helpers import TOKEN, jpeg
 from tests.fake_telegram import FakeTelegramServer, FakeUser
 from tests.images import astronaut_bgr
@@ -46,3 +47,107 @@ async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
     log = stderr.decode()
     assert "update 1 (message) chat 1001" in log
     assert TOKEN.partition(":")[2] not in log
+
+
+def bot_environment(**settings: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key.lower() not in BotSettings.model_fields}
+    env.update(PYTHONPATH=str(ROOT), **settings)
+    return env
+
+
+async def test_help_prints_usage_and_the_settings_instead_of_a_missing_token_error(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "--help",
+        cwd=tmp_path,
+        env=bot_environment(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 0
+    text = stdout.decode()
+    assert text.startswith("usage:")
+    assert all(name in text for name in ("BOT_TOKEN", "REDIS_URL", "WEBHOOK_URL", "WORKERS"))
+    assert not stderr
+
+
+async def test_a_token_telegram_rejects_is_one_clear_line_and_exit_2_before_any_worker_starts(
+    tmp_path: Path,
+) -> None:
+    async with FakeTelegramServer("987654321:AAAnotherTokenThatTelegramKnows_0123456") as telegram:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=bot_environment(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.base_url, WORKERS="1"),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+
+    assert process.returncode == 2
+    lines = stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "BOT_TOKEN" in lines[0] and "rejected" in lines[0]
+    assert TOKEN.partition(":")[2] not in stderr.decode()
+
+
+async def test_telegram_unreachable_at_start_is_one_line_and_the_bot_waits_for_it(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "bot.log"
+    with open(log, "wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=bot_environment(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=f"http://127.0.0.1:{port}", WORKERS="1"),
+            stderr=output,
+        )
+    try:
+        async with asyncio.timeout(60):
+            while "unreachable" not in log.read_text():
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(2)  # long enough for a second attempt, which must not add a line
+        assert process.returncode is None, "the bot gave up while Telegram was unreachable"
+        async with FakeTelegramServer(TOKEN, port=port) as telegram:
+            telegram.send_text(ALICE, "/start")
+            (welcome,) = await telegram.wait_for(lambda call: call.method == "sendMessage", timeout=60)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert welcome.text == ENGLISH.start
+    text = log.read_text()
+    assert text.count("unreachable") == 1
+    assert "Traceback" not in text and "Unclosed" not in text
+
+
+async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_redis(tmp_path: Path) -> None:
+    helped = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.worker",
+        "--help",
+        cwd=tmp_path,
+        env=bot_environment(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    usage_text, _ = await asyncio.wait_for(helped.communicate(), timeout=60)
+    refused = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.worker", cwd=tmp_path, env=bot_environment(), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(refused.communicate(), timeout=60)
+
+    assert helped.returncode == 0 and "REDIS_URL" in usage_text.decode() and "BOT_TOKEN" not in usage_text.decode()
+    assert refused.returncode == 2
+    assert stderr.decode().strip().splitlines() == [
+        "photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"
+    ]

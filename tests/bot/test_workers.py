@@ -107,3 +107,28 @@ def test_the_cost_curve_prices_an_image_by_the_nearest_measured_sizes() -> None:
     assert curve.seconds(2.1) == 0.46
     assert curve.seconds(7.35) == pytest.approx((0.46 + 1.24) / 2)
     assert curve.seconds(23.1) == pytest.approx(1.24 + 0.78)
+
+
+async def test_a_job_stops_at_its_deadline_even_if_nobody_abandons_it(
+    worker_pool: WorkerPool, big_photo: bytes
+) -> None:
+    """The deadline travels with the job, so a job whose abandonment was lost (the race of the hand-written pool:
+    abandoned between being taken and being recorded as running) still cannot run past it."""
+    started = time.monotonic()
+    future = worker_pool.submit(big_photo, Options(), deadline=started + 0.3)
+
+    with pytest.raises(DeadlineExceededError):
+        await asyncio.wrap_future(future)
+    assert time.monotonic() - started < 1.0, "the job ran on past its deadline"
+
+
+async def test_a_job_whose_deadline_passed_in_the_queue_is_never_started(
+    worker_pool: WorkerPool, big_photo: bytes
+) -> None:
+    blockers = [worker_pool.submit(big_photo, Options()) for _ in range(worker_pool.size)]
+    late = worker_pool.submit(jpeg(astronaut_bgr()), Options(), deadline=time.monotonic() + 0.1)
+
+    with pytest.raises(DeadlineExceededError):
+        await asyncio.wrap_future(late)
+    await asyncio.gather(*(asyncio.wrap_future(blocker) for blocker in blockers))
+    assert worker_pool.outstanding == 0

@@ -155,7 +155,10 @@ class _Updates:
 class FakeTelegramServer:
     """The fake Bot API: start it, point a bot at `base_url`, inject updates, await the bot's calls."""
 
-    def __init__(self, token: str, *, bot_id: int | None = None, username: str = "fake_anon_bot") -> None:
+    def __init__(
+        self, token: str, *, bot_id: int | None = None, username: str = "fake_anon_bot", port: int = 0
+    ) -> None:
+        """`port` 0 takes a free one; a fixed one lets a test start the server after the bot (Telegram down)."""
         self.token = token
         self.bot_user = {
             "id": bot_id or int(token.partition(":")[0]),
@@ -176,7 +179,7 @@ class FakeTelegramServer:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._closing = False
-        self.port = 0
+        self.port = port
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class FakeTelegramServer:
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self

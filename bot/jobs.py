@@ -1,0 +1,103 @@
+"""What handlers ask of the machinery that runs jobs, whichever mode runs it: "run this job, give me its outcome or
+a refusal".
+
+Two implementations: `bot.workers.ImageService` (embedded: local worker processes) and
+`bot.distributed.QueueService` (a task queue over Redis to any number of worker machines). Handlers see only
+`JobService`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from anonymizer import errors
+from anonymizer.errors import AnonymizerError
+from anonymizer.options import Options, Result
+from bot.admission import JobSize
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: its kind says which pipeline and which estimator ("image" today), the input bytes stay in
+    memory, the options are the pipeline's."""
+
+    data: bytes
+    options: Options
+    kind: str = "image"
+
+
+class DeadlineExceededError(Exception):
+    """The job did not finish within the request's budget; it was stopped and its result will never be used."""
+
+
+class WorkerCrashedError(Exception):
+    """The worker process died while it ran this job (a crash in native code, or killed)."""
+
+
+class WorkerFailedError(Exception):
+    """The job raised an unexpected error inside the worker; only its type name crosses back, never data."""
+
+
+class WorkerStartError(Exception):
+    """A worker process could not start or load its models."""
+
+
+class JobService(Protocol):
+    """Admission and execution of jobs; the handlers' only door to the workers."""
+
+    def estimate_seconds(self, job: JobSize) -> float:
+        """CPU seconds the job is expected to take, from what its message says of it."""
+
+    def admission(self, user_id: int, estimates: list[float], deadline: float) -> AbstractAsyncContextManager[None]:
+        """Hold a place for one request (a photo, a file or an album) or raise BusyError / UnavailableError."""
+
+    async def run(self, jobs: list[Job], deadline: float) -> list[Result | Exception]:
+        """Every job's Result or its error, in order; DeadlineExceededError when the budget (a time.monotonic()
+        instant) runs out first."""
+
+
+# What a job's outcome looks like while it crosses a process boundary: never an exception object (its pickled
+# arguments could carry data), only a tag and what the user may be shown.
+Outcome = tuple
+
+
+def done(result: Result | dict[str, Any], seconds: float) -> Outcome:
+    """A finished job: its Result (between local processes) or its summary without the bytes (over Redis)."""
+    return ("done", result, seconds)
+
+
+def refused(error: AnonymizerError) -> Outcome:
+    return ("refused", type(error).__name__, str(error))
+
+
+def failed(error: BaseException) -> Outcome:
+    return ("failed", type(error).__name__)
+
+
+def expired() -> Outcome:
+    return ("expired",)
+
+
+def outcome_value(outcome: Outcome) -> Result | Exception:
+    """The Result, or the error to show for it, out of an outcome that crossed a process boundary."""
+    tag = outcome[0]
+    if tag == "done":
+        return outcome[1]
+    if tag == "refused":
+        return _rebuilt_refusal(outcome[1], outcome[2])
+    if tag == "expired":
+        return DeadlineExceededError()
+    return WorkerFailedError(outcome[1])
+
+
+def _rebuilt_refusal(type_name: str, message: str) -> AnonymizerError:
+    """The pipeline's refusal rebuilt in this process from its class name and user-facing message."""
+    error_type = getattr(errors, type_name, AnonymizerError)
+    if not (isinstance(error_type, type) and issubclass(error_type, AnonymizerError)):
+        error_type = AnonymizerError
+    try:
+        return error_type(message)
+    except TypeError:
+        return AnonymizerError(message)

@@ -1,0 +1,51 @@
+"""What an operator watches: `/metrics` in Prometheus' text format and `/health` for a load balancer, served by the
+bot (embedded or front) and by every worker machine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+logger = logging.getLogger(__name__)
+
+# What each request ended with: "result" (the anonymized picture or the answer that it has no face), "busy",
+# "unavailable", "apology" (the deadline passed) or "error" (the picture could not be processed).
+REQUESTS = Counter("photo_anon_requests_total", "Requests (photo, file or album) answered, by outcome.", ["outcome"])
+REPLY_SECONDS = Histogram(
+    "photo_anon_reply_seconds",
+    "From an update's arrival to its answer.",
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 30),
+)
+QUEUE_DEPTH = Gauge("photo_anon_queue_depth", "Jobs admitted and not yet finished (all fronts, in distributed mode).")
+WORKERS_ALIVE = Gauge("photo_anon_worker_processes", "Worker processes alive that take jobs.")
+JOBS = Counter("photo_anon_jobs_total", "Jobs a worker machine finished, by outcome.", ["outcome"])
+
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+def add_routes(app: web.Application, healthy: HealthCheck) -> None:
+    """Put /metrics and /health on an aiohttp app (the webhook's, or a server of their own)."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def health(_: web.Request) -> web.Response:
+        ok = await healthy()
+        return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+
+
+async def serve(host: str, port: int, healthy: HealthCheck) -> web.AppRunner:
+    """Start a small server with /metrics and /health; the caller cleans the runner up."""
+    app = web.Application()
+    add_routes(app, healthy)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    logger.info("metrics and health on http://%s:%d/metrics", host, port)
+    return runner

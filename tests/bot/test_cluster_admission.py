@@ -1,0 +1,128 @@
+"""Admission across the cluster, decided in a real Redis: per-user limits hold across fronts, the backlog of every
+front counts, and a worker machine that joins raises the capacity without restarting anything."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiogram.methods import SendMessage
+from redis.asyncio import Redis
+
+from bot.admission import BusyError, JobSize, UnavailableError
+from bot.distributed import QueueService, announce
+from bot.flood import SharedPacing
+from tests.bot.cluster import RedisServer
+
+CURVE = [(0.26, 0.1), (2.1, 1.0), (12.6, 2.0)]
+
+
+@pytest.fixture
+async def fronts(redis_server: RedisServer) -> AsyncIterator[tuple[QueueService, QueueService]]:
+    redis_server.client().flushall()
+    pair = tuple(
+        QueueService(redis_server.url(), queue_limit=10, per_user_limit=1, reply_reserve=0.0) for _ in range(2)
+    )
+    yield pair  # type: ignore[misc]
+    for front in pair:
+        await front.close()
+
+
+async def test_a_users_limit_holds_across_fronts(fronts: tuple[QueueService, QueueService]) -> None:
+    first, second = fronts
+    await announce(first.redis, "machine-1", 2, CURVE)
+    deadline = time.monotonic() + 15
+
+    async with first.admission(user_id=7, estimates=[1.0], deadline=deadline):
+        with pytest.raises(BusyError):
+            async with second.admission(user_id=7, estimates=[1.0], deadline=deadline):
+                pass
+        async with second.admission(user_id=8, estimates=[1.0], deadline=deadline):
+            pass
+    async with second.admission(user_id=7, estimates=[1.0], deadline=deadline):
+        pass
+
+
+async def test_the_backlog_of_every_front_counts_and_a_new_worker_raises_capacity(
+    fronts: tuple[QueueService, QueueService],
+) -> None:
+    first, second = fronts
+    await announce(first.redis, "machine-1", 1, CURVE)
+    deadline = time.monotonic() + 10
+
+    async with first.admission(user_id=1, estimates=[6.0], deadline=deadline):
+        # 6 s admitted on one front plus 6 s here, stretched by the headroom, do not fit 10 s on one process...
+        with pytest.raises(BusyError) as busy:
+            async with second.admission(user_id=2, estimates=[6.0], deadline=deadline):
+                pass
+        assert busy.value.retry_after == 6
+        # ...but do on two, once a second machine has announced itself.
+        await announce(first.redis, "machine-2", 1, CURVE)
+        async with second.admission(user_id=2, estimates=[6.0], deadline=deadline):
+            pass
+
+
+async def test_no_worker_alive_is_unavailable_at_once(fronts: tuple[QueueService, QueueService]) -> None:
+    first, _ = fronts
+    with pytest.raises(UnavailableError):
+        async with first.admission(user_id=1, estimates=[1.0], deadline=time.monotonic() + 15):
+            pass
+
+
+async def test_the_cluster_prices_jobs_at_the_slowest_machines_speed(
+    fronts: tuple[QueueService, QueueService],
+) -> None:
+    first, _ = fronts
+    await announce(first.redis, "fast", 2, CURVE)
+    await announce(first.redis, "slow", 2, [(mp, seconds * 2) for mp, seconds in CURVE])
+    await first.cluster.refresh()
+
+    assert first.cluster.processes == 4
+    assert first.estimate_seconds(JobSize("image", pixels=2_100_000)) == pytest.approx(2.0)
+
+
+async def test_messages_are_paced_to_telegrams_limits_across_fronts(redis_server: RedisServer) -> None:
+    """One message a second per chat and thirty a second in all, whichever front sends."""
+    redis_server.client().flushall()
+    fronts = [Redis.from_url(redis_server.url()) for _ in range(2)]
+    pacers = [SharedPacing(redis) for redis in fronts]
+    sent: list[tuple[int, float]] = []
+
+    async def make_request(bot: Any, method: SendMessage) -> bool:
+        sent.append((int(method.chat_id), time.monotonic()))
+        return True
+
+    bot: Any = SimpleNamespace(id=42)
+    started = time.monotonic()
+    await asyncio.gather(
+        *(pacers[index % 2](make_request, bot, SendMessage(chat_id=1, text="x")) for index in range(3)),
+        *(pacers[index % 2](make_request, bot, SendMessage(chat_id=100 + index, text="x")) for index in range(30)),
+    )
+    for redis in fronts:
+        await redis.aclose()
+
+    same_chat = sorted(at for chat, at in sent if chat == 1)
+    assert all(later - earlier >= 0.95 for earlier, later in itertools.pairwise(same_chat)), same_chat
+    assert max(at for _, at in sent) - started >= 0.9, "33 messages went out faster than 30 a second"
+
+
+async def test_the_requests_of_a_front_that_died_stop_counting(fronts: tuple[QueueService, QueueService]) -> None:
+    """Telegram delivers a dead front's updates again; its admitted work must not keep them out as "busy"."""
+    dead, alive = fronts
+    await announce(dead.redis, "machine-1", 1, CURVE)
+    deadline = time.monotonic() + 10
+    held = dead.admission(user_id=1, estimates=[6.0], deadline=deadline)
+    await held.__aenter__()  # admitted, then the front is killed: it never leaves
+    with pytest.raises(BusyError):
+        async with alive.admission(user_id=2, estimates=[6.0], deadline=deadline):
+            pass
+
+    await dead.redis.delete(f"photo-anon:front:{dead.instance}")  # its heartbeat has run out
+
+    async with alive.admission(user_id=1, estimates=[6.0], deadline=deadline):
+        pass
