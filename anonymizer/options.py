@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from detectors.base import Detection
 
@@ -41,6 +41,11 @@ DETECT_EVERY = 3
 # a windowed pass plus a fitted one at 720p and more: several times faster, for faces under about 20 px of a
 # 720p frame (python -m benchmarks.video_slips measures what each choice covers).
 DETECT_SIDE = 640
+# A second, more careful look for a photo where the user saw a face left uncovered (/strict in the bot, --strict on
+# the command line): SCRFD with every pass and YuNet beside it, at a lower threshold. More paint is the accepted
+# price; python -m benchmarks.compare_detectors --suite --report measures both ways on the same photos.
+STRICT_DETECTOR = "thorough"
+STRICT_THRESHOLD = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,10 @@ class Options:
     max_animation_pixels: int = MAX_ANIMATION_PIXELS
     detect_every: int = DETECT_EVERY
     detect_side: int = DETECT_SIDE
+
+    def strict(self) -> Options:
+        """The same options with the most thorough detection there is."""
+        return replace(self, detector=STRICT_DETECTOR, threshold=STRICT_THRESHOLD)
 
 
 @dataclass(frozen=True, slots=True)
