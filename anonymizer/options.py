@@ -41,11 +41,10 @@ DETECT_EVERY = 3
 # a windowed pass plus a fitted one at 720p and more: several times faster, for faces under about 20 px of a
 # 720p frame (python -m benchmarks.video_slips measures what each choice covers).
 DETECT_SIDE = 640
-# A second, more careful look for a photo where the user saw a face left uncovered (/strict in the bot, --strict on
-# the command line): SCRFD with every pass and YuNet beside it, at a lower threshold. More paint is the accepted
-# price; python -m benchmarks.compare_detectors --suite --report measures both ways on the same photos.
-STRICT_DETECTOR = "thorough"
-STRICT_THRESHOLD = 0.15
+# A second, more careful look for a photo where the user saw a face left uncovered (/strict in the bot): SCRFD with
+# every pass and YuNet beside it, at lower thresholds (the registry's "strict" preset). More paint is the accepted
+# price; python -m benchmarks.compare_detectors --suite --report measures both on the same photos.
+STRICT_DETECTOR = "strict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +69,7 @@ class Options:
 
     def strict(self) -> Options:
         """The same options with the most thorough detection there is."""
-        return replace(self, detector=STRICT_DETECTOR, threshold=STRICT_THRESHOLD)
+        return replace(self, detector=STRICT_DETECTOR, threshold=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = speed(args) if args.command == "speed" else quality(args)
     report["generated"] = stamp("python -m benchmarks.peer", argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.command}.json").write_text(json.dumps(report, indent=1))
+    (args.out / f"peer-{args.command}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
     return 0
 

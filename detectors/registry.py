@@ -76,9 +76,11 @@ def _checked(name: str, own: dict[str, Any], accepted: dict[str, inspect.Paramet
 
 
 # Named specs, created like detectors. "thorough": SCRFD with its turned pass on every photo and YuNet with its own
-# turned passes, boxes merged: more faces for more paint and twice the time (data/README.md).
+# turned passes, boxes merged: more faces for more paint and twice the time. "strict": the same at lower thresholds,
+# for a second look at a photo where a face was left uncovered (data/reports/README.md measures both).
 PRESETS = {
     "thorough": "union:scrfd[turned='always'],yunet",
+    "strict": "union:scrfd[turned='always' threshold=0.15],yunet[threshold=0.15]",
 }
 _MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
 

@@ -77,6 +77,12 @@ def _any_size_model(path: Path) -> np.ndarray:
     return np.frombuffer(model.SerializeToString(), dtype=np.uint8)
 
 
+def _is_grey(image: np.ndarray) -> bool:
+    """Whether a photo is black and white: its colour channels agree on a sample of its pixels."""
+    sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)].astype(np.int16)
+    return bool(np.abs(np.diff(sample, axis=-1)).max() <= 2)
+
+
 def _stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.vstack(rows) if rows else np.empty((0, COLUMNS), np.float32)
 
@@ -98,16 +104,19 @@ class ScrfdDetector(Detector):
     What a box needs grows with ``threshold``, the score of a face of medium size: a false box costs paint in
     proportion to its area while a crowd's true faces score low. Boxes under ``small_face`` px of the network's input
     need ``small_share`` of it; boxes from ``large_face`` of the photo's longest side up need ``large_step`` of the
-    way from it to 1; and a box that reaches the photo's edge needs ``edge_share`` of what its size needs, since a
-    face cut by the frame shows only part of itself. A weak box (under ``threshold``) whose centre lies beside a
-    higher-scoring box of at least ``confident`` is that face's hair or edge and is dropped. Every rule is decided on
-    all the candidates of at least ``confident``, whatever ``threshold`` is, so a higher threshold never gives more
-    boxes.
+    way from it to 1; a box that reaches the photo's edge needs ``edge_share`` of what its size needs (of what a
+    medium one needs if it is large, under a close-up's size, and ``edge_large``), since a face cut by the frame shows
+    only part of itself and scores low; and in a black-and-white photo every box needs ``grey_share`` of its bar, as
+    the network, trained on colour, scores grey faces lower. A weak box (under ``threshold``) whose centre lies beside
+    a higher-scoring box of at least ``confident`` is that face's hair or edge and is dropped. Every rule is decided
+    on all the candidates of at least ``confident``, whatever ``threshold`` is, so a higher threshold never paints
+    more.
 
     Passes the photo asks for:
-    - ``brighten_below``: a photo whose mean brightness (0-1) is under it is also searched brightened (gamma to a
-      mean of ``brighten_to``): a dim room's faces are found where their shadows are lifted; both are kept, since
-      lifting also lifts sensor noise.
+    - ``brighten_below``: a photo whose brighter quarter is darker than this (0-1) is also searched brightened (to
+      ``brighten_to``): a dim room's faces are found where their shadows are lifted; both are kept, since lifting
+      also lifts sensor noise, and a box seen only there needs at least ``brightened_floor``, as lifted noise makes
+      small false faces (a rocket's night sky) that the size tiers would otherwise let through.
     - ``rolled``: when the clear faces (``upright_enough``) lean by ``roll_from`` degrees or more (the median angle
       of their eyes and mouth), the phone was tilted, and the full-resolution and fitted passes run again on the
       photo turned upright by that angle, so its small faces are seen upright too.
@@ -127,19 +136,23 @@ class ScrfdDetector(Detector):
         small_face: int = 32,
         large_step: float = 0.125,
         large_face: float = 1 / 16,
-        edge_share: float = 0.75,
+        edge_share: float = 0.85,
         confident: float = 0.2,
         near_face: float = 0.25,
         closeup_side: int = 320,
         closeup_face: float = 1 / 3,
-        brighten_below: float = 0.25,
-        brighten_to: float = 0.4,
-        roll_from: float = 12.0,
+        brighten_below: float = 0.35,
+        brighten_to: float = 0.6,
+        brightened_floor: float = 0.15,
+        grey_share: float = 0.85,
+        edge_large: bool = True,
+        roll_from: float = 16.0,
         rolled: bool = True,
         turned: str = "unless_upright",
         turned_threshold: float = 0.7,
         upright_enough: float = 0.7,
         nms_iou: float = 0.4,
+        min_face: int = 6,
         max_side: int = 2560,
         max_window: int = 1280,
         window_overlap: int = 160,
@@ -162,12 +175,16 @@ class ScrfdDetector(Detector):
         self.closeup_face = closeup_face
         self.brighten_below = brighten_below
         self.brighten_to = brighten_to
+        self.brightened_floor = brightened_floor
+        self.grey_share = grey_share
+        self.edge_large = edge_large
         self.roll_from = roll_from
         self.rolled = rolled
         self.turned = turned
         self.turned_threshold = turned_threshold
         self.upright_enough = upright_enough
         self.nms_iou = nms_iou
+        self.min_face = min_face
         self.max_side = max_side
         self.max_window = max_window
         self.window_overlap = window_overlap
@@ -182,18 +199,22 @@ class ScrfdDetector(Detector):
             raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._outputs})")
 
     def _find(self, image: np.ndarray) -> list[Detection]:
-        views = [image]
+        candidates, looked_at = self._upright(image), image
         if self.brighten_below and (brightened := self._brightened(image)) is not None:
-            views.append(brightened)
-        candidates = _stack([self._upright(view) for view in views])
+            lifted = self._upright(brightened)
+            lifted[:, NEEDED] = np.maximum(lifted[:, NEEDED], self.brightened_floor)
+            candidates, looked_at = _stack([candidates, lifted]), brightened
         if self.rolled and (roll := self._roll(candidates)) is not None:
-            candidates = _stack([candidates, self._rolled(views[-1], roll)])
+            candidates = _stack([candidates, self._rolled(looked_at, roll)])
         if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(candidates)):
-            candidates = _stack([candidates, self._turned(views[-1])])
-        return self._decide(candidates)
+            candidates = _stack([candidates, self._turned(looked_at)])
+        if self.grey_share != 1.0 and _is_grey(image):
+            candidates[:, NEEDED] *= self.grey_share
+        return self._decide(candidates, image.shape[1], image.shape[0])
 
-    def _decide(self, candidates: np.ndarray) -> list[Detection]:
-        """One box per face (NMS over every pass), less hair and edges beside a face, less boxes under their bar."""
+    def _decide(self, candidates: np.ndarray, width: int, height: int) -> list[Detection]:
+        """One box per face (NMS over every pass), less hair and edges beside a face, less boxes under their bar or
+        with less than ``min_face`` px of the photo inside them."""
         if not len(candidates):
             return []
         rects = np.column_stack([candidates[:, :2], candidates[:, 2:4] - candidates[:, :2]])
@@ -205,7 +226,9 @@ class ScrfdDetector(Detector):
         for row, score in zip(survivors, scores, strict=True):
             if score < row[NEEDED] or (score < self.threshold and self._beside(row, confident)):
                 continue
-            found.append(box_detection(*row[:4], float(score), self.name))
+            box = box_detection(*row[:4], float(score), self.name).clipped(width, height)
+            if box is not None and min(box.w, box.h) >= self.min_face:
+                found.append(box)
         return found
 
     def _beside(self, weak: np.ndarray, confident: np.ndarray) -> bool:
@@ -257,16 +280,22 @@ class ScrfdDetector(Detector):
             inside_w = np.minimum(rows[:, 2], width) - np.maximum(rows[:, 0], 0)
             inside_h = np.minimum(rows[:, 3], height) - np.maximum(rows[:, 1], 0)
             at_edge &= np.minimum(inside_w, inside_h) * scale >= self.small_face / 2
-            needed = np.where(at_edge, needed * self.edge_share, needed)
+            # A close-up's box at the edge keeps its own bar: a pet's head filling a corner scores like a cut face.
+            cut_large = self.edge_large & (side < self.closeup_face * max(width, height))
+            base = np.where(cut_large, np.minimum(needed, self.threshold), needed)
+            needed = np.where(at_edge, base * self.edge_share, needed)
         return np.column_stack([rows[:, :NEEDED], needed]).astype(np.float32)
 
     def _brightened(self, image: np.ndarray) -> np.ndarray | None:
-        """The photo with its shadows lifted (a gamma curve taking its mean to ``brighten_to``) if it is dark."""
+        """The photo with its shadows lifted if it is dark: a gamma curve that takes the brightness of its brighter
+        quarter (the 75th percentile, black borders aside) from under ``brighten_below`` to ``brighten_to``."""
         sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
-        mean = float(cv2.cvtColor(np.ascontiguousarray(sample), cv2.COLOR_BGR2GRAY).mean()) / 255
-        if mean >= self.brighten_below:
+        grey = cv2.cvtColor(np.ascontiguousarray(sample), cv2.COLOR_BGR2GRAY)
+        lit = grey[grey > 0]
+        bright = float(np.percentile(lit if lit.size else grey, 75)) / 255
+        if bright >= self.brighten_below:
             return None
-        exponent = math.log(self.brighten_to) / math.log(max(mean, 1 / 255))
+        exponent = math.log(self.brighten_to) / math.log(max(bright, 1 / 255))
         curve = np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
         return cv2.LUT(image, curve)
 

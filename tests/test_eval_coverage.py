@@ -1,13 +1,11 @@
-"""The default settings cover the larger faces of the labelled photos in ../shared/eval (skipped where absent).
+"""The default keeps what the docs claim for it on the labelled photos of ../shared/eval (skipped where absent).
 
-Scored as the eval README scores deface: a face is covered when at least 75 % of its box is painted. Only faces
-64 px or taller count here (small faces are the detector comparison's business), and only every second image
-that has such a face, to keep the run under a minute on two idle cores (~60 s of CPU).
-
-Measured with Options() = backup:scrfd,yunet,haar / noise / ellipse / margin 0.15 and 6 px: 215 of the 216 faces
-in this sample (99.5 %); 98.7 % of the 372 over all 144 images with such faces (data/README.md; YuNet at 4 px: 98.6
-and 97.6 %; the first default, ssd,haar at margin 0.3: 90.3 % and 88.2 %). The bar below sits a little under that, so
-a change that loses faces fails here.
+The claims come from one place, the quality report ``data/reports/quality.json`` that
+``python -m benchmarks.compare_detectors --suite --report data/reports/quality.json`` writes and the README's table
+is made from; each is held here with a small margin for the noise of a run (timings aside, the pipeline is
+deterministic, so the margin only absorbs library updates). Upright: every photo. The suite: the variants that
+catch a detector's blind spots, close-ups (a selfie filling the frame) and faces cut by the border on every photo,
+the other variants on every fourth photo against their own figures on that sample.
 """
 
 from __future__ import annotations
@@ -15,37 +13,57 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import anonymizer
-from anonymizer import Options, detect
-from tests.images import Box, coverage
+import pytest
 
-MIN_FACE_HEIGHT = 64
-COVERED = 0.75
-IMAGE_STRIDE = 2
-REQUIRED_SHARE = 0.96
+from anonymizer import Options, anonymize, face_filter
+from anonymizer.codec import decode_image
+from benchmarks import metrics
+from benchmarks.compare_detectors import SAMPLE_EVERY as EVERY
+from benchmarks.datasets import load_annotations
+from benchmarks.variants import VARIANTS
+from tests.conftest import ROOT
+
+REPORT = ROOT / "data" / "reports" / "quality.json"
+# Percentage points a run may fall short of the documented figure (or, for over-painting, exceed it).
+MARGIN = {"fully_anonymized": 1.0, "covered@16+": 0.5, "covered": 0.5, "overpainting": 0.2}
+FULL = ("upright", "closeup-85-1280", "closeup-65-400", "border")
+SAMPLED = ("tilted-left", "dark", "grey", "telegram")
 
 
-def test_default_options_cover_the_larger_faces(eval_dir: Path) -> None:
-    entries = json.loads((eval_dir / "annotations.json").read_text())
-    with_large_faces = sorted(
-        (entry for entry in entries if any(box[3] >= MIN_FACE_HEIGHT for box in entry["boxes"])),
-        key=lambda entry: entry["image"],
-    )
-    sample = with_large_faces[::IMAGE_STRIDE]
+def documented(key: str) -> dict[str, float]:
+    """The default's figures in the report: on a whole variant, or (``variant/every``) on every n-th photo."""
+    return json.loads(REPORT.read_text())["default"][key]
+
+
+def measure(eval_dir: Path, variant: str, every: int = 1) -> dict[str, float]:
+    """The default's figures on a variant of every ``every``-th labelled photo, scored as the comparison scores."""
     options = Options()
-    face_filter = anonymizer.face_filter(options)
+    painter = face_filter(options)
+    results = []
+    for sample in load_annotations(eval_dir)[::every]:
+        image = decode_image(sample.path.read_bytes()).bgr
+        for case in VARIANTS[variant](sample.name, image, sample.faces, sample.ignore):
+            found = anonymize(case.data, options).detections
+            mask = painter.mask(case.shape, found)
+            boxes = metrics.as_boxes([[d.x, d.y, d.w, d.h] for d in found])
+            scores = [d.score for d in found]
+            results.append(metrics.evaluate_image(case.name, case.faces, case.ignore, boxes, scores, mask, 0.0))
+    return metrics.summarize(results)
 
-    covered, total, missed = 0, 0, []
-    for entry in sample:
-        faces, width, height = detect((eval_dir / entry["image"]).read_bytes(), options)
-        assert (width, height) == (entry["width"], entry["height"]), entry["image"]
-        painted = face_filter.mask((height, width), faces) >= 0.5
-        for box in (Box(*b) for b in entry["boxes"] if b[3] >= MIN_FACE_HEIGHT):
-            total += 1
-            if coverage(box, painted) >= COVERED:
-                covered += 1
-            else:
-                missed.append(f"{Path(entry['image']).name} {box}")
 
-    assert total > 150
-    assert covered / total >= REQUIRED_SHARE, f"covered {covered}/{total}; missed: {', '.join(missed[:10])}"
+def assert_holds(measured: dict[str, float], claimed: dict[str, float], variant: str) -> None:
+    for key, margin in MARGIN.items():
+        if key == "overpainting":
+            assert measured[key] <= claimed[key] + margin, (variant, key, measured[key], claimed[key])
+        else:
+            assert measured[key] >= claimed[key] - margin, (variant, key, measured[key], claimed[key])
+
+
+@pytest.mark.parametrize("variant", FULL)
+def test_default_keeps_its_documented_figures(eval_dir: Path, variant: str) -> None:
+    assert_holds(measure(eval_dir, variant), documented(variant), variant)
+
+
+@pytest.mark.parametrize("variant", SAMPLED)
+def test_default_keeps_its_figures_on_photos_as_people_take_them(eval_dir: Path, variant: str) -> None:
+    assert_holds(measure(eval_dir, variant, EVERY), documented(f"{variant}/{EVERY}"), variant)

@@ -1,0 +1,202 @@
+"""Turn the measurements in data/reports/*.json into the tables people read: data/reports/README.md and README.md's.
+
+    python -m benchmarks.report
+
+No figure in the docs is typed by hand: each comes from a JSON file that a command wrote, and each table says which
+command, when and on which machine. The README's tables sit between ``<!-- report:NAME -->`` and
+``<!-- /report:NAME -->`` markers and are replaced on every run; a missing measurement is named, not invented.
+
+The measurements (``make report`` runs them all, about an hour on a 2-core machine):
+- quality.json: ``python -m benchmarks.compare_detectors --suite --detectors SPEC... --report FILE``
+- peer-quality.json, peer-speed.json: ``python -m benchmarks.peer --out data/reports quality --suite`` and ``speed``
+- benchmarks.json: ``python -m pytest benchmarks --benchmark-json=data/reports/benchmarks.json``
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "data" / "reports"
+README = ROOT / "README.md"
+PEER = "deface 1.5.0"
+# The suite's rows in the README: a family of variants is shown by its worst member.
+FAMILIES = {
+    "upright photos": ("upright",),
+    "selfies and portraits (face fills 65 or 85 % of the frame; 400, 1280, 2560 px)": tuple(
+        f"closeup-{fill}-{height}" for fill in (65, 85) for height in (400, 1280, 2560)
+    ),
+    "tilted 25 degrees either way": ("tilted-left", "tilted-right"),
+    "dark (gamma 2.5, sensor noise)": ("dark",),
+    "black and white": ("grey",),
+    "sent through Telegram (1280 px, JPEG 80)": ("telegram",),
+    "faces cut in half by the border": ("border",),
+}
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = REPORTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} %"
+
+
+def seconds(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f} s"
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def worst(
+    summaries: dict[str, dict[str, float]], variants: Sequence[str], key: str, lowest: bool = True
+) -> float | None:
+    values = [summaries[v][key] for v in variants if v in summaries]
+    if not values:
+        return None
+    return min(values) if lowest else max(values)
+
+
+def quality_table() -> str:
+    """The default against deface, on the upright photos and every family of variants (its worst member)."""
+    ours, peer = load("quality.json"), load("peer-quality.json")
+    if ours is None:
+        return "Not measured yet: `make report`."
+    default = ours["default"]
+    theirs = peer["variants"] if peer else {}
+    rows = []
+    for family, variants in FAMILIES.items():
+        rows.append(
+            [
+                family,
+                percent(worst(default, variants, "covered")),
+                percent(worst(theirs, variants, "covered")),
+                percent(worst(default, variants, "fully_anonymized")),
+                percent(worst(theirs, variants, "fully_anonymized")),
+                percent(worst(default, variants, "overpainting", lowest=False)),
+                percent(worst(theirs, variants, "overpainting", lowest=False)),
+            ]
+        )
+    head = [
+        "photos",
+        "faces covered",
+        PEER,
+        "photos with every face covered",
+        PEER,
+        "painted outside faces",
+        PEER,
+    ]
+    notes = [f"photo-anon: {ours['generated']}"]
+    if peer:
+        notes.append(f"{PEER}: {peer['generated']}")
+    return table(head, rows) + "\n\n" + "\n".join(f"- {note}" for note in notes)
+
+
+def suite_details() -> str:
+    """Every spec of the quality report on every variant."""
+    ours = load("quality.json")
+    if ours is None:
+        return "Not measured yet."
+    head = ["variant", "detector", "cases", "faces covered", "16+ px", "fully anonymized", "painted outside", "median"]
+    rows = []
+    for variant, by_spec in ours["summaries"].items():
+        for spec, s in by_spec.items():
+            rows.append(
+                [
+                    variant,
+                    f"`{spec}`",
+                    f"{s['images']:.0f}",
+                    percent(s["covered"]),
+                    percent(s["covered@16+"]),
+                    percent(s["fully_anonymized"]),
+                    percent(s["overpainting"]),
+                    seconds(s["median_s"], 3),
+                ]
+            )
+    return f"{ours['generated']}\n\n" + table(head, rows)
+
+
+def speed_table() -> str:
+    """Whole processes on the same photos: photo-anon against deface."""
+    speed = load("peer-speed.json")
+    if speed is None:
+        return "Not measured yet: `python -m benchmarks.peer --out data/reports speed`."
+    medians = speed["median_s"]
+    rows = [
+        [tool, seconds(medians[tool], 1), ", ".join(f"{value:.1f}" for value in speed["rounds"][tool])]
+        for tool in medians
+    ]
+    return (
+        table([f"{speed['photos']} labelled photos, PNG in and out", "median", "rounds (s)"], rows)
+        + f"\n\nphoto-anon takes {speed['ratio']:.2f}x deface's time. {speed['generated']}"
+    )
+
+
+def benchmark_table() -> str:
+    """Every pytest benchmark's own figures (extra_info), as the last `--benchmark-json` run recorded them."""
+    run = load("benchmarks.json")
+    if run is None:
+        return "Not measured yet: `python -m pytest benchmarks --benchmark-json=data/reports/benchmarks.json`."
+    machine = run.get("machine_info", {})
+    cpu = machine.get("cpu", {}).get("brand_raw", "?")
+    rows = []
+    for bench in run["benchmarks"]:
+        figures = ", ".join(f"{key} {value}" for key, value in bench.get("extra_info", {}).items())
+        rows.append([f"`{bench['name']}`", seconds(bench["stats"]["median"], 3), figures])
+    header = (
+        f"Recorded {run.get('datetime', '?')[:16]} UTC on {cpu}, {machine.get('cpu', {}).get('count', '?')} cores, "
+        f"Python {machine.get('python_version', '?')}, by `python -m pytest benchmarks "
+        f"--benchmark-json=data/reports/benchmarks.json`."
+    )
+    return header + "\n\n" + table(["benchmark", "median", "figures"], rows)
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "quality": quality_table,
+    "speed": speed_table,
+}
+
+
+def replace_sections(text: str, sections: dict[str, Callable[[], str]]) -> str:
+    """The text with each ``<!-- report:NAME -->...<!-- /report:NAME -->`` block rendered anew."""
+    for name, render in sections.items():
+        body = render()
+        pattern = re.compile(rf"(<!-- report:{name} -->\n).*?(\n<!-- /report:{name} -->)", re.DOTALL)
+        text = pattern.sub(lambda match, body=body: match.group(1) + body + match.group(2), text)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    del argv
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    pages = [
+        "# Measurements\n",
+        "Made by `python -m benchmarks.report` from the JSON files beside this page; each table names the command "
+        "that measured it, when, and on which machine.\n",
+        "## Quality: the default against deface on the labelled photos and the suite\n",
+        quality_table(),
+        "\n## Every detector spec of the quality run\n",
+        suite_details(),
+        "\n## Speed: whole processes against deface\n",
+        speed_table(),
+        "\n## Benchmarks\n",
+        benchmark_table(),
+    ]
+    (REPORTS / "README.md").write_text("\n".join(pages) + "\n")
+    README.write_text(replace_sections(README.read_text(), SECTIONS))
+    print(f"wrote {REPORTS / 'README.md'} and the tables of {README}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
