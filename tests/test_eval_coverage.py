@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anonymizer
 from anonymizer import Options, detect
-from tests.images import Box, coverage
+from testing.images import Box, coverage
 
 MIN_FACE_HEIGHT = 64
 COVERED = 0.75
