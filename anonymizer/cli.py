@@ -8,6 +8,7 @@ line, the bot and the library agree.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import inspect
 import json
@@ -18,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 from tqdm import tqdm
@@ -309,6 +311,9 @@ def _face_json(face: Detection) -> dict[str, object]:
     return {**asdict(face), "score": round(face.score, 4)}
 
 
+Done = TypeVar("Done")
+
+
 class _Reporter:
     """Per-file lines and the progress bar, kept from tangling with each other."""
 
@@ -353,6 +358,18 @@ class _Reporter:
         self.failed += 1
         tqdm.write(f"{PROGRAM}: {path}: {message}", file=sys.stderr)
 
+    def attempt(self, path: Path, work: Callable[[], Done]) -> Done | None:
+        """What ``work`` returns for one file, or None after one error line: one file never stops the batch."""
+        try:
+            return work()
+        except AnonymizerError as error:
+            self.error(path, str(error))
+        except OSError as error:  # reading is an AnonymizerError (see _read): this is the output
+            self.error(path, f"cannot write output: {error.strerror or error}")
+        except Exception as error:  # a bug met on one file must not stop the batch
+            self.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
+        return None
+
     def step(self) -> None:
         self.bar.update(1)
 
@@ -396,7 +413,8 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             report.notice(path, f"skipped: already an output of {PROGRAM} ({OUTPUT_SUFFIX} in its name)")
             report.step()
             continue
-        try:
+
+        def write(path: Path = path, root: Path = root) -> tuple[Path, Result]:
             target = _output_path(path, root, args.output, single_file)
             named_by_user = target == args.output
             result = anonymize_media(_read(path), options, report.frame_progress(path))
@@ -408,13 +426,11 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
             written.add(target.resolve())
-        except AnonymizerError as error:
-            report.error(path, str(error))
-        except OSError as error:
-            report.error(path, f"cannot write output: {error.strerror or error}")
-        except Exception as error:  # a bug met on one file must not stop the batch
-            report.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
-        else:
+            return target, result
+
+        done = report.attempt(path, write)
+        if done is not None:
+            target, result = done
             if args.json:
                 record = {
                     "input": str(path),
@@ -446,19 +462,19 @@ def _summary(result: Result) -> str:
     return f"{tracks} face{'s' * (tracks != 1)} followed and covered over {result.frames} frames"
 
 
+def _detect_file(path: Path, options: Options) -> tuple[list[Detection], int, int]:
+    return detect(_read(path), options)
+
+
 def _run_detect(args: argparse.Namespace) -> int:
     options = _options(args)
     files, report = _each_input(args, None, IMAGE_SUFFIXES)
     if not files:
         raise UsageError("no image files found in the given inputs")
     for path, _root in files:
-        try:
-            faces, width, height = detect(_read(path), options)
-        except AnonymizerError as error:
-            report.error(path, str(error))
-        except Exception as error:  # a bug met on one file must not stop the batch
-            report.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
-        else:
+        found = report.attempt(path, functools.partial(_detect_file, path, options))
+        if found is not None:
+            faces, width, height = found
             if args.json:
                 record = {
                     "input": str(path),
