@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODELS_FROM ?= $(if $(wildcard ../shared/models/SHA256SUMS),../shared/models,)
 FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM) --or-official,)
 
-.PHONY: setup models demo test bench compare bot lint
+.PHONY: setup models demo test typecheck bench compare bot lint
 
 $(BIN)/photo-anon: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ demo: models
 	$(BIN)/python -c "from PIL import Image; from skimage import data; Image.fromarray(data.astronaut()).save('out/example.jpg', quality=92)"
 	$(BIN)/photo-anon anonymize out/example.jpg -o out/anonymized --json
 
-test: models
+test: models typecheck
 	$(BIN)/python -m pytest
 	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
 
@@ -39,6 +39,9 @@ compare: models
 bot: models
 	$(BIN)/python -m bot
 
-lint: setup
+typecheck: setup
+	$(BIN)/mypy
+
+lint: typecheck
 	$(BIN)/pip install --quiet -c constraints.txt ruff
 	$(BIN)/ruff check .

@@ -2,6 +2,23 @@
 
 from setuptools import find_packages, setup
 
+BOT = [
+    "aiogram>=3.20,<4",
+    "pydantic-settings>=2.6,<3",
+    "Pebble>=5.1,<6",
+    "taskiq>=0.13,<0.14",
+    "taskiq-redis>=1.2,<2",
+    "redis>=6,<9",
+    "prometheus-client>=0.21,<1",
+]
+BENCH = [
+    "pytest-benchmark>=5,<6",
+    "matplotlib>=3.9,<4",
+    "psutil>=6,<8",
+]
+# The packages whose type hints mypy checks (make typecheck) and that say so to their users (PEP 561).
+TYPED = ["detectors", "filters", "anonymizer"]
+
 setup(
     name="photo-anonymization",
     version="0.1.0",
@@ -19,35 +36,18 @@ setup(
         "av>=16,<19",
         "pillow-heif>=1.0,<2",
     ],
+    package_data={name: ["py.typed"] for name in TYPED},
     extras_require={
-        "bot": [
-            "aiogram>=3.20,<4",
-            "pydantic-settings>=2.6,<3",
-            "Pebble>=5.1,<6",
-            "taskiq>=0.13,<0.14",
-            "taskiq-redis>=1.2,<2",
-            "redis>=6,<9",
-            "prometheus-client>=0.21,<1",
-        ],
-        "bench": [
-            "pytest-benchmark>=5,<6",
-            "matplotlib>=3.9,<4",
-            "psutil>=6,<8",
-        ],
+        "bot": BOT,
+        "bench": BENCH,
         "test": [
-            "aiogram>=3.20,<4",
-            "pydantic-settings>=2.6,<3",
-            "Pebble>=5.1,<6",
-            "taskiq>=0.13,<0.14",
-            "taskiq-redis>=1.2,<2",
-            "redis>=6,<9",
-            "prometheus-client>=0.21,<1",
+            *BOT,
+            *BENCH,
             "pytest>=8,<10",
             "pytest-asyncio>=0.24,<2",
-            "pytest-benchmark>=5,<6",
+            "pytest-timeout>=2.3,<3",
             "hypothesis>=6.100,<7",
-            "matplotlib>=3.9,<4",
-            "psutil>=6,<8",
+            "mypy>=2.4,<3",
         ],
     },
     entry_points={

@@ -64,7 +64,7 @@ def anonymize_gif(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Pro
         return found
 
     rate = 1000 / statistics.median(durations or [_DEFAULT_FRAME_MS])
-    coverer = FrameCoverer(
+    coverer: FrameCoverer[int] = FrameCoverer(
         timed_find, face_filter(options), keyframe_interval(options.detect_every, rate), Tracker.for_rate(rate)
     )
     written = 0
@@ -132,7 +132,7 @@ def _open(data: bytes, options: Options) -> Image.Image:
 
 def _frame_count(gif: Image.Image, options: Options) -> int:
     try:
-        frames = gif.n_frames
+        frames = int(getattr(gif, "n_frames", 1))
     except Exception:
         raise CorruptMediaError("The GIF is damaged or truncated and cannot be read.") from None
     if frames > options.max_frames:
@@ -164,7 +164,7 @@ def _shown_ms(duration: object) -> int:
 
 
 def _cover_all(
-    gif: Image.Image, frames: int, transparent: bool, coverer: FrameCoverer
+    gif: Image.Image, frames: int, transparent: bool, coverer: FrameCoverer[int]
 ) -> Iterator[tuple[np.ndarray, int]]:
     """Painted BGR(A) frames with their durations in ms (the input's own value), in order."""
     mode = "RGBA" if transparent else "RGB"

@@ -8,31 +8,37 @@ line, the bot and the library agree.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.metadata
+import inspect
 import json
 import logging
+import math
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 from tqdm import tqdm
 
 import detectors
+import filters
 from anonymizer import options as defaults
 from anonymizer.errors import AnonymizerError
+from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_OUTPUT_SUFFIX, suffix_of
 from anonymizer.media import VIDEO, anonymize_media
 from anonymizer.options import Options, Result
 from anonymizer.pipeline import detect, warm_up
-from detectors import Detection, ModelDownloadError, ModelMissingError
+from detectors import Chain, Detection, ModelMissingError
+from detectors.download import DOWNLOADED, FAILED, download
+from detectors.scrfd import ScrfdDetector
 
 PROGRAM = "photo-anon"
+DISTRIBUTION = "photo-anonymization"
 OUTPUT_SUFFIX = ".anonymized"
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".heic", ".heif", ".avif"})
-MEDIA_EXTENSIONS = frozenset({".gif", ".mp4", ".mov", ".m4v", ".webm", ".mkv"})
-# The name an output gets when its format is not the input's (a HEIC photo comes back as JPEG, a video as MP4).
-_FORMAT_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "AVIF": ".avif", "GIF": ".gif"}
-_VIDEO_EXTENSION = ".mp4"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -50,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (ModelMissingError, ModelDownloadError) as error:
+    except ModelMissingError as error:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -59,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROGRAM, description="Find every face in photos and make it unrecognizable.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     anonymize_parser = commands.add_parser(
@@ -74,9 +81,15 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="output directory (keeps the inputs' names and sub-folders), or a file path for a single input",
     )
+    anonymize_parser.add_argument(
+        "--overwrite", action="store_true", help="let an output replace an input of the same path (refused otherwise)"
+    )
     _add_detection_options(anonymize_parser)
     anonymize_parser.add_argument(
-        "--filter", default=defaults.DEFAULT_FILTER, help="noise, blur, pixelate or solid (default: %(default)s)"
+        "--filter",
+        default=defaults.DEFAULT_FILTER,
+        choices=filters.available(),
+        help="how faces are covered: %(choices)s (default: %(default)s; blur can be undone in principle)",
     )
     anonymize_parser.add_argument(
         "--mask", default=defaults.DEFAULT_MASK, choices=("ellipse", "box"), help="default: %(default)s"
@@ -118,7 +131,13 @@ def _parser() -> argparse.ArgumentParser:
 
     models_parser = commands.add_parser("models", help="download or list the detectors' model files")
     models_commands = models_parser.add_subparsers(required=True, metavar="ACTION")
-    download_parser = models_commands.add_parser("download", help="fetch the model files, verifying checksums")
+    download_parser = models_commands.add_parser(
+        "download",
+        help="fetch the model files, verifying checksums",
+        description="Fetch what can be fetched and say, file by file, what could not and why. Fails only when no "
+        f"detector of the default chain ({defaults.DEFAULT_DETECTOR}) can run, or when a file named by --only "
+        "could not be had.",
+    )
     download_parser.add_argument(
         "--from",
         dest="source",
@@ -128,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     download_parser.add_argument(
         "--or-official",
         action="store_true",
-        help="take files the --from mirror lacks from their official URLs",
+        help="take files the --from mirror lacks from their official sources",
     )
     download_parser.add_argument(
         "--only", nargs="+", metavar="NAME", help="file names or detector names (ssd, yunet, centerface, scrfd)"
@@ -151,7 +170,39 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
         help=f"a detector ({', '.join(detectors.available())}), a fallback chain such as 'ssd,haar' or "
         "'union:yunet,ssd,haar' (default: %(default)s)",
     )
-    parser.add_argument("--threshold", type=float, help="score threshold of the detectors (default: their own)")
+    parser.add_argument("--threshold", type=_threshold, metavar="T", help=_THRESHOLD_HELP)
+
+
+def _scrfd_default(setting: str) -> float:
+    """A setting's default in SCRFD's constructor, so the help text says what the detector does."""
+    return float(inspect.signature(ScrfdDetector.__init__).parameters[setting].default)
+
+
+_THRESHOLD_HELP = (
+    "the score a face must reach, from 0 to 1 (default: each detector's own). A higher threshold never gives more "
+    "faces. For SCRFD, the default detector, it is the score of a medium-size face: small faces need "
+    f"{_scrfd_default('small_share'):g} of it, large ones a little more, and faces cut by the photo's edge "
+    f"{_scrfd_default('edge_share'):g} of what their size needs"
+)
+
+
+def _threshold(text: str) -> float:
+    """``--threshold``: a number from 0 to 1, else a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a score from 0 to 1, not {text!r}") from None
+    if math.isnan(value) or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a score from 0 to 1, not {text}")
+    return value
+
+
+def _version() -> str:
+    """The installed distribution's version (setup.py is its one source)."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -170,8 +221,9 @@ def _options(args: argparse.Namespace) -> Options:
         raise UsageError("--detect-every must be at least 1 and --detect-side at least 0")
     try:
         warm_up(options)
-    except (ValueError, KeyError) as error:
-        raise UsageError(str(error).strip("'\"")) from None
+    except (ValueError, KeyError, TypeError) as error:
+        # str() of a KeyError quotes its message: its first argument is the message itself.
+        raise UsageError(str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)) from None
     return options
 
 
@@ -208,19 +260,58 @@ def _output_path(path: Path, root: Path, output: Path | None, single_file: bool)
     return output / path.relative_to(root)
 
 
+def _names_a_file(output: Path) -> bool:
+    """Whether ``-o`` is meant as one output file rather than a folder."""
+    return output.is_file() or (not output.is_dir() and output.suffix.lower() in IMAGE_SUFFIXES | MEDIA_SUFFIXES)
+
+
+def _check_outputs(
+    args: argparse.Namespace, files: list[tuple[Path, Path]], single_file: bool, inputs: set[Path]
+) -> None:
+    """The usage errors about outputs, found before any photo is read: ``-o FILE`` for several inputs, an output
+    that would replace an input, and a folder that cannot be written (each with its path)."""
+    output = args.output
+    if output is not None and not single_file and _names_a_file(output):
+        raise UsageError(f"-o {output} is a file, but there are several inputs: give a folder")
+    targets = [_output_path(path, root, output, single_file) for path, root in files if not _is_output(path)]
+    if not args.overwrite:
+        for target in targets:
+            if target.resolve() in inputs:
+                raise UsageError(f"the output {target} would replace an input; --overwrite lets it")
+    if output is None:
+        folders = {target.parent for target in targets}
+    else:
+        folders = {output.parent if targets and targets[0] == output else output}
+    for folder in sorted(folders):
+        _check_writable(folder)
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write a throwaway file there, or a UsageError naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write into {folder}: {error.strerror or error}") from None
+
+
 def _renamed_for(target: Path, result: Result, named_by_user: bool) -> Path:
     """The output path with the extension of what was written, when that is not the input's format."""
     if named_by_user:
         return target
     if result.kind == VIDEO:
-        return target.with_suffix(_VIDEO_EXTENSION)
+        return target.with_suffix(VIDEO_OUTPUT_SUFFIX)
     if result.format != result.input_format:
-        return target.with_suffix(_FORMAT_EXTENSIONS.get(result.format, target.suffix))
+        return target.with_suffix(suffix_of(result.format))
     return target
 
 
 def _face_json(face: Detection) -> dict[str, object]:
     return {**asdict(face), "score": round(face.score, 4)}
+
+
+Done = TypeVar("Done")
 
 
 class _Reporter:
@@ -267,6 +358,18 @@ class _Reporter:
         self.failed += 1
         tqdm.write(f"{PROGRAM}: {path}: {message}", file=sys.stderr)
 
+    def attempt(self, path: Path, work: Callable[[], Done]) -> Done | None:
+        """What ``work`` returns for one file, or None after one error line: one file never stops the batch."""
+        try:
+            return work()
+        except AnonymizerError as error:
+            self.error(path, str(error))
+        except OSError as error:  # reading is an AnonymizerError (see _read): this is the output
+            self.error(path, f"cannot write output: {error.strerror or error}")
+        except Exception as error:  # a bug met on one file must not stop the batch
+            self.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
+        return None
+
     def step(self) -> None:
         self.bar.update(1)
 
@@ -299,32 +402,35 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     explicit_files = [item for item in args.inputs if not item.is_dir()]
     single_file = len(args.inputs) == 1 and len(explicit_files) == 1
     skip_under = args.output.resolve() if args.output is not None else None
-    files, report = _each_input(args, skip_under, IMAGE_EXTENSIONS | MEDIA_EXTENSIONS)
+    files, report = _each_input(args, skip_under, IMAGE_SUFFIXES | MEDIA_SUFFIXES)
     if not files:
         raise UsageError("no image or video files found in the given inputs")
+    inputs = {path.resolve() for path, _ in files}
+    _check_outputs(args, files, single_file, inputs)
     written: set[Path] = set()
     for path, root in files:
         if _is_output(path):
             report.notice(path, f"skipped: already an output of {PROGRAM} ({OUTPUT_SUFFIX} in its name)")
             report.step()
             continue
-        try:
+
+        def write(path: Path = path, root: Path = root) -> tuple[Path, Result]:
             target = _output_path(path, root, args.output, single_file)
             named_by_user = target == args.output
             result = anonymize_media(_read(path), options, report.frame_progress(path))
             target = _renamed_for(target, result, named_by_user)
             if target.resolve() in written:
                 raise AnonymizerError(f"skipped: {target} was already written from another input")
+            if target.resolve() in inputs and not args.overwrite:
+                raise AnonymizerError(f"skipped: {target} is an input; --overwrite lets the output replace it")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
             written.add(target.resolve())
-        except AnonymizerError as error:
-            report.error(path, str(error))
-        except OSError as error:
-            report.error(path, f"cannot write output: {error.strerror or error}")
-        except Exception as error:  # a bug met on one file must not stop the batch
-            report.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
-        else:
+            return target, result
+
+        done = report.attempt(path, write)
+        if done is not None:
+            target, result = done
             if args.json:
                 record = {
                     "input": str(path),
@@ -356,19 +462,19 @@ def _summary(result: Result) -> str:
     return f"{tracks} face{'s' * (tracks != 1)} followed and covered over {result.frames} frames"
 
 
+def _detect_file(path: Path, options: Options) -> tuple[list[Detection], int, int]:
+    return detect(_read(path), options)
+
+
 def _run_detect(args: argparse.Namespace) -> int:
     options = _options(args)
-    files, report = _each_input(args, None, IMAGE_EXTENSIONS)
+    files, report = _each_input(args, None, IMAGE_SUFFIXES)
     if not files:
         raise UsageError("no image files found in the given inputs")
     for path, _root in files:
-        try:
-            faces, width, height = detect(_read(path), options)
-        except AnonymizerError as error:
-            report.error(path, str(error))
-        except Exception as error:  # a bug met on one file must not stop the batch
-            report.error(path, f"failed unexpectedly ({type(error).__name__}: {error})")
-        else:
+        found = report.attempt(path, functools.partial(_detect_file, path, options))
+        if found is not None:
+            faces, width, height = found
             if args.json:
                 record = {
                     "input": str(path),
@@ -400,11 +506,37 @@ def _model_files(names: Sequence[str] | None) -> list[str] | None:
 
 
 def _run_models_download(args: argparse.Namespace) -> int:
-    paths = detectors.models.download(
-        _model_files(args.only), source=args.source, progress=True, or_official=args.or_official
-    )
-    for path in paths:
-        print(f"verified {path}")
+    outcomes = download(_model_files(args.only), source=args.source, progress=True, or_official=args.or_official)
+    for outcome in outcomes:
+        if outcome.state == DOWNLOADED:
+            print(f"downloaded and verified {outcome.path} (from {outcome.origin})")
+        elif outcome.state == FAILED:
+            print(
+                f"{PROGRAM}: could not fetch {outcome.filename} ({outcome.detector}): {outcome.error}", file=sys.stderr
+            )
+        else:
+            print(f"verified {outcome.path} (already there)")
+    if args.only:
+        return EXIT_FAILED if any(not outcome.ok for outcome in outcomes) else EXIT_OK
+    return _report_default_chain()
+
+
+def _report_default_chain() -> int:
+    """Say which detector the default chain will run with the files now in the store; fail when none can run."""
+    chain_log = logging.getLogger(Chain.__module__)
+    level = chain_log.level
+    chain_log.setLevel(logging.ERROR)  # its "skipped, run models download" warnings are what was just reported
+    try:
+        detector = detectors.create(defaults.DEFAULT_DETECTOR)
+    except ModelMissingError as error:
+        print(
+            f"{PROGRAM}: no detector of the default chain {defaults.DEFAULT_DETECTOR} can run: {error}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    finally:
+        chain_log.setLevel(level)
+    running = detector.members[0].name if isinstance(detector, Chain) else detector.name
+    print(f"the default chain {defaults.DEFAULT_DETECTOR} runs {running}")
     return EXIT_OK
 
 

@@ -6,11 +6,10 @@ from dataclasses import dataclass, field, replace
 
 from detectors.base import Detection
 
-# Chosen by the detector comparison (data/README.md; `python -m benchmarks.compare_detectors`): SCRFD-2.5G fully
-# anonymizes 89.4 % of the labelled photos of ../shared/eval (YuNet 82.9 %, deface 82 %) and covers 97.1 % of faces
-# 16 px or taller at 1.9 % over-painting, in under half of deface's time; of the same photos stored sideways it
-# fully anonymizes 85.3 %. The user's first chain "ssd,haar" (still available by name) covers
-# 30 % of the faces.
+# Chosen by the detector comparison (`python -m benchmarks.compare_detectors`, whose report data/results.md has the
+# figures; the reasoning is in data/README.md): SCRFD-2.5G fully anonymizes more of the labelled photos, upright and
+# stored sideways, than YuNet, the SSD of the first design ("ssd,haar", still available by name) or deface, at less
+# over-painting than YuNet and in less time than deface.
 # YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
 # downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos
 # without any and added none on the labelled ones.
@@ -19,8 +18,8 @@ DEFAULT_FILTER = "noise"
 DEFAULT_MASK = "ellipse"
 # Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always painted whole):
 # a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
-# With SCRFD, 6 px instead of 4 covers 0.8 point more of the 16 px+ faces for 0.33 point more over-painting; a
-# margin of 0.2, or deface's 0.3 (--mask-scale 1.3), paints more for fewer faces (data/README.md).
+# A larger floor covers more small faces for a little more paint; a larger margin, such as deface's 0.3
+# (--mask-scale 1.3), paints more for fewer faces (the comparison measures each).
 DEFAULT_MARGIN = 0.15
 DEFAULT_MIN_MARGIN = 6.0
 MAX_INPUT_BYTES = 50 * 1024 * 1024

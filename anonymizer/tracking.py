@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -34,7 +34,7 @@ Payload = TypeVar("Payload")
 class Painter(Protocol):
     """What covers the faces of a frame: a ``filters.Filter``, or anything with its ``apply``."""
 
-    def apply(self, image: np.ndarray, regions: list[Region]) -> np.ndarray: ...
+    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray: ...
 
 
 # A face missed on keyframes for up to a third of a second is the same face when it is found again near where it

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -129,7 +129,7 @@ class _TimedFilter:
     def __init__(self, painter: Painter, timings: dict[str, float]) -> None:
         self.painter, self.timings = painter, timings
 
-    def apply(self, image: np.ndarray, regions: list[Region]) -> np.ndarray:
+    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
         mark = time.perf_counter()
         painted = self.painter.apply(image, regions)
         self.timings["filter"] += time.perf_counter() - mark
@@ -146,7 +146,7 @@ def _open(data: bytes, options: Options) -> av.container.InputContainer:
     if demuxer is None:
         raise UnsupportedFormatError("This file is not a video we read (supported: MP4, MOV, WebM, MKV).")
     try:
-        return av.open(io.BytesIO(data), format=demuxer, metadata_errors="ignore")
+        return av.open(io.BytesIO(data), "r", format=demuxer, metadata_errors="ignore")
     except (av.FFmpegError, ValueError, OSError):
         raise CorruptMediaError("The video is damaged or truncated and cannot be read.") from None
 
@@ -191,7 +191,7 @@ def _duration(container: av.container.InputContainer, stream: av.video.stream.Vi
 
 def _upright(frame: av.VideoFrame) -> np.ndarray:
     """The frame as BGR, turned as its display matrix says a player shows it."""
-    pixels = frame.to_ndarray(format="bgr24")
+    pixels: np.ndarray = frame.to_ndarray(format="bgr24")
     quarter_turns = round((frame.rotation or 0) / 90) % 4
     if quarter_turns:
         pixels = np.ascontiguousarray(np.rot90(pixels, quarter_turns))
@@ -246,7 +246,8 @@ class _Writer:
         self.early_audio: list[av.Packet] = []
         self.width = self.height = self.frames = 0
         # Frames keep the input stream's timestamps; the muxer may pick another time base for its own stream.
-        self.time_base = stream.time_base
+        # (FFmpeg gives every demuxed stream a time base; MPEG's 90 kHz clock stands in for a missing one.)
+        self.time_base = stream.time_base or Fraction(1, 90_000)
         self.last_pts: int | None = None
         self.end_time = 0.0
 
@@ -254,7 +255,7 @@ class _Writer:
         """The muxer reads its own output back to move the index to the front (fast start)."""
         return _BufferReader(self.buffer)
 
-    def start(self, first: np.ndarray) -> None:
+    def start(self, first: np.ndarray) -> av.video.stream.VideoStream:
         self.height, self.width = first.shape[:2]
         rate = self.input_video.average_rate or self.input_video.guessed_rate or Fraction(30)
         video = self.output.add_stream("libx264", rate=rate)
@@ -273,6 +274,7 @@ class _Writer:
         for packet in self.early_audio:
             self.audio_packet(packet)
         self.early_audio.clear()
+        return video
 
     def audio_packet(self, packet: av.Packet) -> None:
         if self.video is None:
@@ -289,13 +291,14 @@ class _Writer:
             self.output.mux(packet)
             return
         for frame in packet.decode():
+            if not isinstance(frame, av.AudioFrame):
+                continue
             frame.pts = None
             for encoded in self.audio.encode(frame):
                 self.output.mux(encoded)
 
     def frame(self, pixels: np.ndarray, pts: int | None, duration: int | None) -> None:
-        if self.video is None:
-            self.start(pixels)
+        video = self.video or self.start(pixels)
         frame = av.VideoFrame.from_ndarray(pixels, format="bgr24")
         if self.last_pts is not None and (pts is None or pts <= self.last_pts):
             pts = self.last_pts + (duration or 1)  # missing or out of order: the encoder needs them increasing
@@ -307,7 +310,7 @@ class _Writer:
         self.last_pts = pts
         self.end_time = max(self.end_time, float((pts + (duration or 0)) * self.time_base))
         self.frames += 1
-        for packet in self.video.encode(frame):
+        for packet in video.encode(frame):
             self.output.mux(packet)
 
     def close(self) -> bytes:
@@ -350,6 +353,8 @@ def _transcode(
                     writer.audio_packet(packet)
                     continue
                 for frame in packet.decode():
+                    if not isinstance(frame, av.VideoFrame):
+                        continue
                     decoded += 1
                     _check_running(decoded, frame, options)
                     pixels = _even(_upright(frame))

@@ -14,7 +14,7 @@ import av
 import cv2
 import numpy as np
 
-from tests.images import Box, face_crop
+from testing.images import Box, face_crop, textured
 
 SAMPLE_RATE = 48_000
 
@@ -38,19 +38,10 @@ class ClipSpec:
         return self.face_height or max(48, self.height // 6)
 
 
-def _background(width: int, height: int, seed: int) -> np.ndarray:
-    """A smooth colour texture with grain, wider than the frame so the camera can pan across it."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(40, 215, (max(2, height // 48), max(2, width // 48), 3), dtype=np.uint8)
-    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    grain = rng.integers(-10, 11, (height, width, 1), dtype=np.int16)
-    return np.clip(smooth.astype(np.int16) + grain, 0, 255).astype(np.uint8)
-
-
 def frames(spec: ClipSpec, seed: int = 3) -> Iterator[tuple[np.ndarray, list[Box]]]:
     """Each frame (BGR) and the two faces' boxes in it: the camera pans slowly, the faces move on their own paths."""
     pan = spec.width // 4
-    background = _background(spec.width + pan, spec.height, seed)
+    background = textured(spec.width + pan, spec.height, seed, cell=48, grain=10)
     crop, face = face_crop()
     scale = spec.faces_px / face.h
     head = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

@@ -12,76 +12,23 @@ Inputs are synthetic (the astronaut's face pasted at several sizes on a textured
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import cv2
-import numpy as np
 import pytest
 
 import filters
-from anonymizer import Options, Result, anonymize, encode_image, warm_up
-from tests.images import composite
+from anonymizer import Options, Result, anonymize, warm_up
+from benchmarks.measure import fresh_process_peak, linux_only
+from testing.photos import INPUTS, Input, make_input
 
 BUDGET_S = 15.0
-# Peak resident memory allowed for one 24 MP photo in a fresh process. One BGR copy of it is 72 MB; decoded
-# pixels, the painted copy, the output layout, the detectors' resized copies and the encoded bytes make about five,
-# plus ~85 MB of libraries and models: ~400 MB measured with the yunet,haar default. The bound is twice that, so
-# a change that keeps a few more full-size copies fails, and two bot workers still fit in 2 GB.
+# Peak resident memory allowed for one 24 MP photo in a fresh process: the libraries and models, and a handful of
+# full-size copies of the photo (one BGR copy is 72 MB): the decoded pixels, the painted copy, the output layout, the
+# detectors' resized copies and the encoded bytes. The bound is about twice that, so a change that keeps a few more
+# full-size copies fails, and two bot workers still fit in 2 GB.
 PEAK_RSS_LIMIT_MB = 800
 STAGES = ("decode", "detect", "filter", "encode")
-
-
-@dataclass(frozen=True)
-class Input:
-    """A synthetic photo: its size, the faces pasted on it (x, y, face height) and the file format."""
-
-    width: int
-    height: int
-    faces: tuple[tuple[int, int, int], ...]
-    format: str
-    alpha: bool = False
-
-
-def _faces_across(width: int, height: int) -> tuple[tuple[int, int, int], ...]:
-    """A spread of face heights from crowd-sized to close-up, placed on a grid that fits the canvas."""
-    sizes = (24, 40, 64, 110, 180, max(200, height // 4))
-    step = width // (len(sizes) + 1)
-    return tuple((step // 2 + i * step, height // 3, size) for i, size in enumerate(sizes))
-
-
-INPUTS = {
-    "1mp_jpeg": Input(1224, 816, _faces_across(1224, 816), "JPEG"),
-    "12mp_phone_jpeg": Input(4032, 3024, _faces_across(4032, 3024), "JPEG"),
-    "24mp_jpeg": Input(6000, 4000, _faces_across(6000, 4000), "JPEG"),
-    "png_alpha": Input(1600, 1200, _faces_across(1600, 1200), "PNG", alpha=True),
-}
-
-
-def _textured(width: int, height: int, seed: int) -> np.ndarray:
-    """A smooth colour texture with fine grain, so files compress like photos rather than like flat fills."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(40, 215, (max(2, height // 64), max(2, width // 64), 3), dtype=np.uint8)
-    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    grain = rng.integers(-12, 13, (height, width, 1), dtype=np.int16)
-    return np.clip(smooth.astype(np.int16) + grain, 0, 255).astype(np.uint8)
-
-
-def make_input(spec: Input, seed: int = 7) -> bytes:
-    """The encoded file for ``spec``, built with the pipeline's own encoder."""
-    background = 90
-    canvas, _ = composite((spec.width, spec.height), list(spec.faces), background=background)
-    flat = np.all(canvas == background, axis=2)
-    canvas[flat] = _textured(spec.width, spec.height, seed)[flat]
-    if spec.alpha:
-        alpha = np.full((spec.height, spec.width, 1), 255, np.uint8)
-        alpha[: spec.height // 5] = 128  # a translucent band, which the output must keep
-        canvas = np.concatenate([canvas, alpha], axis=2)
-    return encode_image(canvas, spec.format)
 
 
 @pytest.fixture(scope="session")
@@ -137,36 +84,12 @@ def test_pipeline_within_budget(benchmark, encoded_inputs, input_name: str, filt
     assert slowest <= BUDGET_S, f"{input_name} with {filter_name}: a run took {slowest:.1f} s, budget {BUDGET_S:.0f} s"
 
 
-# Peak RSS of this address space: VmHWM from /proc (Linux). ru_maxrss is no good here because Linux carries it
-# over exec from the forked pytest process, which already holds the large test images.
-_MEASURE_PEAK = """
-import json, sys
-from anonymizer import anonymize, warm_up
-
-def peak_kb():
-    with open("/proc/self/status") as status:
-        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-
-warm_up()
-loaded = peak_kb()
-data = sys.stdin.buffer.read()
-result = anonymize(data)
-print(json.dumps({"loaded_kb": loaded, "peak_kb": peak_kb(), "faces": len(result.detections)}))
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc")
+@linux_only
 def test_peak_memory_of_a_24mp_photo_is_bounded(benchmark, encoded_inputs) -> None:
     """A fresh process (as a bot worker is) anonymizes one 24 MP JPEG; its peak resident memory is reported."""
     data = encoded_inputs("24mp_jpeg")
 
-    def fresh_process() -> dict:
-        completed = subprocess.run(
-            [sys.executable, "-c", _MEASURE_PEAK], input=data, capture_output=True, check=True, timeout=120
-        )
-        return json.loads(completed.stdout)
-
-    measured = benchmark.pedantic(fresh_process, rounds=1, iterations=1)
+    measured = benchmark.pedantic(fresh_process_peak, args=(data, 120), rounds=1, iterations=1)
     peak_mb = measured["peak_kb"] / 1024
     benchmark.extra_info["peak_rss_mb"] = round(peak_mb)
     benchmark.extra_info["after_model_load_rss_mb"] = round(measured["loaded_kb"] / 1024)

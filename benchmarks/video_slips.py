@@ -41,7 +41,7 @@ from anonymizer.pipeline import find_faces
 from anonymizer.tracking import FrameCoverer, Tracker, shrunk_search
 from benchmarks.datasets import Sample, load_annotations
 from detectors import Detection
-from tests.conftest import EVAL_DIR
+from testing.paths import EVAL_DIR
 
 FPS = 30
 MIN_FACE_PX = 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import cv2.data
 import numpy as np
 
 from detectors.base import Detection, Detector

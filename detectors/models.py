@@ -1,31 +1,21 @@
-"""Model store: where the detectors' weight files live, how they are verified and how they are fetched.
+"""Model store: the weight files the detectors know, where they live and how they are verified.
 
 Weights are never part of the repository. Each file is resolved in one cache directory and checked against
 its pinned sha256 before a detector may load it, so a corrupt or half-written file is never fed to OpenCV.
-Downloads go to a temporary file beside the target and are renamed into place only once verified.
+Fetching them is ``detectors.download``'s work.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import sys
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import platformdirs
-from tqdm import tqdm
 
 ENV_VAR = "PHOTO_ANON_MODELS_DIR"
 DOWNLOAD_COMMAND = "photo-anon models download"
-TIMEOUT_SECONDS = 60.0
 _CHUNK = 1 << 16
 
 
@@ -94,10 +84,6 @@ class ModelMissingError(RuntimeError):
     """A weight file is absent or corrupt; the message is one line that names the command that fetches it."""
 
 
-class ModelDownloadError(RuntimeError):
-    """Fetching a weight file failed or produced the wrong bytes; nothing was left in the cache."""
-
-
 @dataclass(frozen=True)
 class ModelStatus:
     """One row of ``status()``: whether a known file is in the cache and matches its checksum."""
@@ -109,7 +95,7 @@ class ModelStatus:
     size: int
 
 
-# (path, size, mtime_ns) of files whose checksum matched in this process: hashing 10 MB on every
+# (path, size, mtime_ns) of files whose checksum matched in this process: hashing megabytes of weights on every
 # detector construction would be wasted work, but a replaced file must be checked again.
 _verified: set[tuple[str, int, int]] = set()
 
@@ -127,7 +113,8 @@ def clear_cache() -> None:
     _verified.clear()
 
 
-def _known(filename: str) -> ModelFile:
+def known_file(filename: str) -> ModelFile:
+    """The known weight file of that name, or a ValueError naming the known ones."""
     try:
         return KNOWN_FILES[filename]
     except KeyError:
@@ -142,7 +129,8 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _is_verified(path: Path, sha256: str) -> bool:
+def is_verified(path: Path, sha256: str) -> bool:
+    """Whether the file at ``path`` has that sha256 (remembered per path, size and mtime for this process)."""
     try:
         stat = path.stat()
     except OSError:
@@ -158,13 +146,13 @@ def _is_verified(path: Path, sha256: str) -> bool:
 
 def model_path(filename: str) -> Path:
     """The verified path of a known weight file, or ``ModelMissingError`` if it is absent or corrupt."""
-    known = _known(filename)
+    known = known_file(filename)
     path = models_dir() / filename
     if not path.is_file():
         raise ModelMissingError(
             f"model file {filename} ({known.detector}) is missing from {path.parent}; run `{DOWNLOAD_COMMAND}`"
         )
-    if not _is_verified(path, known.sha256):
+    if not is_verified(path, known.sha256):
         raise ModelMissingError(
             f"model file {path} ({known.detector}) is corrupt (sha256 mismatch); run `{DOWNLOAD_COMMAND}` to refetch it"
         )
@@ -182,135 +170,8 @@ def status() -> list[ModelStatus]:
                 filename=known.filename,
                 detector=known.detector,
                 present=present,
-                verified=present and _is_verified(path, known.sha256),
+                verified=present and is_verified(path, known.sha256),
                 size=path.stat().st_size if present else 0,
             )
         )
     return rows
-
-
-def _in_mirror(source: str | os.PathLike, filename: str) -> Path | str:
-    """Where a mirror keeps ``filename``: a path in a mirror directory, or a URL under an http(s) mirror."""
-    if str(source).startswith(("http://", "https://")):
-        return f"{str(source).rstrip('/')}/{filename}"
-    return Path(source).expanduser() / filename
-
-
-def _open_source(known: ModelFile, source: str | os.PathLike | None) -> tuple[BinaryIO, int | None, str]:
-    """A readable stream of the file's bytes, its expected length if known, and where it comes from."""
-    location = known.url if source is None else _in_mirror(source, known.filename)
-    if isinstance(location, Path):
-        try:
-            return location.open("rb"), location.stat().st_size, str(location)
-        except OSError as error:
-            raise ModelDownloadError(f"cannot read {location}: {error.strerror or error}") from error
-    url = location
-    try:
-        response = urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS)
-    except (urllib.error.URLError, OSError) as error:
-        raise ModelDownloadError(f"cannot download {url}: {getattr(error, 'reason', error)}") from error
-    if source is None and known.member:
-        return _member_of_archive(known, response, url)
-    length = response.headers.get("Content-Length")
-    return response, int(length) if length and length.isdigit() else None, url
-
-
-def _member_of_archive(known: ModelFile, response: BinaryIO, url: str) -> tuple[BinaryIO, int, str]:
-    """The file's bytes read out of its official .tar.gz, whose own checksum is verified first; nothing is written
-    to disk but a temporary copy of the archive."""
-    with response, tempfile.TemporaryFile() as archive:
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: response.read(_CHUNK), b""):
-            digest.update(chunk)
-            archive.write(chunk)
-        if digest.hexdigest() != known.archive_sha256:
-            raise ModelDownloadError(f"{url} gave an archive with the wrong sha256; {known.filename} not installed")
-        archive.seek(0)
-        try:
-            with tarfile.open(fileobj=archive, mode="r:gz") as bundle:
-                member = bundle.extractfile(known.member)
-                if member is None:
-                    raise KeyError(known.member)
-                data = member.read()
-        except (tarfile.TarError, KeyError, OSError) as error:
-            raise ModelDownloadError(f"{url} has no readable {known.member}: {error}") from error
-    return io.BytesIO(data), len(data), f"{url} ({known.member})"
-
-
-def _fetch(known: ModelFile, target: Path, source: str | os.PathLike | None, progress: bool) -> None:
-    stream, length, origin = _open_source(known, source)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{known.filename}.", suffix=".part", dir=target.parent)
-    temp = Path(temp_name)
-    try:
-        digest = hashlib.sha256()
-        received = 0
-        show = progress and sys.stderr.isatty()
-        with (
-            stream,
-            os.fdopen(handle, "wb") as out,
-            tqdm(total=length, unit="B", unit_scale=True, desc=known.filename, disable=not show) as bar,
-        ):
-            for chunk in iter(lambda: stream.read(_CHUNK), b""):
-                digest.update(chunk)
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-        if length is not None and received != length:
-            raise ModelDownloadError(
-                f"{origin} stopped after {received} of {length} bytes; {known.filename} not installed"
-            )
-        if digest.hexdigest() != known.sha256:
-            raise ModelDownloadError(
-                f"{origin} gave a file with the wrong sha256 (corrupt or incomplete); {known.filename} not installed"
-            )
-        os.replace(temp, target)
-    except ModelDownloadError:
-        raise
-    except Exception as error:
-        raise ModelDownloadError(f"download of {origin} failed: {error!r}; {known.filename} not installed") from error
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def download(
-    filenames: Iterable[str] | None = None,
-    source: str | os.PathLike | None = None,
-    progress: bool = True,
-    or_official: bool = False,
-) -> list[Path]:
-    """Fetch the given known files (all by default) into ``models_dir()``, verified; return their paths.
-
-    ``source`` None means the official pinned URLs; otherwise a local directory or an http(s) URL prefix of
-    a mirror holding the same file names. A file the mirror lacks is an error, unless ``or_official``: then it
-    comes from its official URL (a partial mirror, such as one made before a detector was added). Files already
-    present and verified are not fetched again; a corrupt or partial one is replaced. Raises
-    ``ModelDownloadError`` on the first failure, leaving no partial file behind.
-    """
-    if isinstance(filenames, str):
-        filenames = [filenames]
-    target_dir = models_dir()
-    target_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in KNOWN_FILES if filenames is None else filenames:
-        known = _known(name)
-        target = target_dir / known.filename
-        if not (target.is_file() and _is_verified(target, known.sha256)):
-            if or_official and source is not None and not _mirror_has(source, known.filename):
-                _fetch(known, target, None, progress)
-            else:
-                _fetch(known, target, source, progress)
-        paths.append(target)
-    return paths
-
-
-def _mirror_has(source: str | os.PathLike, filename: str) -> bool:
-    """Whether a mirror directory, or an http(s) mirror answering a HEAD request, holds ``filename``."""
-    location = _in_mirror(source, filename)
-    if isinstance(location, Path):
-        return location.is_file()
-    request = urllib.request.Request(location, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS):
-            return True
-    except (urllib.error.URLError, OSError):
-        return False

@@ -32,7 +32,7 @@ class SsdDetector(Detector):
     small faces of a big photo. Each pyramid level scales the image so that a square of T source pixels
     becomes one 300 px input tile; T doubles from the finest level up to the whole image. The finest T is
     ``min_tile`` unless that would exceed ``max_tiles`` network runs, in which case it grows until the plan
-    fits: the cost stays bounded (about 25 ms per run on one core) and the smallest face found on a big
+    fits: the cost stays bounded (a known number of network runs) and the smallest face found on a big
     photo grows instead (about T / 10). Tiles overlap by the share ``overlap`` so a face up to that share of
     a tile lies wholly in one; boxes touching an inner tile side (within ``edge_margin`` input px) are cut
     faces and dropped. Boxes of all passes are merged by IoU/containment (``nms_iou``).
@@ -89,7 +89,10 @@ class SsdDetector(Detector):
 
     def _detect_level(self, image: np.ndarray, scale: float) -> list[Detection]:
         windows = boxes_by_window(resize_to(image, scale), INPUT, INPUT * self.overlap, self._run, self.edge_margin)
-        return [box_detection(*(c / scale for c in corners), score, self.name) for *corners, score in windows]
+        return [
+            box_detection(x1 / scale, y1 / scale, x2 / scale, y2 / scale, score, self.name)
+            for x1, y1, x2, y2, score in windows
+        ]
 
     def _run(self, tile: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         """Faces in one tile of at most INPUT px a side, padded (with the mean, i.e. zero input) to the square."""

@@ -35,46 +35,33 @@ class YunetDetector(Detector):
     side ``rotated_side`` (default: the coarse side) turned by each of ``rotations`` degrees clockwise, whose
     boxes must score ``rotated_threshold``.
 
-    Each pass runs in windows of at most ``tile`` px a side overlapping by ``tile_overlap`` px: YuNet's
-    memory grows with its input (about 70 MB per megapixel, kept between calls), and windows bound it to a
-    couple of hundred MB whatever the photo. Boxes touching an inner window side (within ``edge_margin`` px)
-    are cut faces and dropped; the face is whole in a neighbour window or a coarser pass. Boxes of the upright
-    passes are merged by IoU/containment (``nms_iou``), as are those of the turned passes; where both found a
-    face, the higher-scoring box is kept.
+    Each pass runs in windows of at most ``tile`` px a side overlapping by ``tile_overlap`` px: YuNet's memory grows
+    with its input and is kept between calls, and windows bound it whatever the photo. Boxes touching an inner
+    window side (within ``edge_margin`` px) are cut faces and dropped; the face is whole in a neighbour window or a
+    coarser pass. Boxes of the upright passes are merged by IoU/containment (``nms_iou``), as are those of the
+    turned passes; where both found a face, the higher-scoring box is kept.
 
-    Why these defaults (../shared/eval: 217 photos ~1024 px, 2,822 faces, noise ellipse margin 0.15; gains
-    held on both halves of the set, split odd/even). Against one score threshold of 0.3 and no mirrored pass,
-    faces covered went 88.6 -> 93.2 %, 16 px and taller 90.9 -> 94.5 %, atypical poses 64.8 -> 73.8 %,
-    images fully anonymized 76.0 -> 81.6 %, painting outside faces 2.3 -> 2.2 % of the image, for about
-    twice YuNet's time on a 1 MP photo (~0.07 -> ~0.15 s on one core) and ~10 % more on 12 MP (one window).
+    Why these defaults (each choice was measured on the labelled photos of ../shared/eval, and kept only where it
+    held on both halves of the set; ``python -m benchmarks.compare_detectors`` measures them again, its report has the
+    figures):
     - The score a box needs grows with its size, because a false box paints its whole area: ``threshold``
       for boxes under ``medium_face`` of the longest side, ``medium_threshold`` up to ``large_face``,
-      ``large_threshold`` above. Alone this covered 90.2 % of faces (from 88.6) and painted 1.4 % outside
-      faces (from 2.3): low-scoring small boxes are often faces, low-scoring large ones rarely.
+      ``large_threshold`` above. Low-scoring small boxes are often faces, low-scoring large ones rarely.
       ``threshold`` is also the floor of the other two, so ``threshold=0.6`` means 0.6 for every box.
     - A box of at least ``medium_face`` also needs a second upright or mirrored pass to have seen the same face
       (IoU ``nms_iou``) at ``confirm_score``, unless it scores ``solo_score``: large false boxes are mostly one
-      pass's mistake. At margin 0.15 it cut painting outside faces from 2.18 to 2.05 % for 0.1 point of 16 px+
-      faces, which the pipeline's 4 px mask floor then spends on small faces (images fully anonymized 81.6 ->
-      82.5 %). With a 0.15 floor for small boxes instead of 0.2 it covered more (16 px+ 95.7 %) but painted
-      2.5 % outside faces.
-    - YuNet is not mirror-symmetric, so a mirrored copy finds other turned, tilted and blurred faces: +5
-      points of images fully anonymized and +9 of atypical poses. A mirrored copy capped at 640 px instead
-      is half the extra time for 1.8 points fewer images fully anonymized.
-    - Boxes under ``min_face`` px tall in YuNet's input are dropped: below its ~10 px reach they are mostly
-      texture (on random noise it returns hundreds of 4-9 px boxes scoring up to 0.36); it costs 0.4 points
-      of faces covered.
-    - YuNet mostly finds upright faces; the 90 and 270-degree passes find people lying down and photos stored
-      sideways without an EXIF tag. On every photo turned 90 degrees (``--rotate 90``) they raised images
-      fully anonymized from 31.8 to 57.6 %, faces 16 px and taller covered from 40.7 to 60.9 % and 64-127 px
-      ones from 56.9 to 89.4 %, and cut painting outside faces from 3.9 to 2.5 %; upright photos gave the
-      very same boxes. Cost: about 0.01 s per ~1 MP photo (two 480 px passes), 1.44 -> 1.49 s on a 12 MP
-      photo (one core). Only at the coarse scale and at score 0.8: at full resolution they cost as much as a
-      full pass, and below 0.7 their false boxes paint 1-3 % more of an upright photo. Merging a turned box
-      into an upright one (their envelope) instead of keeping the better one painted 0.1 point more of
-      upright photos and 1.7 more of sideways ones. ``rotations=()`` turns them off.
-    - Not kept: a 1.25x, 1.5x or 2x upscaled pass of ~1 MP photos (+0-1.5 points of images fully anonymized
-      for 1.6-8x the time), no containment merging (no change).
+      pass's mistake. That paint is better spent by the pipeline's pixel floor of the mask on small faces.
+    - YuNet is not mirror-symmetric, so a mirrored copy finds other turned, tilted and blurred faces; capping
+      that copy lower halves its cost but loses a good share of what it finds.
+    - Boxes under ``min_face`` px tall in YuNet's input are dropped: below its reach they are mostly texture (on
+      random noise it returns hundreds of tiny boxes).
+    - YuNet mostly finds upright faces; the turned passes find people lying down and photos stored sideways without
+      an EXIF tag, and give an upright photo the very same boxes. They run only at the coarse scale and at a high
+      score: at full resolution they would cost as much as a full pass, and lower scores paint false boxes on
+      upright photos. A turned box that overlaps an upright one replaces it only if it scores higher (their
+      envelope would paint more). ``rotations=()`` turns them off.
+    - Not kept: an upscaled pass of ordinary photos (little gain for several times the time), no containment
+      merging (no change).
 
     Not thread-safe: one cv2.FaceDetectorYN per instance, and it keeps per-call state (its input size).
     """

@@ -9,8 +9,9 @@ Which can be undone, in principle:
   trained on blurred faces, can recover identity. The default strength defeats face detectors, not a
   determined adversary. Use it only where appearance matters more than privacy.
 
-Tests back these claims (tests/test_irreversibility.py): after noise, pixelate, solid and blur no detector
-finds the face; after noise, pixelate and solid the covered face keeps no structure of the original.
+Tests back these claims (tests/test_irreversibility.py): after noise, solid and blur no detector finds the face,
+and after pixelate none but SCRFD, which still sees a head in the block means (that a face is there, not whose);
+after noise, pixelate and solid the covered face keeps no structure of the original.
 """
 
 from filters import builtin as _builtin  # noqa: F401  (registers the filters)

@@ -45,7 +45,7 @@ class Filter(ABC):
 
     def mask(self, shape_hw: tuple[int, ...], regions: Iterable[Region]) -> np.ndarray:
         """Float32 H x W weights in [0, 1]: exactly how strongly ``apply`` paints each pixel."""
-        return self.mask_spec.render(tuple(shape_hw[:2]), regions)
+        return self.mask_spec.render((shape_hw[0], shape_hw[1]), regions)
 
     def apply(self, image: np.ndarray, regions: Iterable[Region]) -> np.ndarray:
         """A covered copy of ``image`` (uint8/uint16/float in [0, 1]; gray, BGR or BGRA); the input is untouched.

@@ -129,4 +129,4 @@ def mask(
     min_margin: float = 0.0,
 ) -> np.ndarray:
     """Float32 H x W weights in [0, 1]: where and how strongly a filter paints over ``regions``."""
-    return MaskSpec(shape, margin, feather, min_margin).render(tuple(shape_hw[:2]), regions)
+    return MaskSpec(shape, margin, feather, min_margin).render((shape_hw[0], shape_hw[1]), regions)

@@ -15,7 +15,7 @@ import detectors
 from anonymizer.options import DEFAULT_DETECTOR
 from detectors import Chain, Detection, Detector, ModelMissingError, models
 from detectors.registry import unregister
-from tests.images import ASTRONAUT_FACE, astronaut_bgr
+from testing.images import ASTRONAUT_FACE, astronaut_bgr
 
 FACE = Detection(*ASTRONAUT_FACE, 1.0, "truth")
 

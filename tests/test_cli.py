@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from anonymizer import pipeline
+from anonymizer import cli, options, pipeline
 from anonymizer.cli import main
-from tests.conftest import ROOT, SHARED_MODELS
-from tests.images import ASTRONAUT_FACE, astronaut_bgr, composite
+from detectors import models
+from testing.images import ASTRONAUT_FACE, astronaut_bgr, composite
+from testing.paths import ROOT
 
 TIMINGS = {"decode", "detect", "filter", "encode", "total"}
 
@@ -61,6 +63,7 @@ def test_output_directory_keeps_the_tree_and_names(photos: Path, tmp_path: Path)
     assert not list(photos.rglob("*.anonymized.png"))
 
 
+@pytest.mark.models
 def test_single_file_may_go_to_an_output_file(photos: Path, tmp_path: Path) -> None:
     target = tmp_path / "covered.jpg"
     assert (
@@ -75,6 +78,7 @@ def test_single_file_may_go_to_an_output_file(photos: Path, tmp_path: Path) -> N
     assert (folder / "astronaut.jpg").is_file()
 
 
+@pytest.mark.models
 def test_json_lists_faces_and_timings_per_file(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["anonymize", str(photos), "--json", "--mask", "box", "--margin", "0.2"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -119,16 +123,101 @@ def test_detect_json_changes_nothing(photos: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--filter", "sparkles"], "unknown filter"),
-        (["--detector", "nobody"], "unknown detector"),
+        (["--detector", "nobody"], "unknown detector 'nobody'"),
+        (["--detector", "scrfd[foo=1]"], "detector 'scrfd' has no setting 'foo'"),
+        (["--detector", "scrfd[threshold=abc]"], "detector 'scrfd': threshold takes a number, not 'abc'"),
+        (["--detector", "union:yunet,scrfd[turned=sideways]"], "turned"),
         (["--margin", "-1"], "margin"),
     ],
 )
-def test_bad_options_are_usage_errors(photos: Path, argv, message, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["anonymize", str(photos), *argv]) == 2
+def test_bad_options_are_one_line_and_exit_2_before_any_file_is_read(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The input does not exist: had it been read first, the answer would be "no such file" and exit code 1."""
+    assert main(["anonymize", str(tmp_path / "not-there.jpg"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.splitlines()) == 1
+
+
+def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """What argparse says on stderr for a command line it refuses (exit code 2)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "nan", "abc"])
+def test_a_threshold_outside_0_to_1_is_a_usage_error(
+    photos: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(["anonymize", str(photos), "--threshold", value], capsys)
+    assert "--threshold" in err and "from 0 to 1" in err
     assert not list(photos.rglob("astronaut.anonymized.*"))
+
+
+def test_help_says_what_the_threshold_means_and_lists_the_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["anonymize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "A higher threshold never gives more faces" in text
+    assert "score of a medium-size face: small faces need 0.6 of it" in text
+    assert "{blur,noise,pixelate,solid}" in text
+
+
+def test_an_unknown_filter_names_the_choices(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(["anonymize", str(photos), "--filter", "sparkles"], capsys)
+    assert "invalid choice: 'sparkles'" in err and "noise" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"photo-anon {importlib.metadata.version('photo-anonymization')}"
+
+
+@pytest.fixture
+def untouchable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any photo anonymized from here on fails the test: the command must stop before the work."""
+    monkeypatch.setattr(cli, "anonymize_media", lambda *_args: pytest.fail("a photo was anonymized"))
+
+
+@pytest.mark.usefixtures("untouchable")
+def test_an_output_file_for_several_inputs_is_a_usage_error(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "covered.jpg"
+    assert main(["anonymize", str(photos), "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and str(target) in err and "several inputs" in err
+    assert not target.exists()
+
+
+@pytest.mark.usefixtures("untouchable")
+def test_an_output_folder_that_cannot_be_written_is_found_before_any_work(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    assert main(["anonymize", str(photos), "-o", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"cannot write into {blocker / 'out'}" in err
+
+
+def test_an_output_that_would_replace_its_input_needs_overwrite(
+    photos: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = photos / "astronaut.jpg"
+    before = photo.read_bytes()
+    assert main(["anonymize", str(photo), "-o", str(photo)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--overwrite" in err and str(photo) in err
+    assert photo.read_bytes() == before
+
+    assert main(["anonymize", str(photo), "-o", str(photo), "--overwrite"]) == 0
+    assert photo.read_bytes() != before
+    assert face_changed(astronaut_bgr(), photo, ASTRONAUT_FACE)
 
 
 def test_missing_arguments_exit_with_usage_code() -> None:
@@ -138,35 +227,78 @@ def test_missing_arguments_exit_with_usage_code() -> None:
 
 
 @pytest.fixture
-def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty model cache, and detectors rebuilt from it (the pipeline caches them per process)."""
     cache = tmp_path / "cache"
-    monkeypatch.setenv("PHOTO_ANON_MODELS_DIR", str(cache))
+    monkeypatch.setenv(models.ENV_VAR, str(cache))
     pipeline._detector.cache_clear()
+    models.clear_cache()
     yield cache
     pipeline._detector.cache_clear()
+    models.clear_cache()
 
 
-def test_models_download_from_a_mirror_and_list(
-    model_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def partial_mirror(tmp_path: Path) -> Path:
+    """A mirror folder with only YuNet's file (copied from the downloaded models) and a stray file."""
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    for name in ("deploy.prototxt", "face_detection_yunet_2023mar.onnx"):
-        shutil.copy(SHARED_MODELS / name, mirror / name)
+    shutil.copyfile(
+        models.model_path("face_detection_yunet_2023mar.onnx"), mirror / "face_detection_yunet_2023mar.onnx"
+    )
+    (mirror / "README").write_text("not a model")
+    return mirror
 
-    assert main(["models", "download", "--from", str(mirror), "--only", "yunet", "deploy.prototxt"]) == 0
-    assert (model_cache / "face_detection_yunet_2023mar.onnx").is_file()
-    assert (model_cache / "deploy.prototxt").is_file()
+
+def lines_naming(text: str) -> dict[str, str]:
+    """Each line of output keyed by the known model file it names."""
+    return {name: line for line in text.splitlines() for name in models.KNOWN_FILES if name in line}
+
+
+@pytest.mark.models
+def test_download_takes_what_it_can_says_why_not_per_file_and_runs_the_default_chain(
+    partial_mirror: Path, model_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mirror with one file; the official sources unreachable (tests/conftest.py points them at a closed port)."""
+    assert main(["models", "download", "--from", str(partial_mirror), "--or-official"]) == 0
+    out, err = capsys.readouterr()
+    fetched, failed = lines_naming(out), lines_naming(err)
+    assert set(fetched) == {"face_detection_yunet_2023mar.onnx"}
+    assert fetched["face_detection_yunet_2023mar.onnx"].startswith("downloaded and verified ")
+    assert set(failed) == set(models.KNOWN_FILES) - set(fetched)
+    assert all("127.0.0.1:9" in line and "refused" in line for line in failed.values())
+    assert f"the default chain {options.DEFAULT_DETECTOR} runs yunet" in out
+
+    assert main(["models", "download", "--from", str(partial_mirror), "--or-official"]) == 0
+    again = lines_naming(capsys.readouterr().out)
+    assert again["face_detection_yunet_2023mar.onnx"].endswith("(already there)")
 
     assert main(["models", "list"]) == 0
     rows = {line.split()[-1]: line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows["face_detection_yunet_2023mar.onnx"] == "verified"
     assert rows["res10_300x300_ssd_iter_140000.caffemodel"] == "missing"
 
-    assert main(["models", "download", "--from", str(mirror), "--only", "ssd"]) == 1
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and "res10_300x300_ssd_iter_140000.caffemodel" in err[0]
+
+def test_without_any_source_the_default_chain_still_runs_on_haar(
+    model_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["models", "download"]) == 0
+    out, err = capsys.readouterr()
+    assert set(lines_naming(err)) == set(models.KNOWN_FILES)
+    assert "runs haar" in out
+    assert not model_cache.exists() or not any(model_cache.iterdir())
+
+
+def test_download_fails_when_a_file_asked_for_or_the_whole_default_chain_cannot_be_had(
+    model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["models", "download", "--from", str(tmp_path), "--only", "ssd"]) == 1
+    failed = lines_naming(capsys.readouterr().err)
+    assert set(failed) == {"deploy.prototxt", "res10_300x300_ssd_iter_140000.caffemodel"}
+
+    monkeypatch.setattr(options, "DEFAULT_DETECTOR", "backup:ssd,centerface")
+    assert main(["models", "download"]) == 1
+    assert "no detector of the default chain backup:ssd,centerface can run" in capsys.readouterr().err
     assert main(["models", "download", "--only", "nonsense"]) == 2
 
 
@@ -186,12 +318,11 @@ def test_default_chain_still_works_without_models_falling_back_to_haar(
     assert "photo-anon models download" in caplog.text  # the warning the command line prints on stderr
 
 
+@pytest.mark.e2e
 def test_runs_as_a_program(photos: Path) -> None:
-    env = {**os.environ, "PHOTO_ANON_MODELS_DIR": os.environ.get("PHOTO_ANON_MODELS_DIR", str(SHARED_MODELS))}
     completed = subprocess.run(
         [sys.executable, "-m", "anonymizer", "anonymize", str(photos / "astronaut.jpg"), "--json"],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -202,10 +333,11 @@ def test_runs_as_a_program(photos: Path) -> None:
     assert len(record["faces"]) == 1 and Path(record["output"]).is_file()
 
 
+@pytest.mark.slow
 def test_videos_gifs_and_heic_photos_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
-    from tests.media import make_clip, make_gif
+    from testing.media import make_clip, make_gif
 
     folder = tmp_path / "phone"
     folder.mkdir()

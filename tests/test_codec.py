@@ -20,45 +20,12 @@ from anonymizer.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
-from tests.images import astronaut_bgr
-
-SECRETS = (b"SecretCam 3000", b"Jane Q. Photographer", b"secret comment", b"secret-xmp-value", b"secret text chunk")
-XMP = (
-    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-    b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Label="secret-xmp-value"/></rdf:RDF></x:xmpmeta>'
-)
-METADATA_MARKERS = (b"Exif", b"http://ns.adobe.com/xap", b"tEXt", b"iTXt", b"zTXt", b"eXIf", *SECRETS)
+from testing.images import astronaut_bgr
+from testing.metadata import XMP, assert_no_metadata, exif_with_gps, pillow_bytes
 
 
 def astronaut_rgb() -> np.ndarray:
     return cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2RGB)
-
-
-def pillow_bytes(image: Image.Image, image_format: str, **params) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format, **params)
-    return buffer.getvalue()
-
-
-def exif_with_gps(orientation: int = 1) -> Image.Exif:
-    exif = Image.Exif()
-    exif[ExifTags.Base.Orientation] = orientation
-    exif[ExifTags.Base.Model] = "SecretCam 3000"
-    exif[ExifTags.Base.Artist] = "Jane Q. Photographer"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (52.0, 31.0, 12.0)
-    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
-    gps[ExifTags.GPS.GPSLongitude] = (13.0, 24.0, 18.0)
-    return exif
-
-
-def assert_no_metadata(data: bytes) -> None:
-    for marker in METADATA_MARKERS:
-        assert marker not in data, marker
-    image = Image.open(io.BytesIO(data))
-    assert not image.getexif()
-    assert not {"exif", "xmp", "comment", "XML:com.adobe.xmp"} & set(image.info)
 
 
 # --- formats -------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from skimage import data
 
 import detectors
 from detectors import Detection, Detector
-from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
+from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
 
 NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
 
@@ -216,7 +216,7 @@ def test_yunet_finds_no_large_false_face_on_a_textured_12mp_photo() -> None:
     """The latency benchmark's 12 MP photo (six faces on random texture): single passes see a few 400-600 px
     "faces" in the texture, which would paint a sixth of the photo; the second-pass rule drops them, and every
     large box returned lies on a real face."""
-    from benchmarks.test_latency import INPUTS, make_input
+    from testing.photos import INPUTS, make_input
 
     spec = INPUTS["12mp_phone_jpeg"]
     image = cv2.imdecode(np.frombuffer(make_input(spec), np.uint8), cv2.IMREAD_COLOR)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import filters
-from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, coverage
+from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, coverage
 
 FACE = Box(*ASTRONAUT_FACE)
 NAMES = ["noise", "blur", "pixelate", "solid"]

@@ -9,24 +9,12 @@ import cv2
 import numpy as np
 import pillow_heif  # noqa: F401  (registers the HEIF format with Pillow, as the codec does)
 import pytest
-from PIL import ExifTags, Image
+from PIL import Image
 
 from anonymizer import anonymize, anonymize_media, probe
 from anonymizer.errors import CorruptImageError
-from tests.images import ASTRONAUT_FACE, astronaut_bgr
-
-SECRETS = (b"SecretCam 3000", b"Jane Q. Photographer")
-
-
-def phone_exif(orientation: int) -> bytes:
-    exif = Image.Exif()
-    exif[ExifTags.Base.Orientation] = orientation
-    exif[ExifTags.Base.Model] = "SecretCam 3000"
-    exif[ExifTags.Base.Artist] = "Jane Q. Photographer"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (52.0, 31.0, 12.0)
-    return exif.tobytes()
+from testing.images import ASTRONAUT_FACE, astronaut_bgr
+from testing.metadata import SECRETS, exif_with_gps
 
 
 def stored_sideways(image_format: str) -> bytes:
@@ -34,7 +22,7 @@ def stored_sideways(image_format: str) -> bytes:
     sideways = cv2.rotate(astronaut_bgr(), cv2.ROTATE_90_CLOCKWISE)
     buffer = io.BytesIO()
     rgb = Image.fromarray(cv2.cvtColor(sideways, cv2.COLOR_BGR2RGB))
-    rgb.save(buffer, image_format, exif=phone_exif(8), quality=90)
+    rgb.save(buffer, image_format, exif=exif_with_gps(8).tobytes(), quality=90)
     return buffer.getvalue()
 
 

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import anonymizer
-from anonymizer import codec
+from anonymizer import codec, guards
 from anonymizer.errors import (
     AnonymizerError,
     CorruptImageError,
@@ -45,7 +45,7 @@ from anonymizer.errors import (
     UnsupportedFormatError,
 )
 from anonymizer.options import Options
-from tests.images import astronaut_bgr
+from testing.images import astronaut_bgr
 
 # Haar needs no model files and is the fastest detector; the small pixel limit keeps every accepted mutation
 # cheap (a mutated header can announce a far larger picture than the seed).
@@ -360,7 +360,7 @@ def test_decompression_bombs_are_refused_from_the_header(name: str, monkeypatch:
 
     monkeypatch.setattr(codec.cv2, "imdecode", must_not_decode)
     if "webp" in name:  # Pillow's WebP reader allocates the whole canvas while opening the file
-        monkeypatch.setattr(codec.Image, "open", must_not_decode)
+        monkeypatch.setattr(guards.Image, "open", must_not_decode)
     with pytest.raises(TooManyPixelsError, match=r"limit is 60 MP\.$"):
         anonymizer.anonymize(bomb, Options(detector="haar"))
 
@@ -374,7 +374,7 @@ def test_progressive_jpeg_with_thousands_of_scans_is_refused_before_decoding(mon
 
 def test_real_progressive_jpeg_is_far_below_the_scan_limit() -> None:
     data = seed_files()["jpeg-progressive"][0]
-    assert 1 < data.count(b"\xff\xda") < codec.MAX_JPEG_SCANS // 10
+    assert 1 < data.count(b"\xff\xda") < guards.MAX_JPEG_SCANS // 10
 
 
 def jpeg_with_segments_before_the_frame(segment: bytes, count: int) -> bytes:
@@ -405,7 +405,7 @@ HEADER_FLOODS = {
 @pytest.mark.parametrize("name", sorted(HEADER_FLOODS))
 def test_header_floods_are_refused_before_pillow_parses_them(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     flood = HEADER_FLOODS[name]()
-    monkeypatch.setattr(codec.Image, "open", lambda *_args, **_kwargs: pytest.fail("Pillow parsed the flood"))
+    monkeypatch.setattr(guards.Image, "open", lambda *_args, **_kwargs: pytest.fail("Pillow parsed the flood"))
     with pytest.raises(CorruptImageError, match="header is padded"):
         anonymizer.anonymize(flood, FAST)
 
@@ -594,6 +594,7 @@ def mutated_corpus(count: int, seed: int = 5) -> list[tuple[str, bytes]]:
     return corpus
 
 
+@pytest.mark.slow
 def test_hostile_corpus_never_kills_the_process() -> None:
     """A native crash (segfault in a decoder) would kill the process: the whole corpus runs in a fresh one."""
     cases = [(name, make()) for name, (make, _) in FIXED_CASES.items()]
@@ -606,6 +607,7 @@ def test_hostile_corpus_never_kills_the_process() -> None:
     assert all(outcomes[f"seed-{name}"]["outcome"] == "ok" for name in SEED_NAMES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*sorted(BOMBS), "jpeg-scan-bomb", *sorted(HEADER_FLOODS)])
 def test_bomb_in_a_fresh_process_stays_small(name: str) -> None:
     bombs = {**BOMBS, "jpeg-scan-bomb": progressive_scan_bomb, **HEADER_FLOODS}
@@ -615,6 +617,7 @@ def test_bomb_in_a_fresh_process_stays_small(name: str) -> None:
     assert peak_mb < MAX_RSS_MB
 
 
+@pytest.mark.slow
 def test_the_memory_measure_sees_a_picture_being_decoded() -> None:
     """The bound above means something: a tiny JPEG announcing 16 MP (accepted) does grow the process past it."""
     outcomes, _ = run_in_fresh_process([("16-MP", jpeg_bomb(4000, 4000))], Options().max_pixels)
@@ -622,6 +625,7 @@ def test_the_memory_measure_sees_a_picture_being_decoded() -> None:
     assert outcomes["16-MP"]["growth_mb"] > MAX_RSS_GROWTH_MB
 
 
+@pytest.mark.slow
 def test_mutated_files_in_a_fresh_process_stay_small() -> None:
     cases = mutated_corpus(26, seed=11)
     outcomes, peak_mb = run_in_fresh_process(cases, FAST.max_pixels)

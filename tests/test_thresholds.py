@@ -16,8 +16,8 @@ import pytest
 import detectors
 from anonymizer.codec import decode_image
 from detectors.base import Detection
-from tests.conftest import EVAL_DIR
-from tests.images import astronaut_bgr, composite
+from testing.images import astronaut_bgr, composite
+from testing.paths import EVAL_DIR
 
 THRESHOLDS = (0.1, 0.3, 0.5, 0.9)
 SPECS = [

@@ -20,8 +20,9 @@ from anonymizer.errors import (
     UnsupportedFormatError,
 )
 from anonymizer.video import reencode_video
-from tests.images import composite, face_crop
-from tests.media import (
+from testing.images import composite, face_crop
+from testing.leaks import DETAIL_LIMIT, SSIM_LIMIT, face_gray, found, similarity
+from testing.media import (
     PHONE_TAGS,
     SECRET_VALUES,
     Scene,
@@ -31,7 +32,6 @@ from tests.media import (
     every_tag,
     make_clip,
 )
-from tests.test_irreversibility import DETAIL_LIMIT, SSIM_LIMIT, face_gray, found, similarity
 
 # Mean change over a face box that only painting makes (H.264 at this quality changes a face by a few levels).
 PAINTED = 25
@@ -110,6 +110,8 @@ def test_webm_with_opus_comes_back_as_mp4_with_aac() -> None:
         assert changed(original, painted, boxes[0]) > PAINTED
 
 
+@pytest.mark.models
+@pytest.mark.slow
 def test_the_mean_of_30_covered_frames_shows_no_face() -> None:
     """Fresh noise every frame: averaging the frames of a still face gives back no face and none of its detail.
 

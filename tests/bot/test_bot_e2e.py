@@ -13,9 +13,9 @@ from skimage import data
 
 from bot.handlers.mode import FilterChoice
 from bot.texts import ENGLISH, RUSSIAN
+from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite
 from tests.bot.helpers import RunningBot, StartBot, decode, jpeg, pil_image, png
 from tests.fake_telegram import DOWNLOAD, Call, FakeTelegramServer, FakeUser, Fault
-from tests.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru-RU")

@@ -16,11 +16,11 @@ import pytest
 from redis import Redis
 
 from bot.texts import ENGLISH
+from testing.images import astronaut_bgr, composite
 from tests.bot.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
 from tests.bot.helpers import TOKEN, decode, jpeg
 from tests.bot.test_overload import is_own_picture, user_photos
 from tests.fake_telegram import REPLY_METHODS, FakeTelegramServer, FakeUser, Fault
-from tests.images import astronaut_bgr, composite
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
+from testing.images import astronaut_bgr
 from tests.bot.cluster import free_port
 from tests.bot.helpers import TOKEN, jpeg
 from tests.fake_telegram import FakeTelegramServer, FakeUser
-from tests.images import astronaut_bgr
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = FakeUser(1001, "Alice", "en")

@@ -24,10 +24,10 @@ from bot.app import create_bot, create_dispatcher, create_service
 from bot.handlers.images import DownloadError, download, picture_of
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
+from testing.images import astronaut_bgr, composite
 from tests.bot.audit import disk_writes, forbid_disk_writes
 from tests.bot.helpers import TEST_WORKERS, TOKEN, RunningBot, StartBot, bot_settings, jpeg, png
 from tests.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
-from tests.images import astronaut_bgr, composite
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru")

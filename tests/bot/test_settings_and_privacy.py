@@ -13,9 +13,9 @@ import pytest
 from bot.app import create_bot
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
+from testing.images import astronaut_bgr
 from tests.bot.helpers import TOKEN, RunningBot, StartBot, jpeg
 from tests.fake_telegram import DOWNLOAD, FakeTelegramServer, FakeUser, Fault
-from tests.images import astronaut_bgr
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = FakeUser(1001, "Alice", "en")

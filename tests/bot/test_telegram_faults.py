@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.texts import ENGLISH
+from testing.images import astronaut_bgr
 from tests.bot.helpers import RunningBot, jpeg
 from tests.fake_telegram import DOWNLOAD, FakeTelegramServer, FakeUser, Fault
-from tests.images import astronaut_bgr
 
 ALICE = FakeUser(1001, "Alice", "en")
 

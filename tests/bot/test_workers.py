@@ -20,8 +20,8 @@ from bot.workers import (
     WorkerCrashedError,
     WorkerPool,
 )
+from testing.images import astronaut_bgr, composite
 from tests.bot.helpers import jpeg
-from tests.images import astronaut_bgr, composite
 
 
 @pytest.fixture(scope="module")

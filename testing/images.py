@@ -1,4 +1,5 @@
-"""Real-photo fixtures with known face boxes, built from scikit-image's astronaut photo."""
+"""Real-photo fixtures with known face boxes, built from scikit-image's astronaut photo, and the textured
+backgrounds synthetic photos and clips are pasted on."""
 
 from __future__ import annotations
 
@@ -46,6 +47,16 @@ def selfie(fill: float, height: int) -> tuple[np.ndarray, Box]:
     scale = height / frame_h
     image = cv2.resize(crop, (round(frame_w * scale), height), interpolation=cv2.INTER_CUBIC)
     return image, Box(round((x - left) * scale), round((y - top) * scale), round(w * scale), round(h * scale))
+
+
+def textured(width: int, height: int, seed: int, cell: int = 64, grain: int = 12) -> np.ndarray:
+    """A smooth colour texture (one random colour per ``cell`` px, interpolated) with +-``grain`` of fine noise, so
+    files compress like photos rather than like flat fills."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(40, 215, (max(2, height // cell), max(2, width // cell), 3), dtype=np.uint8)
+    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    noise = rng.integers(-grain, grain + 1, (height, width, 1), dtype=np.int16)
+    return np.clip(smooth.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
 def composite(

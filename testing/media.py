@@ -11,7 +11,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from tests.images import Box, composite
+from testing.images import Box, composite
 
 # Tags a phone writes into a MOV/MP4: its position, the time and the camera. None may come out again.
 PHONE_TAGS = {

@@ -1,0 +1,43 @@
+"""The file formats the project reads and writes: their names, file suffixes and MIME types, defined once.
+
+Format names are Pillow's (``"JPEG"``, ``"WEBP"``, ``"HEIF"``...), as ``Result.format`` reports them. Whoever picks
+files by name (the command line walking folders, the bot looking at a document's name and type) asks here, so the
+list of what the pipeline reads cannot drift between them.
+"""
+
+from __future__ import annotations
+
+# Still images the codec decodes (anonymizer.codec); the first suffix of each is what its outputs are named with.
+STILL_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "HEIF", "AVIF")
+SUPPORTED_TEXT = "supported: JPEG, PNG, WebP, BMP, HEIC, AVIF"
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe"),
+    "PNG": (".png",),
+    "WEBP": (".webp",),
+    "BMP": (".bmp",),
+    "HEIF": (".heic", ".heif"),
+    "AVIF": (".avif",),
+    "GIF": (".gif",),
+    "MP4": (".mp4", ".mov", ".m4v"),
+    "MATROSKA": (".mkv", ".webm"),
+}
+MIME_TYPES: dict[str, tuple[str, ...]] = {
+    "JPEG": ("image/jpeg", "image/pjpeg"),
+    "PNG": ("image/png",),
+    "WEBP": ("image/webp",),
+    "BMP": ("image/bmp", "image/x-ms-bmp"),
+    "HEIF": ("image/heic", "image/heif"),
+    "AVIF": ("image/avif",),
+}
+
+IMAGE_SUFFIXES = frozenset(suffix for name in STILL_FORMATS for suffix in SUFFIXES[name])
+IMAGE_MIME_TYPES = frozenset(mime for name in STILL_FORMATS for mime in MIME_TYPES[name])
+# GIFs and videos, which anonymizer.media streams frame by frame.
+MEDIA_SUFFIXES = frozenset((*SUFFIXES["GIF"], *SUFFIXES["MP4"], *SUFFIXES["MATROSKA"]))
+# Every video comes back as MP4, whatever container it came in.
+VIDEO_OUTPUT_SUFFIX = SUFFIXES["MP4"][0]
+
+
+def suffix_of(image_format: str) -> str:
+    """The file suffix an output in ``image_format`` is named with (``"JPEG"`` -> ``".jpg"``)."""
+    return SUFFIXES[image_format.upper()][0]
