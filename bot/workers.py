@@ -97,8 +97,8 @@ def _start_worker(
     strict_options: Options | None,
 ) -> None:
     """pebble's initializer: load the models once (the second look's too, so the first /strict does not pay for
-    them). A failure is kept and reported by every job, because pebble would otherwise restart a worker that cannot
-    start, forever."""
+    them). A failure to load the first look's is kept and reported by every job, because pebble would otherwise
+    restart a worker that cannot start, forever."""
     global _start_error, _progress_pipe
     _die_with_parent()
     _progress_pipe = progress_pipe
@@ -108,10 +108,12 @@ def _start_worker(
         if initializer is not None:
             initializer()
         anonymizer.warm_up(warm_up_options, threads=threads)
-        if strict_options is not None:
-            anonymizer.warm_up(strict_options, threads=threads)
     except Exception as error:
         _start_error = f"{type(error).__name__}: {error}"
+    if strict_options is not None and _start_error is None:
+        # A second look that cannot load (its weights missing) fails alone when asked for; first looks go on.
+        with suppress(Exception):
+            anonymizer.warm_up(strict_options, threads=threads)
     _return_freed_memory()
 
 
