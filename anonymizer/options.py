@@ -65,6 +65,9 @@ class Options:
     max_animation_pixels: int = MAX_ANIMATION_PIXELS
     detect_every: int = DETECT_EVERY
     detect_side: int = DETECT_SIDE
+    # A video's bitrate is capped so that its file stays under this many bytes (noise costs bits, so an output
+    # can be larger than its input; the bot passes Telegram's upload limit); None: no cap.
+    max_output_bytes: int | None = None
 
     def strict(self) -> Options:
         """The same options with the most thorough detection there is."""

@@ -57,6 +57,14 @@ VIDEO_CRF = "20"
 # libx264's "veryfast" keeps encoding a small share of the time spent on a video (the detector is most of it),
 # at a file about a third larger than "medium" for the same quality.
 VIDEO_PRESET = "veryfast"
+# A size-capped output aims this far under its cap: the container's index and the encoder's rate control
+# (a buffer of one second at the capped rate) take the rest.
+SIZE_CAP_SHARE = 0.95
+# Below this a capped video would be blocks, not a picture; a file that still comes out too large is the caller's
+# to refuse.
+MIN_CAPPED_BITRATE = 150_000
+# Sound copied from a stream that does not say its bitrate is budgeted at this much.
+UNKNOWN_AUDIO_BITRATE = 320_000
 # Audio packets muxed before the first video frame is decoded are held until the output's streams exist;
 # a file with this many and no picture is not a video.
 MAX_EARLY_AUDIO_PACKETS = 2048
@@ -234,8 +242,14 @@ class _BufferReader:
 class _Writer:
     """The MP4 being written: streams are created on the first video frame, when the upright size is known."""
 
-    def __init__(self, stream: av.video.stream.VideoStream, audio: av.audio.stream.AudioStream | None) -> None:
+    def __init__(
+        self,
+        stream: av.video.stream.VideoStream,
+        audio: av.audio.stream.AudioStream | None,
+        max_bitrate: int | None = None,
+    ) -> None:
         self.buffer = io.BytesIO()
+        self.max_bitrate = max_bitrate
         self.output = av.open(
             self.buffer, "w", format="mp4", options={"movflags": "+faststart"}, io_open=self._reopen_for_reading
         )
@@ -263,6 +277,9 @@ class _Writer:
         video.time_base = self.time_base
         video.codec_context.time_base = self.time_base
         video.options = {"crf": VIDEO_CRF, "preset": VIDEO_PRESET}
+        if self.max_bitrate is not None:
+            # Constrained quality: crf as usual, but never above the rate the size cap allows.
+            video.options |= {"maxrate": str(self.max_bitrate), "bufsize": str(self.max_bitrate)}
         self.video = video
         if self.input_audio is not None:
             if self.copy_audio:
@@ -338,7 +355,7 @@ def _transcode(
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         audio = container.streams.audio[0] if container.streams.audio else None
-        writer = _Writer(stream, audio)
+        writer = _Writer(stream, audio, _bitrate_cap(options.max_output_bytes, info.duration, audio))
         decoded = 0
 
         def write(pixels: np.ndarray, timing: tuple[int | None, int | None]) -> None:
@@ -387,6 +404,23 @@ def _transcode(
         tracks=coverer.tracks if coverer is not None else 0,
         duration=writer.end_time,
     )
+
+
+def _bitrate_cap(max_bytes: int | None, duration: float, audio: av.audio.stream.AudioStream | None) -> int | None:
+    """The video bitrate that keeps a file of ``duration`` seconds under ``max_bytes`` with its sound; None when
+    there is no cap or the header gives no duration to spread it over.
+
+    x264's rate control holds the rate to at most its buffer (one second) over the cap, so the budget is spread
+    over the duration plus that second.
+    """
+    if max_bytes is None or duration <= 0:
+        return None
+    sound = 0
+    if audio is not None:
+        copied = audio.codec_context.name in COPIED_AUDIO
+        sound = (audio.codec_context.bit_rate or UNKNOWN_AUDIO_BITRATE) if copied else AUDIO_BITRATE
+    bits = max_bytes * 8 * SIZE_CAP_SHARE - sound * duration
+    return max(MIN_CAPPED_BITRATE, int(bits / (duration + 1)))
 
 
 def _check_running(decoded: int, frame: av.VideoFrame, options: Options) -> None:

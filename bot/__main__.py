@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(serve(settings, create_service(settings, pool), storage))
     finally:
         if pool is not None:
-            pool.close(wait=True)
+            # Every answer that could still be sent has been (or the drain gave up on it): a video still running
+            # would only keep the stop waiting for a result nobody reads.
+            pool.close(wait=False)
     logger.info("stopped")
     return 0
 

@@ -25,6 +25,7 @@ from bot.handlers import create_routers
 from bot.jobs import JobService
 from bot.logs import install_redaction
 from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
+from bot.originals import MemoryOriginals, RedisOriginals
 from bot.retry import RetryRequests
 from bot.settings import BotSettings
 from bot.texts import ENGLISH, RUSSIAN
@@ -80,7 +81,13 @@ def create_storage(settings: BotSettings) -> BaseStorage:
 def create_service(settings: BotSettings, pool: WorkerPool | None) -> ImageService | QueueService:
     """The embedded service over a local pool, or (REDIS_URL set, no pool) the queue to the worker machines."""
     if pool is not None:
-        service = ImageService(pool, queue_limit=settings.queue_limit, per_user_limit=settings.per_user_limit)
+        service = ImageService(
+            pool,
+            queue_limit=settings.queue_limit,
+            per_user_limit=settings.per_user_limit,
+            video_workers=settings.video_processes,
+            video_queue_limit=settings.video_queue_limit,
+        )
         metrics.QUEUE_DEPTH.set_function(lambda: service.queue_depth)
         metrics.WORKERS_ALIVE.set_function(lambda: len(pool.worker_pids()))
         return service
@@ -89,6 +96,7 @@ def create_service(settings: BotSettings, pool: WorkerPool | None) -> ImageServi
         settings.redis_url.get_secret_value(),
         queue_limit=settings.queue_limit,
         per_user_limit=settings.per_user_limit,
+        video_queue_limit=settings.video_queue_limit,
     )
 
 
@@ -110,6 +118,7 @@ def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseS
     dispatcher.update.outer_middleware(request_log)
     dispatcher.update.outer_middleware(LanguageMiddleware())
     dispatcher["background"] = []
+    dispatcher["originals"] = MemoryOriginals(settings.strict_window_seconds)
     dispatcher["healthy"] = service.healthy
     dispatcher["close_service"] = service.close
     if isinstance(service, QueueService):
@@ -117,6 +126,7 @@ def create_dispatcher(settings: BotSettings, service: JobService, storage: BaseS
             DeduplicateUpdates(service.redis, service.instance, wait_limit=settings.deadline_seconds + 5)
         )
         dispatcher["background"] = [service.watch_cluster]
+        dispatcher["originals"] = RedisOriginals(service.redis, settings.strict_window_seconds)
         dispatcher.startup.register(service.start)
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))

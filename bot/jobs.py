@@ -8,6 +8,7 @@ Two implementations: `bot.workers.ImageService` (embedded: local worker processe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,17 +16,22 @@ from typing import Any, Protocol
 from anonymizer import errors
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Options, Result
-from bot.admission import JobSize
+from bot.admission import IMAGE, PHOTOS, JobSize
+
+# A GIF's or video's frames written so far and in all, reported while it runs.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: its kind says which pipeline and which estimator ("image" today), the input bytes stay in
-    memory, the options are the pipeline's."""
+    """One unit of work: its kind says which pipeline and which estimator ("image": `anonymize`; "animation" or
+    "video": `anonymize_media`), the input bytes stay in memory, the options are the pipeline's; `strict` marks a
+    second look, which is priced apart and does not teach the speed model."""
 
     data: bytes
     options: Options
-    kind: str = "image"
+    kind: str = IMAGE
+    strict: bool = False
 
 
 class DeadlineExceededError(Exception):
@@ -50,12 +56,18 @@ class JobService(Protocol):
     def estimate_seconds(self, job: JobSize) -> float:
         """CPU seconds the job is expected to take, from what its message says of it."""
 
-    def admission(self, user_id: int, estimates: list[float], deadline: float) -> AbstractAsyncContextManager[None]:
-        """Hold a place for one request (a photo, a file or an album) or raise BusyError / UnavailableError."""
+    def admission(
+        self, user_id: int, estimates: list[float], deadline: float, lane: str = PHOTOS
+    ) -> AbstractAsyncContextManager[Any]:
+        """Hold a place for one request (a photo, a file or an album; a video in the video lane) or raise
+        BusyError / UnavailableError; yields the request's ticket."""
 
-    async def run(self, jobs: list[Job], deadline: float) -> list[Result | Exception]:
+    async def run(
+        self, jobs: list[Job], deadline: float, *, ticket: Any = None, progress: Progress | None = None
+    ) -> list[Result | Exception]:
         """Every job's Result or its error, in order; DeadlineExceededError when the budget (a time.monotonic()
-        instant) runs out first."""
+        instant) runs out first. A video's `ticket` (from `admission`) waits for its turn first; `progress` hears of
+        its frames in the caller's event loop."""
 
 
 # What a job's outcome looks like while it crosses a process boundary: never an exception object (its pickled

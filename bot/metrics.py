@@ -13,11 +13,20 @@ logger = logging.getLogger(__name__)
 
 # What each request ended with: "result" (the anonymized picture or the answer that it has no face), "busy",
 # "unavailable", "apology" (the deadline passed) or "error" (the picture could not be processed).
-REQUESTS = Counter("photo_anon_requests_total", "Requests (photo, file or album) answered, by outcome.", ["outcome"])
+REQUESTS = Counter(
+    "photo_anon_requests_total",
+    "Requests (a photo, file, album, video, GIF or video note) answered, by outcome.",
+    ["outcome"],
+)
 REPLY_SECONDS = Histogram(
     "photo_anon_reply_seconds",
     "From an update's arrival to its answer.",
     buckets=(0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 12.5, 15, 20, 30),
+)
+VIDEO_SECONDS = Histogram(
+    "photo_anon_video_seconds",
+    "From a video's, GIF's or video note's arrival to its answer.",
+    buckets=(5, 10, 20, 30, 60, 90, 120, 180, 240, 300, 450, 600),
 )
 QUEUE_DEPTH = Gauge("photo_anon_queue_depth", "Jobs admitted and not yet finished (all fronts, in distributed mode).")
 WORKERS_ALIVE = Gauge("photo_anon_worker_processes", "Worker processes alive that take jobs.")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from anonymizer.options import DEFAULT_DETECTOR, DEFAULT_FILTER, MAX_INPUT_PIXELS, Options
+from anonymizer.options import DEFAULT_DETECTOR, DEFAULT_FILTER, MAX_INPUT_PIXELS, STRICT_DETECTOR, Options
 
 # The filters a user can pick with /mode; the pipeline defines how each one paints.
 FILTER_CHOICES = ("noise", "blur", "pixelate", "solid")
@@ -17,8 +18,11 @@ FILTER_CHOICES = ("noise", "blur", "pixelate", "solid")
 # What @BotFather hands out: a numeric bot id, a colon, and a secret of letters, digits, "_" and "-".
 TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{30,64}$")
 
-# The public Bot API lets a bot download files up to 20 MB; a self-hosted server lifts that.
+# The public Bot API lets a bot download files up to 20 MB and upload up to 50 MB; a self-hosted server lifts both.
 BOT_API_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+BOT_API_UPLOAD_LIMIT = 50 * 1024 * 1024
+# Phones record at most this many frames a second outside slow motion: a video's frame limit follows its length.
+MAX_VIDEO_FRAME_RATE = 60
 
 MISSING_TOKEN_HINT = " (create a bot with @BotFather and put its token in .env: see .env.example)"
 
@@ -31,6 +35,16 @@ class WorkerSettings(BaseSettings):
     detector: str = Field(DEFAULT_DETECTOR, description="The face detector chain the workers run.")
     max_file_bytes: int = Field(BOT_API_DOWNLOAD_LIMIT, gt=0, description="Largest file accepted, in bytes.")
     max_pixels: int = Field(MAX_INPUT_PIXELS, gt=0, description="Largest image accepted, in pixels.")
+    max_video_seconds: float = Field(60.0, gt=0, description="Longest video, GIF or video note accepted, in seconds.")
+    max_video_pixels: int = Field(
+        1920 * 1080, gt=0, description="Largest video frame accepted, in pixels (default: Full HD)."
+    )
+    video_workers: int | None = Field(
+        None, gt=0, description="Worker processes that may run videos at once (default: half of WORKERS, at least 1)."
+    )
+    strict_detector: str = Field(
+        STRICT_DETECTOR, description="The detector chain of a second look (/strict, the 'Look harder' button)."
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="Worker processes (default: CPU count)."
     )
@@ -50,14 +64,26 @@ class WorkerSettings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level.upper()
 
-    def options(self, filter_name: str | None = None) -> Options:
-        """The pipeline options for one request with the user's chosen filter."""
-        return Options(
+    @property
+    def video_processes(self) -> int:
+        """How many of this machine's worker processes may hold a video at once."""
+        return min(self.workers, self.video_workers or max(1, self.workers // 2))
+
+    def options(self, filter_name: str | None = None, strict: bool = False) -> Options:
+        """The pipeline options for one request with the user's chosen filter; `strict` for a second look (the
+        most thorough detection). Results must fit what Telegram lets a bot upload."""
+        options = Options(
             detector=self.detector,
             filter=filter_name or DEFAULT_FILTER,
             max_bytes=self.max_file_bytes,
             max_pixels=self.max_pixels,
+            max_video_bytes=self.max_file_bytes,
+            max_frame_pixels=self.max_video_pixels,
+            max_duration=self.max_video_seconds,
+            max_frames=int(self.max_video_seconds * MAX_VIDEO_FRAME_RATE),
+            max_output_bytes=BOT_API_UPLOAD_LIMIT,
         )
+        return replace(options.strict(), detector=self.strict_detector) if strict else options
 
 
 class BotSettings(WorkerSettings):
@@ -70,6 +96,15 @@ class BotSettings(WorkerSettings):
     queue_limit: int = Field(40, gt=0, description="Images waiting or being processed, all users together.")
     per_user_limit: int = Field(2, gt=0, description="Requests (a photo, a file or an album) in flight per user.")
     deadline_seconds: float = Field(15.0, gt=0, description="From the update's arrival to the reply.")
+    video_deadline_seconds: float = Field(
+        300.0, gt=0, description="From a video's arrival to the video sent back (progress is shown meanwhile)."
+    )
+    video_queue_limit: int = Field(4, gt=0, description="Videos waiting or being processed, all users together.")
+    strict_window_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="How long the 'Look harder' button under a result works (the original's file id is kept so long).",
+    )
     album_window_seconds: float = Field(0.6, gt=0, description="How long to wait for the rest of an album.")
     request_timeout_seconds: float = Field(
         20.0, gt=0, description="A Bot API request (the long poll aside) unanswered this long is retried."
@@ -116,8 +151,8 @@ class BotSettings(WorkerSettings):
             raise ValueError("WEBHOOK_SECRET is required with WEBHOOK_URL, so nobody else can post updates")
         return self
 
-    def options(self, filter_name: str | None = None) -> Options:
-        return super().options(filter_name or self.default_filter)
+    def options(self, filter_name: str | None = None, strict: bool = False) -> Options:
+        return super().options(filter_name or self.default_filter, strict)
 
 
 def usage(program: str, settings_class: type[BaseSettings]) -> str:

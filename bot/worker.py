@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from taskiq.receiver import Receiver
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Result
 from bot import jobs, metrics
+from bot.admission import ANIMATION, IMAGE, VIDEO
 from bot.distributed import (
     HEARTBEAT_S,
     RESULT_TTL_S,
@@ -31,8 +33,10 @@ from bot.distributed import (
     announce,
     create_broker,
     front_key,
+    hold_jobs,
     input_key,
     output_key,
+    progress_key,
     redis_client_settings,
     result_summary,
     withdraw,
@@ -59,17 +63,22 @@ class WorkerMachine:
         self.broker: AsyncBroker = create_broker(redis_url)
         self.broker.is_worker_process = True
 
-        async def run_job(job_id: str, kind: str, filter_name: str, deadline: float, front: str) -> jobs.Outcome:
-            return await self.run_job(job_id, kind, filter_name, deadline, front)
+        async def run_job(
+            job_id: str, kind: str, filter_name: str, deadline: float, front: str, strict: bool = False
+        ) -> jobs.Outcome:
+            return await self.run_job(job_id, kind, filter_name, deadline, front, strict)
 
         self.broker.register_task(run_job, task_name=TASK_NAME)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis_ok = False
 
-    async def run_job(self, job_id: str, kind: str, filter_name: str, deadline: float, front: str) -> jobs.Outcome:
+    async def run_job(
+        self, job_id: str, kind: str, filter_name: str, deadline: float, front: str, strict: bool = False
+    ) -> jobs.Outcome:
         """One job; its input is read (not taken) so that another worker can still run it if this one dies, and
-        deleted with the outcome saved. A job whose front is gone is not run: its result would never be read."""
-        if kind != "image":
+        deleted with the outcome saved. A job whose front is gone is not run: its result would never be read. A GIF
+        or video reports its progress in a Redis key the front reads."""
+        if kind not in (IMAGE, ANIMATION, VIDEO):
             return jobs.failed(ValueError(kind))
         if time.time() >= deadline or not await self.redis.exists(front_key(front)):
             metrics.JOBS.labels("expired").inc()
@@ -80,7 +89,9 @@ class WorkerMachine:
             return jobs.expired()
         local_deadline = time.monotonic() + (deadline - time.time())
         started = time.perf_counter()
-        future = self.pool.submit(data, self.settings.options(filter_name), local_deadline)
+        options = self.settings.options(filter_name, strict)
+        progress = None if kind == IMAGE else self._progress_to_redis(job_id)
+        future = self.pool.submit(data, options, local_deadline, kind=kind, progress=progress, learn=not strict)
         del data
         try:
             result: Result = await asyncio.wrap_future(future)
@@ -103,13 +114,36 @@ class WorkerMachine:
         metrics.JOBS.labels(label).inc()
         return outcome
 
+    def _progress_to_redis(self, job_id: str) -> Callable[[int, int], None]:
+        """A job's progress, reported on the pool's relay thread, written to its key from this event loop."""
+        loop = asyncio.get_running_loop()
+
+        async def write(done: int, total: int) -> None:
+            with suppress(RedisError, OSError):  # progress is a courtesy; the result is what counts
+                await self.redis.set(progress_key(job_id), f"{done} {total}", ex=RESULT_TTL_S)
+
+        def report(done: int, total: int) -> None:
+            with suppress(RuntimeError):  # the loop has stopped: the machine is going down
+                asyncio.run_coroutine_threadsafe(write(done, total), loop)
+
+        return report
+
     async def heartbeat(self) -> None:
-        """Publish this machine's process count and speed (its cost curve scaled by what its jobs showed)."""
+        """Publish this machine's process count and speed (its cost curve scaled by what its jobs showed), and
+        hold on to the jobs running here, so none is handed to another worker while it runs."""
         while True:
             speed = self.pool.speed
             curve = [(mp, seconds * speed.slowdown) for mp, seconds in speed.curve.points]
             try:
-                await announce(self.redis, self.identity, self.pool.size, curve)
+                await announce(
+                    self.redis,
+                    self.identity,
+                    self.pool.size,
+                    curve,
+                    self.settings.video_processes,
+                    speed.video_slowdown,
+                )
+                await hold_jobs(self.redis, self.broker.consumer_name)
                 self.redis_ok = True
                 metrics.WORKERS_ALIVE.set(len(self.pool.worker_pids()))
             except (RedisError, OSError):

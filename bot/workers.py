@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
@@ -28,10 +29,11 @@ from pebble import ProcessExpired, ProcessPool
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Options, Result
 from bot import jobs
-from bot.admission import BusyError, CostCurve, JobSize, LocalAdmission, SpeedModel
+from bot.admission import IMAGE, PHOTOS, VIDEOS, BusyError, CostCurve, JobSize, LocalAdmission, SpeedModel, Ticket
 from bot.jobs import (
     DeadlineExceededError,
     Job,
+    Progress,
     WorkerCrashedError,
     WorkerFailedError,
     WorkerStartError,
@@ -62,9 +64,15 @@ WORKER_START_TIMEOUT = 120.0
 MAX_JOBS_PER_WORKER = 500
 # Linux's prctl option that sends a signal to a process when its parent dies.
 PR_SET_PDEATHSIG = 1
+# A GIF's or video's progress leaves its worker process at most this often (and at its last frame).
+PROGRESS_EVERY_S = 0.5
+# A video waiting for its turn looks again this often (its turn depends on the clock, not only on events).
+TURN_POLL_S = 0.2
 
 # Set in a worker process when its models could not be loaded; every job it is given then reports this.
 _start_error: str | None = None
+# In a worker process: the pipe on which GIF and video jobs report (token, frames done, frames in all).
+_progress_pipe: Any = None
 
 
 def _die_with_parent() -> None:
@@ -81,11 +89,19 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _start_worker(warm_up_options: Options, threads: int, initializer: Callable[[], object] | None) -> None:
-    """pebble's initializer: load the models once. A failure is kept and reported by every job, because pebble
-    would otherwise restart a worker that cannot start, forever."""
-    global _start_error
+def _start_worker(
+    warm_up_options: Options,
+    threads: int,
+    initializer: Callable[[], object] | None,
+    progress_pipe: Any,
+    strict_options: Options | None,
+) -> None:
+    """pebble's initializer: load the models once (the second look's too, so the first /strict does not pay for
+    them). A failure to load the first look's is kept and reported by every job, because pebble would otherwise
+    restart a worker that cannot start, forever."""
+    global _start_error, _progress_pipe
     _die_with_parent()
+    _progress_pipe = progress_pipe
     import anonymizer
 
     try:
@@ -94,6 +110,10 @@ def _start_worker(warm_up_options: Options, threads: int, initializer: Callable[
         anonymizer.warm_up(warm_up_options, threads=threads)
     except Exception as error:
         _start_error = f"{type(error).__name__}: {error}"
+    if strict_options is not None and _start_error is None:
+        # A second look that cannot load (its weights missing) fails alone when asked for; first looks go on.
+        with suppress(Exception):
+            anonymizer.warm_up(strict_options, threads=threads)
     _return_freed_memory()
 
 
@@ -118,9 +138,27 @@ def _calibrate(options: Options) -> list[tuple[float, float]]:
     return curve
 
 
-def _run_job(data: bytes, options: Options, deadline: float | None) -> jobs.Outcome:
+def _reporter(token: int) -> Callable[[int, int], None]:
+    """Progress of one GIF or video job, sent to the pool's owner on the pipe, at most every PROGRESS_EVERY_S.
+
+    One small message is one write of the pipe, which POSIX keeps whole among concurrent writers (and a worker
+    killed mid-job cannot leave a lock held, as a multiprocessing.Queue's could)."""
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if _progress_pipe is not None and (now - last >= PROGRESS_EVERY_S or done >= total):
+            last = now
+            _progress_pipe.send((token, done, total))
+
+    return report
+
+
+def _run_job(data: bytes, options: Options, deadline: float | None, kind: str = IMAGE, token: int = 0) -> jobs.Outcome:
     """One job in a worker process. A job whose deadline (a time.monotonic() instant, the same clock in every
-    process of the machine) passed while it waited is not started at all."""
+    process of the machine) passed while it waited is not started at all. Images go through `anonymize`; GIFs and
+    videos through `anonymize_media`, reporting their progress."""
     if _start_error is not None:
         return jobs.failed(WorkerStartError(_start_error))
     if deadline is not None and time.monotonic() >= deadline:
@@ -129,7 +167,10 @@ def _run_job(data: bytes, options: Options, deadline: float | None) -> jobs.Outc
 
     started = time.perf_counter()
     try:
-        result = anonymizer.anonymize(data, options)
+        if kind == IMAGE:
+            result = anonymizer.anonymize(data, options)
+        else:
+            result = anonymizer.anonymize_media(data, options, progress=_reporter(token))
     except AnonymizerError as error:
         return jobs.refused(error)
     except Exception as error:  # any other failure is reported; the worker lives on
@@ -148,8 +189,10 @@ class WorkerPool:
         warm_up_options: Options,
         start_method: str = "spawn",
         initializer: Callable[[], object] | None = None,
+        strict_options: Options | None = None,
     ) -> None:
-        """`initializer`, a module-level function, runs first in every worker process (the tests audit with it)."""
+        """`initializer`, a module-level function, runs first in every worker process (the tests audit with it);
+        `strict_options` are loaded beside `warm_up_options` when second looks are offered."""
         if size < 1:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
@@ -157,16 +200,37 @@ class WorkerPool:
         # The workers already share the cores: each one spreading over all of them only adds contention.
         threads = max(1, (os.cpu_count() or 1) // size)
         self.speed = SpeedModel()
+        context = multiprocessing.get_context(start_method)
+        self._progress_in, self._progress_out = context.Pipe(duplex=False)
+        self._listeners: dict[int, Callable[[int, int], None]] = {}
+        self._tokens = itertools.count(1)
         self._pool = ProcessPool(
             max_workers=size,
             max_tasks=MAX_JOBS_PER_WORKER,
             initializer=_start_worker,
-            initargs=(warm_up_options, threads, initializer),
-            context=multiprocessing.get_context(start_method),
+            initargs=(warm_up_options, threads, initializer, self._progress_out, strict_options),
+            context=context,
         )
         self._jobs: dict[concurrent.futures.Future[Any], concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._progress_thread = threading.Thread(target=self._relay_progress, name="progress", daemon=True)
+        self._progress_thread.start()
+
+    def _relay_progress(self) -> None:
+        """Hand each progress report to the listener of its job, until close() sends None."""
+        while True:
+            try:
+                report = self._progress_in.recv()
+            except (EOFError, OSError):
+                return
+            if report is None:
+                return
+            token, done, total = report
+            with self._lock:
+                listener = self._listeners.get(token)
+            if listener is not None:
+                listener(done, total)
 
     def start(self) -> WorkerPool:
         """Start every worker and wait until all have loaded their models and timed the calibration photos, so the
@@ -187,28 +251,48 @@ class WorkerPool:
     def curve(self) -> list[tuple[float, float]]:
         return self.speed.curve.points
 
-    def submit(self, data: bytes, options: Options, deadline: float | None = None) -> concurrent.futures.Future[Result]:
-        """Queue one image; the future resolves to a Result or raises AnonymizerError or a worker error.
+    def submit(
+        self,
+        data: bytes,
+        options: Options,
+        deadline: float | None = None,
+        *,
+        kind: str = IMAGE,
+        progress: Progress | None = None,
+        learn: bool = True,
+    ) -> concurrent.futures.Future[Result]:
+        """Queue one job; the future resolves to a Result or raises AnonymizerError or a worker error.
 
         With a deadline (a time.monotonic() instant) the job cannot run past it: it is not started once the
         deadline has passed, and pebble stops it (killing its worker) when it runs longer than the time left.
+        A GIF or video job (`kind`) calls `progress(done, total)` on a thread of this process as its frames are
+        written. `learn=False` keeps a job that is priced apart (a second look) out of the learned speed.
         """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
+            token = next(self._tokens)
+            if progress is not None:
+                self._listeners[token] = progress
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
-        task = self._pool.schedule(_run_job, (data, options, deadline), timeout=timeout)
+        task = self._pool.schedule(_run_job, (data, options, deadline, kind, token), timeout=timeout)
         future: concurrent.futures.Future[Result] = concurrent.futures.Future()
         with self._lock:
             self._jobs[future] = task
-        task.add_done_callback(lambda finished: self._finished(finished, future, len(data)))
+        task.add_done_callback(lambda finished: self._finished(finished, future, len(data), token, learn))
         return future
 
     def _finished(
-        self, task: concurrent.futures.Future[Any], future: concurrent.futures.Future[Result], input_bytes: int
+        self,
+        task: concurrent.futures.Future[Any],
+        future: concurrent.futures.Future[Result],
+        input_bytes: int,
+        token: int,
+        learn: bool,
     ) -> None:
         with self._lock:
             self._jobs.pop(future, None)
+            self._listeners.pop(token, None)
         if not future.set_running_or_notify_cancel():
             return
         if task.cancelled():
@@ -226,7 +310,10 @@ class WorkerPool:
             outcome = task.result()
             value = jobs.outcome_value(outcome)
             if isinstance(value, Result):
-                self.speed.learn(input_bytes, value.width * value.height, outcome[2])
+                if learn and value.kind == IMAGE:
+                    self.speed.learn(input_bytes, value.width * value.height, outcome[2])
+                elif learn:
+                    self.speed.learn_media(value, outcome[2])
                 future.set_result(value)
             else:
                 future.set_exception(value)
@@ -277,13 +364,17 @@ class WorkerPool:
         else:
             self._pool.stop()
             self._pool.join()
+        self._progress_out.send(None)
+        self._progress_thread.join()
+        self._progress_in.close()
+        self._progress_out.close()
 
 
 def start_pool(settings: WorkerSettings) -> WorkerPool:
     """This machine's WORKERS processes with the configured detectors, loaded and timed; WorkerStartError (the pool
     closed again) if they cannot start."""
     logger.info("starting %d worker process(es)", settings.workers)
-    pool = WorkerPool(settings.workers, settings.options())
+    pool = WorkerPool(settings.workers, settings.options(), strict_options=settings.options(strict=True))
     try:
         return pool.start()
     except WorkerStartError:
@@ -297,14 +388,29 @@ class ImageService:
     A request (a photo, a file or an album) is admitted only if it can be answered in time: the CPU time of the
     requests already admitted plus its own, spread over the workers and stretched by the headroom, must fit the
     budget it has left; a user may have only `per_user_limit` requests in flight; at most `queue_limit` images are
-    admitted at once. Otherwise the user is told at once when to try again.
+    admitted at once. Otherwise the user is told at once when to try again. GIFs and videos go in a lane of their
+    own, on at most `video_workers` processes (bot.admission says how the lanes share the workers).
     """
 
-    def __init__(self, pool: WorkerPool, *, queue_limit: int, per_user_limit: int, reply_reserve: float = 1.5) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        queue_limit: int,
+        per_user_limit: int,
+        reply_reserve: float = 1.5,
+        video_workers: int = 1,
+        video_queue_limit: int = 4,
+    ) -> None:
         self.pool = pool
         self.reply_reserve = reply_reserve
         self.ledger = LocalAdmission(
-            pool.size, queue_limit=queue_limit, per_user_limit=per_user_limit, reply_reserve=reply_reserve
+            pool.size,
+            queue_limit=queue_limit,
+            per_user_limit=per_user_limit,
+            reply_reserve=reply_reserve,
+            video_capacity=video_workers,
+            video_queue_limit=video_queue_limit,
         )
 
     def estimate_seconds(self, job: JobSize) -> float:
@@ -328,23 +434,44 @@ class ImageService:
         """The pool belongs to whoever started it; nothing of this service's own to release."""
 
     @contextmanager
-    def admit(self, user_id: int, estimates: list[float], deadline: float) -> Iterator[None]:
-        with self.ledger.admit(user_id, estimates, deadline):
-            yield
+    def admit(self, user_id: int, estimates: list[float], deadline: float, lane: str = PHOTOS) -> Iterator[Ticket]:
+        with self.ledger.admit(user_id, estimates, deadline, lane) as ticket:
+            yield ticket
 
     @asynccontextmanager
-    async def admission(self, user_id: int, estimates: list[float], deadline: float) -> Any:
-        with self.ledger.admit(user_id, estimates, deadline):
-            yield
+    async def admission(
+        self, user_id: int, estimates: list[float], deadline: float, lane: str = PHOTOS
+    ) -> AsyncIterator[Ticket]:
+        with self.ledger.admit(user_id, estimates, deadline, lane) as ticket:
+            yield ticket
 
-    async def run(self, jobs_to_run: list[Job], deadline: float) -> list[Result | Exception]:
+    async def run(
+        self,
+        jobs_to_run: list[Job],
+        deadline: float,
+        *,
+        ticket: Ticket | None = None,
+        progress: Progress | None = None,
+    ) -> list[Result | Exception]:
         """Run the jobs in the pool, in order; each entry is a Result or the error for that job.
 
-        Raises DeadlineExceededError when the budget runs out; the unfinished jobs are then dropped from the queue or
-        their workers stopped, so no result can arrive later.
+        A video's `ticket` first waits for its turn (bot.admission); `progress(done, total)` is then called in this
+        event loop as its frames are written. Raises DeadlineExceededError when the budget runs out; the unfinished
+        jobs are then dropped from the queue or their workers stopped, so no result can arrive later.
         """
         stop_at = deadline - self.reply_reserve
-        futures = [self.pool.submit(job.data, job.options, stop_at) for job in jobs_to_run]
+        if ticket is not None and ticket.lane == VIDEOS:
+            while not self.ledger.may_start(ticket):
+                if time.monotonic() >= stop_at:
+                    raise DeadlineExceededError
+                await asyncio.sleep(TURN_POLL_S)
+            if progress is not None:
+                progress(0, 0)
+        relay = _in_this_loop(progress) if progress is not None else None
+        futures = [
+            self.pool.submit(job.data, job.options, stop_at, kind=job.kind, progress=relay, learn=not job.strict)
+            for job in jobs_to_run
+        ]
         waiting = asyncio.gather(*(asyncio.wrap_future(future) for future in futures), return_exceptions=True)
         try:
             outcomes = await asyncio.wait_for(waiting, timeout=max(0.0, stop_at - time.monotonic()))
@@ -361,3 +488,14 @@ class ImageService:
     async def anonymize(self, images: list[bytes], options: Options, deadline: float) -> list[Result | Exception]:
         """Images only: `run` with one image job per picture."""
         return await self.run([Job(data, options) for data in images], deadline)
+
+
+def _in_this_loop(progress: Progress) -> Callable[[int, int], None]:
+    """`progress` called from the pool's relay thread, run in the calling event loop."""
+    loop = asyncio.get_running_loop()
+
+    def relay(done: int, total: int) -> None:
+        with suppress(RuntimeError):  # the loop is closed: nobody is waiting for this job any more
+            loop.call_soon_threadsafe(progress, done, total)
+
+    return relay

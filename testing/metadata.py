@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 
+import cv2
 from PIL import ExifTags, Image
+
+from testing.images import astronaut_bgr
 
 SECRETS = (b"SecretCam 3000", b"Jane Q. Photographer", b"secret comment", b"secret-xmp-value", b"secret text chunk")
 XMP = (
@@ -33,6 +36,15 @@ def exif_with_gps(orientation: int = 1) -> Image.Exif:
     gps[ExifTags.GPS.GPSLongitudeRef] = "E"
     gps[ExifTags.GPS.GPSLongitude] = (13.0, 24.0, 18.0)
     return exif
+
+
+def stored_sideways(image_format: str) -> bytes:
+    """The astronaut stored turned 90 degrees clockwise, with EXIF orientation 8 (turn back) and GPS."""
+    sideways = cv2.rotate(astronaut_bgr(), cv2.ROTATE_90_CLOCKWISE)
+    buffer = io.BytesIO()
+    rgb = Image.fromarray(cv2.cvtColor(sideways, cv2.COLOR_BGR2RGB))
+    rgb.save(buffer, image_format, exif=exif_with_gps(8).tobytes(), quality=90)
+    return buffer.getvalue()
 
 
 def assert_no_metadata(data: bytes) -> None:

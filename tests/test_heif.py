@@ -14,16 +14,7 @@ from PIL import Image
 from anonymizer import anonymize, anonymize_media, probe
 from anonymizer.errors import CorruptImageError
 from testing.images import ASTRONAUT_FACE, astronaut_bgr
-from testing.metadata import SECRETS, exif_with_gps
-
-
-def stored_sideways(image_format: str) -> bytes:
-    """The astronaut stored turned 90 degrees clockwise, with EXIF orientation 8 (turn back) and GPS."""
-    sideways = cv2.rotate(astronaut_bgr(), cv2.ROTATE_90_CLOCKWISE)
-    buffer = io.BytesIO()
-    rgb = Image.fromarray(cv2.cvtColor(sideways, cv2.COLOR_BGR2RGB))
-    rgb.save(buffer, image_format, exif=exif_with_gps(8).tobytes(), quality=90)
-    return buffer.getvalue()
+from testing.metadata import SECRETS, stored_sideways
 
 
 @pytest.mark.parametrize(("stored", "written"), [("HEIF", "JPEG"), ("AVIF", "AVIF")])

@@ -251,3 +251,19 @@ def test_limits_hold_while_decoding_when_the_header_says_nothing() -> None:
 def test_a_video_over_the_byte_limit_is_refused(phone_clip: bytes) -> None:
     with pytest.raises(AnonymizerError, match="limit"):
         anonymize_media(phone_clip, Options(max_video_bytes=1000))
+
+
+def test_a_size_cap_keeps_the_output_under_it_with_the_faces_still_covered() -> None:
+    """Noise costs bits: uncapped, this clip's output is several times the cap; capped, it fits and is still painted."""
+    scene = Scene(size=(320, 240), faces=[[(30 + 2 * i, 30, 120)] for i in range(60)])
+    clip = make_clip(scene, audio="aac")
+    uncapped = anonymize_media(clip)
+    cap = len(uncapped.data) // 4
+
+    capped = anonymize_media(clip, Options(max_output_bytes=cap))
+
+    assert len(uncapped.data) > 2 * cap
+    assert len(capped.data) <= cap
+    assert capped.frames == uncapped.frames == 60 and abs(capped.duration - uncapped.duration) < 0.05
+    for painted, (original, boxes) in zip(bgr_frames(capped.data), scene.frames(), strict=True):
+        assert changed(original, painted, boxes[0]) > PAINTED

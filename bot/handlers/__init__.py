@@ -1,13 +1,21 @@
-"""The bot's routers, in the order they are tried: commands, the filter choice, pictures, then everything else."""
+"""The bot's routers, in the order they are tried: commands, the second look (before /mode's catch-all for stale
+buttons), the filter choice, pictures, videos, then everything else."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import commands, fallback, images, mode
+from bot.handlers import commands, fallback, images, mode, strict, videos
 from bot.settings import BotSettings
 
 
 def create_routers(settings: BotSettings) -> list[Router]:
     """Fresh routers for one dispatcher (a router can belong to one dispatcher only)."""
-    return [commands.create_router(), mode.create_router(), images.create_router(settings), fallback.create_router()]
+    return [
+        commands.create_router(),
+        strict.create_router(),
+        mode.create_router(),
+        images.create_router(settings),
+        videos.create_router(),
+        fallback.create_router(),
+    ]

@@ -23,7 +23,12 @@ def create_router() -> Router:
     async def help_(message: Message, texts: Texts, state: FSMContext, settings: BotSettings) -> None:
         chosen = await current_filter(state, settings)
         await message.answer(
-            texts.help.format(max_mb=settings.max_file_bytes // (1024 * 1024), current=texts.filter_names[chosen])
+            texts.help.format(
+                max_mb=settings.max_file_bytes // (1024 * 1024),
+                max_s=round(settings.max_video_seconds),
+                strict_minutes=round(settings.strict_window_seconds / 60),
+                current=texts.filter_names[chosen],
+            )
         )
 
     return router

@@ -1,5 +1,6 @@
 """Admission across the cluster, decided in a real Redis: per-user limits hold across fronts, the backlog of every
-front counts, and a worker machine that joins raises the capacity without restarting anything."""
+front counts, a worker machine that joins raises the capacity without restarting anything, videos keep to their
+lane across fronts, and a long job stays with the worker that runs it."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from aiogram.methods import SendMessage
 from redis.asyncio import Redis
 
-from bot.admission import BusyError, JobSize, UnavailableError
-from bot.distributed import QueueService, announce
+from bot.admission import VIDEOS, BusyError, JobSize, UnavailableError
+from bot.distributed import GROUP, STREAM, QueueService, announce, hold_jobs
 from bot.flood import SharedPacing
+from bot.jobs import DeadlineExceededError
 from tests.bot.cluster import RedisServer
 
 CURVE = [(0.26, 0.1), (2.1, 1.0), (12.6, 2.0)]
@@ -126,3 +128,58 @@ async def test_the_requests_of_a_front_that_died_stop_counting(fronts: tuple[Que
 
     async with alive.admission(user_id=1, estimates=[6.0], deadline=deadline):
         pass
+
+
+async def test_a_video_admitted_on_one_front_takes_a_process_from_every_fronts_photos(
+    fronts: tuple[QueueService, QueueService],
+) -> None:
+    first, second = fronts
+    await announce(first.redis, "machine-1", 2, CURVE, video_processes=1)
+    deadline = time.monotonic() + 9.5
+    async with first.admission(user_id=1, estimates=[4.0], deadline=deadline):
+        async with first.admission(user_id=2, estimates=[30.0], deadline=time.monotonic() + 300, lane=VIDEOS):
+            with pytest.raises(BusyError):
+                async with second.admission(user_id=3, estimates=[4.0], deadline=deadline):
+                    pass  # 8 s of photos, with the headroom, do not fit 9.5 s on the one process left
+        async with second.admission(user_id=3, estimates=[4.0], deadline=deadline):
+            pass  # they do on two
+
+
+async def test_videos_take_their_turns_across_fronts(fronts: tuple[QueueService, QueueService]) -> None:
+    """The oldest waiting video goes first, one per video slot, and not while admitted photos need the process."""
+    first, second = fronts
+    await announce(first.redis, "machine-1", 2, CURVE, video_processes=1)
+    now = time.monotonic()
+    async with (
+        first.admission(user_id=1, estimates=[30.0], deadline=now + 300, lane=VIDEOS) as older,
+        second.admission(user_id=2, estimates=[30.0], deadline=now + 301, lane=VIDEOS) as newer,
+    ):
+        with pytest.raises(DeadlineExceededError):
+            await second._wait_for_turn(newer, time.monotonic() + 0.6)
+        async with second.admission(user_id=3, estimates=[8.0], deadline=time.monotonic() + 9):
+            with pytest.raises(DeadlineExceededError):
+                await first._wait_for_turn(older, time.monotonic() + 0.6)  # 8 s of photos need both processes
+        await first._wait_for_turn(older, time.monotonic() + 5)
+    async with second.admission(user_id=2, estimates=[30.0], deadline=time.monotonic() + 300, lane=VIDEOS) as video:
+        await second._wait_for_turn(video, time.monotonic() + 5)
+
+
+async def test_a_live_worker_keeps_its_long_job_and_a_dead_ones_job_is_handed_on(redis_server: RedisServer) -> None:
+    """A video runs for minutes, far past the idle time after which a job is given to another worker: the worker
+    running it claims it afresh every heartbeat, so only a worker that stopped beating loses its jobs."""
+    redis_server.client().flushall()
+    redis = Redis.from_url(redis_server.url())
+    await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    for job in ("video", "photo"):
+        await redis.xadd(STREAM, {b"data": job.encode()})
+    await redis.xreadgroup(GROUP, "busy-worker", {STREAM: ">"}, count=1)
+    await redis.xreadgroup(GROUP, "dead-worker", {STREAM: ">"}, count=1)
+    idle_ms = 600
+    for _ in range(6):  # 0.9 s of heartbeats from the live worker, none from the dead one
+        await asyncio.sleep(0.15)
+        assert await hold_jobs(redis, "busy-worker") == 1
+
+    _, claimed, _ = await redis.xautoclaim(STREAM, GROUP, "other-worker", min_idle_time=idle_ms)
+    await redis.aclose()
+
+    assert [fields[b"data"] for _, fields in claimed] == [b"photo"], "only the dead worker's job is handed on"

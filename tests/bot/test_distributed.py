@@ -5,6 +5,7 @@ its own user's picture, whatever fails: a worker machine, the front, Redis."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,8 +16,10 @@ import numpy as np
 import pytest
 from redis import Redis
 
+from bot.distributed import REDELIVER_AFTER_MS
 from bot.texts import ENGLISH
 from testing.images import astronaut_bgr, composite
+from testing.media import Scene, bgr_frames, changed, make_clip
 from tests.bot.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
 from tests.bot.helpers import TOKEN, decode, jpeg
 from tests.bot.test_overload import is_own_picture, user_photos
@@ -25,6 +28,7 @@ from tests.fake_telegram import REPLY_METHODS, FakeTelegramServer, FakeUser, Fau
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)
 WORKER_METRICS_PORT = free_port()
+WORKER_B_METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +38,10 @@ def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def workers(redis_server: RedisServer, cluster_dir: Path) -> Iterator[list[Process]]:
-    """Two worker machines of one process each, started as two separate commands; the first serves /metrics."""
+    """Two worker machines of one process each, started as two separate commands, each serving /metrics."""
     machines = [
         worker(redis_server.url(), cluster_dir, "worker-a", METRICS_PORT=str(WORKER_METRICS_PORT)),
-        worker(redis_server.url(), cluster_dir, "worker-b"),
+        worker(redis_server.url(), cluster_dir, "worker-b", METRICS_PORT=str(WORKER_B_METRICS_PORT)),
     ]
     wait_for_workers(redis_server.client(), 2)
     yield machines
@@ -141,6 +145,53 @@ async def test_an_album_comes_back_as_one_album_in_order(
         for item in reply.media
     ]
     assert backgrounds == sorted(backgrounds), "the album came back out of order"
+
+
+async def jobs_done(port: int) -> float:
+    """The jobs a worker machine has finished with a result, from its /metrics."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        exposition = await response.text()
+    found = re.search(r'^photo_anon_jobs_total\{outcome="result"\} ([0-9.]+)$', exposition, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_a_video_goes_through_the_queue_with_its_progress_and_runs_once_however_long(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    """The video runs longer than the idle time after which a job goes to another worker; a photo sent meanwhile
+    makes the other worker look for such jobs. The video still runs once: its worker holds on to it."""
+    scene = Scene(size=(480, 360), faces=[[(20 + abs(index % 200 - 100), 30, 150)] for index in range(450)])
+    clip = make_clip(scene)
+    ports = (WORKER_METRICS_PORT, WORKER_B_METRICS_PORT)
+    before = sum([await jobs_done(port) for port in ports])
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        message = telegram.send_video(USERS[0], clip, width=480, height=360, duration=15)
+        status = await telegram.reply_to(message, timeout=15)
+        started = time.monotonic()
+        await telegram.wait_for(lambda call: call.method == "editMessageText", timeout=30)
+        await asyncio.sleep(max(0.0, REDELIVER_AFTER_MS / 1000 + 1 - (time.monotonic() - started)))
+        photo = telegram.send_photo(USERS[1], jpeg(small_picture(0)))
+        assert (await telegram.reply_to(photo, timeout=15)).method == "sendPhoto"
+        (video,) = await telegram.wait_for(lambda call: call.method == "sendVideo", timeout=120)
+        await asyncio.sleep(1.0)
+    finally:
+        await asyncio.to_thread(front_process.stop)
+    assert status.method == "sendMessage" and status.text == ENGLISH.video_status
+    edits = [call.text for call in telegram.calls_of("editMessageText", USERS[0].id)]
+    assert any(text.startswith(ENGLISH.video_progress.split("{")[0]) for text in edits), edits
+    assert video.reply_to_message_id == message["message_id"]
+    assert video.text == ENGLISH.video_covered.format(count=1)
+    frames = bgr_frames(video.file("video").data)
+    assert len(frames) == 450
+    for index in (0, 149, 300, 449):
+        original, boxes = scene.frames()[index]
+        assert changed(original, frames[index], boxes[0]) > 25, f"the face is bare in frame {index}"
+    assert [call.method for call in answers(telegram, message)] == ["sendMessage", "sendVideo"]
+    assert telegram.calls_of("deleteMessage", USERS[0].id), "the status goes once the video is back"
+    assert sum([await jobs_done(port) for port in ports]) - before == 2, "the video ran twice (or not at all)"
+    redis = redis_server.client()
+    assert not list(redis.scan_iter("photo-anon:input:*")) and not list(redis.scan_iter("photo-anon:progress:*"))
 
 
 async def test_a_front_killed_mid_burst_and_started_again_answers_everything_once(

@@ -21,7 +21,8 @@ from PIL import Image, PngImagePlugin
 
 from anonymizer.options import Options
 from bot.app import create_bot, create_dispatcher, create_service
-from bot.handlers.images import DownloadError, download, picture_of
+from bot.handlers.common import DownloadError, download
+from bot.handlers.inputs import picture_of
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
 from testing.images import astronaut_bgr, composite
@@ -223,7 +224,7 @@ async def test_a_failed_download_raises_an_error_without_the_token(telegram: Fak
 
     try:
         with pytest.raises(DownloadError) as caught:
-            await download(bot, picture, settings, deadline=time.monotonic() + 10)
+            await download(bot, picture.file_id, settings, deadline=time.monotonic() + 10)
     finally:
         await bot.session.close()
 

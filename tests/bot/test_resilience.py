@@ -57,8 +57,8 @@ async def test_a_worker_killed_mid_job_costs_only_that_users_request(
     doomed_jobs: list[Future[Result]] = []
     submit = worker_pool.submit
 
-    def recording_submit(data: bytes, options: Options, deadline: float | None = None) -> Future[Result]:
-        future = submit(data, options, deadline)
+    def recording_submit(data: bytes, options: Options, deadline: float | None = None, **extra: Any) -> Future[Result]:
+        future = submit(data, options, deadline, **extra)
         if data == doomed_photo:
             doomed_jobs.append(future)
         return future

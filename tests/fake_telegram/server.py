@@ -25,7 +25,11 @@ from aiohttp import web
 from PIL import Image
 
 # What the bot sends that counts as an answer to a user.
-REPLY_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup"})
+REPLY_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendVideo", "sendAnimation", "sendVideoNote"}
+)
+# The public Bot API takes uploads up to this size.
+UPLOAD_LIMIT = 50 * 1024 * 1024
 # The public Bot API refuses to hand out files above this size.
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # The method name a fault is registered under to hit file downloads.
@@ -85,7 +89,8 @@ class Call:
         return items
 
     def file(self, field_name: str) -> UploadedFile:
-        """The file uploaded for a parameter (`photo`, `document`), sent inline or as `attach://<part>`."""
+        """The file uploaded for a parameter (`photo`, `document`, `video`, `animation`, `video_note`), sent inline
+        or as `attach://<part>`."""
         reference = self.params.get(field_name)
         if isinstance(reference, str) and reference.startswith("attach://"):
             return self.files[reference.removeprefix("attach://")]
@@ -274,11 +279,14 @@ class FakeTelegramServer:
         """The update_id of the update that carried a user's message."""
         return self._update_of_message[(message["chat"]["id"], message["message_id"])]
 
-    def send_text(self, user: FakeUser, text: str) -> dict[str, Any]:
-        entities = []
+    def send_text(self, user: FakeUser, text: str, *, reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A text (a command when it starts with "/"), optionally as a reply to a message of the chat."""
+        content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
-            entities = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-        return self.user_message(user, text=text, **({"entities": entities} if entities else {}))
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if reply_to is not None:
+            content["reply_to_message"] = reply_to
+        return self.user_message(user, **content)
 
     def send_photo(
         self,
@@ -342,17 +350,53 @@ class FakeTelegramServer:
         sticker = {**stored.as_json(), "type": "regular", "width": 512, "height": 512, "is_animated": False}
         return self.user_message(user, sticker={**sticker, "is_video": False, "emoji": "🙂"})
 
-    def send_video(self, user: FakeUser) -> dict[str, Any]:
-        stored = self.add_file(b"\x00\x00\x00\x18ftypmp42", kind="videos", suffix=".mp4")
-        video = {**stored.as_json(), "width": 640, "height": 480, "duration": 3, "mime_type": "video/mp4"}
-        return self.user_message(user, video=video)
+    def send_video(
+        self,
+        user: FakeUser,
+        data: bytes = b"\x00\x00\x00\x18ftypmp42",
+        *,
+        width: int = 640,
+        height: int = 480,
+        duration: int = 3,
+        file_size: int | None = None,
+        mime_type: str = "video/mp4",
+        file_name: str | None = None,
+        media_group_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A video as Telegram delivers one sent as a video (the metadata is what the client claimed)."""
+        stored = self.add_file(data, kind="videos", suffix=".mp4", file_size=file_size)
+        video = {**stored.as_json(), "width": width, "height": height, "duration": duration, "mime_type": mime_type}
+        if file_name is not None:
+            video["file_name"] = file_name
+        content: dict[str, Any] = {"video": video}
+        if media_group_id is not None:
+            content["media_group_id"] = media_group_id
+        return self.user_message(user, **content)
 
-    def send_animation(self, user: FakeUser, data: bytes = b"GIF89a") -> dict[str, Any]:
-        """A GIF: Telegram delivers it as an animation and, for old clients, also as a document."""
-        stored = self.add_file(data, kind="animations", suffix=".gif")
-        animation = {**stored.as_json(), "width": 64, "height": 64, "duration": 1, "file_name": "funny.gif"}
-        animation["mime_type"] = "image/gif"
-        document = {**stored.as_json(), "file_name": "funny.gif", "mime_type": "image/gif"}
+    def send_video_note(
+        self, user: FakeUser, data: bytes, *, length: int, duration: int, file_size: int | None = None
+    ) -> dict[str, Any]:
+        """A round video message: square, no file name, no MIME type."""
+        stored = self.add_file(data, kind="video_notes", suffix=".mp4", file_size=file_size)
+        return self.user_message(user, video_note={**stored.as_json(), "length": length, "duration": duration})
+
+    def send_animation(
+        self,
+        user: FakeUser,
+        data: bytes = b"GIF89a",
+        *,
+        width: int = 64,
+        height: int = 64,
+        duration: int = 1,
+        mime_type: str = "image/gif",
+        file_name: str = "funny.gif",
+    ) -> dict[str, Any]:
+        """A GIF: Telegram delivers it as an animation (usually converted to MP4, `mime_type` video/mp4) and, for old
+        clients, also as a document."""
+        stored = self.add_file(data, kind="animations", suffix=".mp4" if "mp4" in mime_type else ".gif")
+        animation = {**stored.as_json(), "width": width, "height": height, "duration": duration}
+        animation.update(file_name=file_name, mime_type=mime_type)
+        document = {**stored.as_json(), "file_name": file_name, "mime_type": mime_type}
         return self.user_message(user, animation=animation, document=document)
 
     def send_voice(self, user: FakeUser) -> dict[str, Any]:
@@ -549,6 +593,39 @@ class FakeTelegramServer:
             document["mime_type"] = uploaded.content_type
         return self._bot_message(call, document=document, **_caption(call.params))
 
+    async def _method_sendVideo(self, call: Call) -> Any:
+        stored = self._store_media(call, "video", "videos")
+        video = {**stored.as_json(), **_dimensions(call.params), "mime_type": "video/mp4"}
+        return self._bot_message(call, video=video, **_caption(call.params))
+
+    async def _method_sendAnimation(self, call: Call) -> Any:
+        stored = self._store_media(call, "animation", "animations")
+        animation = {**stored.as_json(), **_dimensions(call.params)}
+        return self._bot_message(call, animation=animation, document=stored.as_json(), **_caption(call.params))
+
+    async def _method_sendVideoNote(self, call: Call) -> Any:
+        stored = self._store_media(call, "video_note", "video_notes")
+        note = {**stored.as_json(), "length": int(call.params.get("length") or 0)}
+        note["duration"] = int(call.params.get("duration") or 0)
+        return self._bot_message(call, video_note=note)
+
+    async def _method_deleteMessage(self, call: Call) -> Any:
+        key = (int(call.params["chat_id"]), int(call.params["message_id"]))
+        if self.messages.pop(key, None) is None:
+            raise _ApiError(400, "Bad Request: message to delete not found")
+        return True
+
+    async def _method_editMessageReplyMarkup(self, call: Call) -> Any:
+        message = self._message_to_edit(call)
+        markup = call.params.get("reply_markup")
+        if message.get("reply_markup") == markup:
+            raise _ApiError(400, "Bad Request: message is not modified")
+        if isinstance(markup, dict):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        return message
+
     async def _method_sendMediaGroup(self, call: Call) -> Any:
         media = call.params.get("media")
         if not isinstance(media, list) or not 2 <= len(media) <= 10:
@@ -586,10 +663,9 @@ class FakeTelegramServer:
         return True
 
     async def _method_editMessageText(self, call: Call) -> Any:
-        key = (int(call.params["chat_id"]), int(call.params["message_id"]))
-        message = self.messages.get(key)
-        if message is None:
-            raise _ApiError(400, "Bad Request: message to edit not found")
+        message = self._message_to_edit(call)
+        if "text" not in message:
+            raise _ApiError(400, "Bad Request: there is no text in the message to edit")
         markup = call.params.get("reply_markup")
         if message.get("text") == call.params.get("text") and message.get("reply_markup") == markup:
             raise _ApiError(400, "Bad Request: message is not modified")
@@ -600,6 +676,20 @@ class FakeTelegramServer:
         return message
 
     # -- helpers ---------------------------------------------------------------------------------------------
+
+    def _message_to_edit(self, call: Call) -> dict[str, Any]:
+        message = self.messages.get((int(call.params["chat_id"]), int(call.params["message_id"])))
+        if message is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        return message
+
+    def _store_media(self, call: Call, field_name: str, kind: str) -> StoredFile:
+        """An uploaded video, animation or video note, refused past the upload limit as Telegram does."""
+        reference = call.params.get(field_name)
+        uploaded = not (isinstance(reference, str) and reference in self.files)
+        if uploaded and len(self._upload(reference, call.files).data) > UPLOAD_LIMIT:
+            raise _ApiError(413, "Request Entity Too Large")
+        return self._store_upload(reference, call.files, kind=kind)
 
     def _next_message_id(self, chat_id: int) -> int:
         return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
@@ -670,6 +760,11 @@ def _value(text: str) -> Any:
         except ValueError:
             return text
     return {"true": True, "false": False}.get(text, text)
+
+
+def _dimensions(params: dict[str, Any]) -> dict[str, Any]:
+    """The width, height and duration a bot passed with a video or animation."""
+    return {name: int(params[name]) for name in ("width", "height", "duration") if params.get(name) is not None}
 
 
 def _caption(params: dict[str, Any]) -> dict[str, Any]:

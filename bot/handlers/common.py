@@ -1,0 +1,114 @@
+"""What every kind of request shares: downloading a user's file into memory, and the text for what went wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+
+import aiohttp
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+
+from anonymizer.errors import (
+    AnonymizerError,
+    CorruptImageError,
+    CorruptMediaError,
+    EmptyInputError,
+    InputTooLargeError,
+    MediaTooLongError,
+    TooManyPixelsError,
+    UnsupportedFormatError,
+)
+from bot.jobs import DeadlineExceededError
+from bot.settings import BotSettings
+from bot.texts import Texts
+
+logger = logging.getLogger(__name__)
+
+MEGABYTE = 1024 * 1024
+# A download that fails half-way (5xx, connection reset) is tried again this many times in all, while the budget
+# allows, waiting this long times the attempt number in between.
+DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_RETRY_DELAY = 0.5
+
+
+class DownloadError(Exception):
+    """Telegram did not hand over the file, even after retries.
+
+    Raised instead of aiohttp's own errors, whose messages carry the download URL and so the bot token.
+    """
+
+
+async def download(bot: Bot, file_id: str, settings: BotSettings, deadline: float) -> bytes:
+    """The file's bytes, in memory only; refused if Telegram reports it over the size limit.
+
+    A download that fails (a 5xx, a connection dropped mid-file, or one that stalls for DOWNLOAD_STALL_SECONDS) is
+    tried again while the budget allows; past the deadline, DeadlineExceededError.
+    """
+    file = await bot.get_file(file_id)
+    if file.file_size is not None and file.file_size > settings.max_file_bytes:
+        raise InputTooLargeError("file too large")
+    if file.file_path is None:
+        raise CorruptImageError("Telegram did not give a path to download the file")
+    url = bot.session.api.file_url(bot.token, file.file_path)
+    attempt = 1
+    while True:
+        try:
+            return await _fetch(bot, url, settings.download_stall_seconds, deadline)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            delay = DOWNLOAD_RETRY_DELAY * attempt
+            if attempt >= DOWNLOAD_ATTEMPTS or time.monotonic() + delay >= deadline:
+                raise DownloadError(f"the file could not be downloaded ({type(error).__name__})") from None
+            attempt += 1
+            logger.warning("download failed (%s); try %d of %d", type(error).__name__, attempt, DOWNLOAD_ATTEMPTS)
+            await asyncio.sleep(delay)
+
+
+async def _fetch(bot: Bot, url: str, stall_seconds: float, deadline: float) -> bytes:
+    """One download attempt into memory; TimeoutError when no data arrives for `stall_seconds`.
+
+    The stall limit applies between chunks, not to the whole file, so a slow but steady download is not cut off.
+    """
+    chunks: list[bytes] = []
+    remaining = deadline - time.monotonic()
+    stream = bot.session.stream_content(url=url, timeout=max(1, math.ceil(remaining)), raise_for_status=True)
+    async with contextlib.aclosing(stream):
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                async with asyncio.timeout(min(stall_seconds, remaining)):
+                    chunks.append(await anext(stream))
+            except StopAsyncIteration:
+                return b"".join(chunks)
+            except TimeoutError:
+                if remaining <= stall_seconds:
+                    raise DeadlineExceededError from None
+                raise
+    raise DeadlineExceededError
+
+
+def error_text(error: BaseException, settings: BotSettings, texts: Texts, video: bool = False) -> str:
+    """What the user is told about one failed picture, or (`video`) one failed video, GIF or video note."""
+    if isinstance(error, InputTooLargeError):
+        return texts.too_large.format(max_mb=settings.max_file_bytes // MEGABYTE)
+    if isinstance(error, MediaTooLongError):
+        return texts.video_too_long.format(max_s=round(settings.max_video_seconds))
+    if isinstance(error, TooManyPixelsError):
+        if video:
+            return texts.video_too_many_pixels.format(max_mp=round(settings.max_video_pixels / 1e6, 1))
+        return texts.too_many_pixels.format(max_mp=settings.max_pixels // 1_000_000)
+    if isinstance(error, UnsupportedFormatError):
+        return texts.unsupported
+    if isinstance(error, CorruptMediaError) or (video and isinstance(error, EmptyInputError | CorruptImageError)):
+        return texts.video_corrupt
+    if isinstance(error, EmptyInputError | CorruptImageError):
+        return texts.corrupt
+    if isinstance(error, DeadlineExceededError):
+        return texts.video_timeout if video else texts.timeout
+    if isinstance(error, TelegramBadRequest) and "too big" in error.message:
+        return texts.too_large.format(max_mb=settings.max_file_bytes // MEGABYTE)
+    if isinstance(error, AnonymizerError) and str(error):
+        return str(error)
+    return texts.failed
