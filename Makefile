@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODELS_FROM ?= $(if $(wildcard ../shared/models/SHA256SUMS),../shared/models,)
 FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM) --or-official,)
 
-.PHONY: setup models demo test typecheck bench compare bot lint
+.PHONY: setup models demo test typecheck bench compare report bot lint
 
 $(BIN)/photo-anon: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ bench: models
 
 compare: models
 	$(BIN)/python -m benchmarks.compare_detectors
+
+# Every measurement the README's and data/reports/README.md's tables come from, then the tables (about an hour on 2 cores).
+report: models
+	$(BIN)/python -m benchmarks.compare_detectors --suite --detectors "backup:scrfd,yunet,haar" "backup:yunet,haar" --examples 0 --report data/reports/quality.json
+	$(BIN)/python -m benchmarks.peer --out data/reports quality --suite
+	$(BIN)/python -m benchmarks.peer --out data/reports speed
+	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json
+	$(BIN)/python -m benchmarks.report
 
 bot: models
 	$(BIN)/python -m bot
