@@ -42,7 +42,7 @@ DETECT_EVERY = 3
 DETECT_SIDE = 640
 # A second, more careful look for a photo where the user saw a face left uncovered (/strict in the bot): SCRFD with
 # every pass and YuNet beside it, at lower thresholds (the registry's "strict" preset). More paint is the accepted
-# price; python -m benchmarks.compare_detectors --suite --report measures both on the same photos.
+# price; `python -m benchmarks.compare_detectors --detectors strict backup:scrfd,yunet,haar` measures both.
 STRICT_DETECTOR = "strict"
 
 

@@ -21,10 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.compare_detectors import suite_table
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "data" / "reports"
 README = ROOT / "README.md"
 PEER = "deface 1.5.0"
+SEE_REPORT = "Command, machine and date of each run: [data/reports/README.md](data/reports/README.md)."
 # The suite's rows in the README: a family of variants is shown by its worst member.
 FAMILIES = {
     "upright photos": ("upright",),
@@ -67,8 +70,9 @@ def worst(
     return min(values) if lowest else max(values)
 
 
-def quality_table() -> str:
-    """The default against deface, on the upright photos and every family of variants (its worst member)."""
+def quality_table(stamped: bool = True) -> str:
+    """The default against deface, on the upright photos and every family of variants (its worst member); with the
+    runs' stamps (command, machine, date) where ``stamped``, else a pointer to the page that has them."""
     ours, peer = load("quality.json"), load("peer-quality.json")
     if ours is None:
         return "Not measured yet: `make report`."
@@ -96,6 +100,8 @@ def quality_table() -> str:
         "painted outside faces",
         PEER,
     ]
+    if not stamped:
+        return table(head, rows) + "\n\n" + SEE_REPORT
     notes = [f"photo-anon: {ours['generated']}"]
     if peer:
         notes.append(f"{PEER}: {peer['generated']}")
@@ -103,31 +109,15 @@ def quality_table() -> str:
 
 
 def suite_details() -> str:
-    """Every spec of the quality report on every variant."""
+    """Every spec of the quality report on every variant, in the comparison's own table."""
     ours = load("quality.json")
     if ours is None:
         return "Not measured yet."
-    head = ["variant", "detector", "cases", "faces covered", "16+ px", "fully anonymized", "painted outside", "median"]
-    rows = []
-    for variant, by_spec in ours["summaries"].items():
-        for spec, s in by_spec.items():
-            rows.append(
-                [
-                    variant,
-                    f"`{spec}`",
-                    f"{s['images']:.0f}",
-                    percent(s["covered"]),
-                    percent(s["covered@16+"]),
-                    percent(s["fully_anonymized"]),
-                    percent(s["overpainting"]),
-                    seconds(s["median_s"], 3),
-                ]
-            )
-    return f"{ours['generated']}\n\n" + table(head, rows)
+    return f"{ours['generated']}\n\n" + suite_table(ours["summaries"])
 
 
-def speed_table() -> str:
-    """Whole processes on the same photos: photo-anon against deface."""
+def speed_table(stamped: bool = True) -> str:
+    """Whole processes on the same photos: photo-anon against deface (stamped as ``quality_table``)."""
     speed = load("peer-speed.json")
     if speed is None:
         return "Not measured yet: `python -m benchmarks.peer --out data/reports speed`."
@@ -138,7 +128,8 @@ def speed_table() -> str:
     ]
     return (
         table([f"{speed['photos']} labelled photos, PNG in and out", "median", "rounds (s)"], rows)
-        + f"\n\nphoto-anon takes {speed['ratio']:.2f}x deface's time. {speed['generated']}"
+        + f"\n\nphoto-anon takes {speed['ratio']:.2f}x deface's time. "
+        + (speed["generated"] if stamped else SEE_REPORT)
     )
 
 
@@ -161,9 +152,10 @@ def benchmark_table() -> str:
     return header + "\n\n" + table(["benchmark", "median", "figures"], rows)
 
 
+# The README is a guide: its tables say where their runs are described rather than when they were made.
 SECTIONS: dict[str, Callable[[], str]] = {
-    "quality": quality_table,
-    "speed": speed_table,
+    "quality": lambda: quality_table(stamped=False),
+    "speed": lambda: speed_table(stamped=False),
 }
 
 

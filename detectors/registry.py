@@ -77,7 +77,8 @@ def _checked(name: str, own: dict[str, Any], accepted: dict[str, inspect.Paramet
 
 # Named specs, created like detectors. "thorough": SCRFD with its turned pass on every photo and YuNet with its own
 # turned passes, boxes merged: more faces for more paint and twice the time. "strict": the same at lower thresholds,
-# for a second look at a photo where a face was left uncovered (data/reports/README.md measures both).
+# for a second look at a photo where a face was left uncovered (`python -m benchmarks.compare_detectors --detectors
+# thorough strict` measures both).
 PRESETS = {
     "thorough": "union:scrfd[turned='always'],yunet",
     "strict": "union:scrfd[turned='always' threshold=0.15],yunet[threshold=0.15]",

@@ -77,10 +77,14 @@ def _any_size_model(path: Path) -> np.ndarray:
     return np.frombuffer(model.SerializeToString(), dtype=np.uint8)
 
 
+def _sample(image: np.ndarray) -> np.ndarray:
+    """About 64 x 64 of the photo's pixels, evenly spread: enough to judge its colour and brightness cheaply."""
+    return image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
+
+
 def _is_grey(image: np.ndarray) -> bool:
     """Whether a photo is black and white: its colour channels agree on a sample of its pixels."""
-    sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)].astype(np.int16)
-    return bool(np.abs(np.diff(sample, axis=-1)).max() <= 2)
+    return bool(np.abs(np.diff(_sample(image).astype(np.int16), axis=-1)).max() <= 2)
 
 
 def _stack(rows: list[np.ndarray]) -> np.ndarray:
@@ -289,8 +293,7 @@ class ScrfdDetector(Detector):
     def _brightened(self, image: np.ndarray) -> np.ndarray | None:
         """The photo with its shadows lifted if it is dark: a gamma curve that takes the brightness of its brighter
         quarter (the 75th percentile, black borders aside) from under ``brighten_below`` to ``brighten_to``."""
-        sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
-        grey = cv2.cvtColor(np.ascontiguousarray(sample), cv2.COLOR_BGR2GRAY)
+        grey = cv2.cvtColor(np.ascontiguousarray(_sample(image)), cv2.COLOR_BGR2GRAY)
         lit = grey[grey > 0]
         bright = float(np.percentile(lit if lit.size else grey, 75)) / 255
         if bright >= self.brighten_below:

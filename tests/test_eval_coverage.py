@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from anonymizer import Options, anonymize, face_filter
-from anonymizer.codec import decode_image
+from anonymizer import Options
 from benchmarks import metrics
 from benchmarks.compare_detectors import SAMPLE_EVERY as EVERY
+from benchmarks.compare_detectors import Run, evaluate
 from benchmarks.datasets import load_annotations
-from benchmarks.variants import VARIANTS
 from testing.paths import ROOT
 
 REPORT = ROOT / "data" / "reports" / "quality.json"
@@ -37,19 +36,11 @@ def documented(key: str) -> dict[str, float]:
 
 
 def measure(eval_dir: Path, variant: str, every: int = 1) -> dict[str, float]:
-    """The default's figures on a variant of every ``every``-th labelled photo, scored as the comparison scores."""
+    """The default's figures on a variant of every ``every``-th labelled photo, scored by the comparison itself."""
     options = Options()
-    painter = face_filter(options)
-    results = []
-    for sample in load_annotations(eval_dir)[::every]:
-        image = decode_image(sample.path.read_bytes()).bgr
-        for case in VARIANTS[variant](sample.name, image, sample.faces, sample.ignore):
-            found = anonymize(case.data, options).detections
-            mask = painter.mask(case.shape, found)
-            boxes = metrics.as_boxes([[d.x, d.y, d.w, d.h] for d in found])
-            scores = [d.score for d in found]
-            results.append(metrics.evaluate_image(case.name, case.faces, case.ignore, boxes, scores, mask, 0.0))
-    return metrics.summarize(results)
+    run = Run("default", options, cached={}, found={})
+    evaluations, _ = evaluate(variant, load_annotations(eval_dir)[::every], [run], options)
+    return metrics.summarize(evaluations[run.label].results)
 
 
 def assert_holds(measured: dict[str, float], claimed: dict[str, float], variant: str) -> None:
