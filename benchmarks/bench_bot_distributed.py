@@ -34,6 +34,7 @@ import pytest
 
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Options, Result
+from benchmarks.measure import percentile
 from bot.admission import JobSize
 from bot.distributed import QueueService
 from bot.jobs import Job
@@ -94,11 +95,6 @@ def machines(redis_server: RedisServer, cluster_dir: Path) -> Iterator[Machines]
     running = Machines(redis_server, cluster_dir)
     yield running
     running.stop()
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def photo(size: tuple[int, int], index: int = 0) -> bytes:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
+from benchmarks.measure import percentile
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
@@ -104,11 +105,6 @@ def stored_sideways(data: bytes) -> bytes:
     """The same photo turned a quarter with no EXIF orientation tag, as a camera without a tilt sensor stores it."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return jpeg(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), quality=90)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 @pytest.mark.parametrize("stored", ["upright", "sideways"])

@@ -32,6 +32,7 @@ import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
 from benchmarks.bench_bot_load import phone_photos
+from benchmarks.measure import percentile
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
@@ -172,11 +173,6 @@ async def storm(pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> dict[str
         "after": kind_of(after),
         "bound": memory_bound(settings, max(len(data) for data, _ in photos), SIZE[0] * SIZE[1]),
     }
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def test_fifty_users_bursting_12mp_photos(benchmark, pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> None:

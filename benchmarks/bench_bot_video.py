@@ -24,6 +24,7 @@ import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
 from benchmarks.clips import ClipSpec, frames, make_clip
+from benchmarks.measure import percentile
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
@@ -117,11 +118,6 @@ async def session(pool: WorkerPool, clip: bytes) -> dict[str, Any]:
         "video_data": [call.file("video").data for call in video_results],
         "videos_done": videos_done - started,
     }
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 @pytest.fixture(scope="module")
