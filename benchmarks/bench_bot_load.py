@@ -100,7 +100,7 @@ async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, 
         finally:
             await dispatcher.stop_polling()
             await polling
-    seconds: dict[str, list[float]] = {"result": [], "mixed_up": [], "busy": [], "error": [], "lost": []}
+    seconds: dict[str, list[float]] = {"result": [], "mixed_up": [], "busy": [], "late": [], "error": [], "lost": []}
     busy_prefix = ENGLISH.busy.split("{")[0]
     for index, ((started, _), reply) in enumerate(zip(sent, replies, strict=True)):
         if isinstance(reply, BaseException):
@@ -110,6 +110,8 @@ async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, 
             seconds["result" if own else "mixed_up"].append(reply.at - started)
         elif reply.text.startswith(busy_prefix):
             seconds["busy"].append(reply.at - started)
+        elif reply.text == ENGLISH.timeout:
+            seconds["late"].append(reply.at - started)
         else:
             seconds["error"].append(reply.at - started)
     return seconds
@@ -126,12 +128,13 @@ def test_ten_users_with_12mp_photos(benchmark, pool: WorkerPool, photos: list[by
     sent = [stored_sideways(data) for data in photos] if stored == "sideways" else photos
     outcome = benchmark.pedantic(lambda: asyncio.run(ten_users_at_once(pool, sent)), rounds=1, iterations=1)
 
-    answered = [value for kind in ("result", "mixed_up", "busy", "error") for value in outcome[kind]]
+    answered = [value for kind in ("result", "mixed_up", "busy", "late", "error") for value in outcome[kind]]
     figures: dict[str, float | int | None] = {
         "workers": pool.size,
         "results": len(outcome["result"]),
         "mixed_up": len(outcome["mixed_up"]),
         "busy": len(outcome["busy"]),
+        "late": len(outcome["late"]),
         "errors": len(outcome["error"]),
         "lost": len(outcome["lost"]),
     }
