@@ -39,9 +39,8 @@ from bot.admission import JobSize
 from bot.distributed import QueueService
 from bot.jobs import Job
 from bot.workers import ImageService, WorkerPool
-from testing.images import composite
-from tests.bot.cluster import Process, RedisServer, wait_for_workers, worker
-from tests.bot.helpers import jpeg
+from testing.cluster import Process, RedisServer, wait_for_workers, worker
+from testing.images import composite, jpeg
 
 FULL = os.environ.get("OVERLOAD", "full") != "short"
 HOP_ROUNDS = 30 if FULL else 6

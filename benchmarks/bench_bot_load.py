@@ -28,9 +28,8 @@ from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import composite
-from tests.bot.helpers import TOKEN, jpeg
-from tests.fake_telegram import FakeTelegramServer, FakeUser
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
+from testing.images import composite, jpeg
 
 USERS = 10
 SIZE = (4000, 3000)

@@ -38,9 +38,9 @@ from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from tests.bot.helpers import TOKEN, jpeg
-from tests.fake_telegram import Call, FakeTelegramServer, FakeUser
-from tests.fake_telegram.server import thumbnail_of
+from testing.fake_telegram import TOKEN, Call, FakeTelegramServer, FakeUser
+from testing.fake_telegram.server import thumbnail_of
+from testing.images import jpeg
 
 FULL = os.environ.get("OVERLOAD", "full") != "short"
 USERS = 50 if FULL else 10

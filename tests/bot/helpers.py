@@ -1,4 +1,5 @@
-"""Helpers for the bot's tests and benchmarks: the test token, settings pointing at the fake server, image codecs."""
+"""Helpers for the bot's tests: settings pointing at the fake server, the running bot, the replies decoded. What the
+benchmarks share with the tests (the fake server, its token, the image encoders) lives in `testing`."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from PIL import Image
 
 from bot.settings import BotSettings
 from bot.workers import ImageService
-from tests.fake_telegram import FakeTelegramServer
+from testing.fake_telegram import TOKEN, FakeTelegramServer
 
-TOKEN = "123456789:AAFakeTokenForTheFakeTelegramServer_0123"
 TEST_WORKERS = 2
 
 
@@ -48,18 +48,6 @@ def bot_settings(server: FakeTelegramServer, **overrides: Any) -> BotSettings:
         **overrides,
     }
     return BotSettings(_env_file=None, **values)
-
-
-def jpeg(image_bgr: np.ndarray, quality: int = 95) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return encoded.tobytes()
-
-
-def png(image_bgr: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", image_bgr)
-    assert ok
-    return encoded.tobytes()
 
 
 def decode(data: bytes) -> np.ndarray:

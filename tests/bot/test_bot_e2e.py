@@ -14,9 +14,9 @@ from skimage import data
 import filters
 from bot.handlers.mode import FilterChoice
 from bot.texts import ENGLISH, RUSSIAN, Texts
-from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite
-from tests.bot.helpers import RunningBot, StartBot, decode, jpeg, pil_image, png
-from tests.fake_telegram import DOWNLOAD, Call, FakeTelegramServer, FakeUser, Fault
+from testing.fake_telegram import DOWNLOAD, Call, FakeTelegramServer, FakeUser, Fault
+from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, jpeg, png
+from tests.bot.helpers import RunningBot, StartBot, decode, pil_image
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru-RU")

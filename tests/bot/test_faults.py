@@ -15,9 +15,9 @@ import pytest
 from anonymizer.options import Options, Result
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import astronaut_bgr, composite
-from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, decode, jpeg
-from tests.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
+from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
+from testing.images import astronaut_bgr, composite, jpeg
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, decode
 
 ALICE = FakeUser(1001, "Alice", "en")
 USERS = [FakeUser(4000 + index, f"User{index}", "en") for index in range(4)]

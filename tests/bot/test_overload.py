@@ -19,9 +19,9 @@ import psutil
 
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import Box, composite
-from tests.bot.helpers import RunningBot, decode, jpeg
-from tests.fake_telegram import Call, FakeTelegramServer, FakeUser
+from testing.fake_telegram import Call, FakeTelegramServer, FakeUser
+from testing.images import Box, composite, jpeg
+from tests.bot.helpers import RunningBot, decode
 
 BUDGET_S = 15.0
 USERS = 50

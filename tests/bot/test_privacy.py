@@ -30,10 +30,10 @@ from bot.jobs import WorkerStartError
 from bot.settings import BotSettings, WorkerSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import astronaut_bgr, composite
+from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, TOKEN, Call, FakeTelegramServer, FakeUser, Fault
+from testing.images import astronaut_bgr, composite, jpeg, png
 from tests.bot.audit import disk_writes, forbid_disk_writes
-from tests.bot.helpers import TEST_WORKERS, TOKEN, RunningBot, StartBot, bot_settings, jpeg, png
-from tests.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru")

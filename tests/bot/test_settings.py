@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.settings import BotSettings
-from tests.bot.helpers import TOKEN
-
-ROOT = Path(__file__).resolve().parents[2]
+from testing.fake_telegram import TOKEN
+from testing.paths import ROOT
 
 
 def run_bot(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
