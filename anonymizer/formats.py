@@ -15,10 +15,11 @@ SUFFIXES: dict[str, tuple[str, ...]] = {
     "PNG": (".png",),
     "WEBP": (".webp",),
     "BMP": (".bmp",),
-    "HEIF": (".heic", ".heif"),
+    "HEIF": (".heic", ".heif", ".hif"),
     "AVIF": (".avif",),
     "GIF": (".gif",),
-    "MP4": (".mp4", ".mov", ".m4v"),
+    "MP4": (".mp4", ".m4v"),
+    "QUICKTIME": (".mov", ".qt"),
     "MATROSKA": (".mkv", ".webm"),
 }
 MIME_TYPES: dict[str, tuple[str, ...]] = {
@@ -26,14 +27,21 @@ MIME_TYPES: dict[str, tuple[str, ...]] = {
     "PNG": ("image/png",),
     "WEBP": ("image/webp",),
     "BMP": ("image/bmp", "image/x-ms-bmp"),
-    "HEIF": ("image/heic", "image/heif"),
+    "HEIF": ("image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"),
     "AVIF": ("image/avif",),
+    "GIF": ("image/gif",),
+    "MP4": ("video/mp4", "video/x-m4v"),
+    "QUICKTIME": ("video/quicktime",),
+    "MATROSKA": ("video/x-matroska", "video/webm"),
 }
 
 IMAGE_SUFFIXES = frozenset(suffix for name in STILL_FORMATS for suffix in SUFFIXES[name])
 IMAGE_MIME_TYPES = frozenset(mime for name in STILL_FORMATS for mime in MIME_TYPES[name])
-# GIFs and videos, which anonymizer.media streams frame by frame.
-MEDIA_SUFFIXES = frozenset((*SUFFIXES["GIF"], *SUFFIXES["MP4"], *SUFFIXES["MATROSKA"]))
+# Video containers PyAV demuxes; GIFs and these are what anonymizer.media streams frame by frame.
+VIDEO_FORMATS = ("MP4", "QUICKTIME", "MATROSKA")
+VIDEO_SUFFIXES = frozenset(suffix for name in VIDEO_FORMATS for suffix in SUFFIXES[name])
+VIDEO_MIME_TYPES = frozenset(mime for name in VIDEO_FORMATS for mime in MIME_TYPES[name])
+MEDIA_SUFFIXES = frozenset((*SUFFIXES["GIF"], *VIDEO_SUFFIXES))
 # Every video comes back as MP4, whatever container it came in.
 VIDEO_OUTPUT_SUFFIX = SUFFIXES["MP4"][0]
 

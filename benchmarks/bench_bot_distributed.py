@@ -34,13 +34,13 @@ import pytest
 
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Options, Result
+from benchmarks.measure import percentile
 from bot.admission import JobSize
 from bot.distributed import QueueService
 from bot.jobs import Job
 from bot.workers import ImageService, WorkerPool
-from testing.images import composite
-from tests.bot.cluster import Process, RedisServer, wait_for_workers, worker
-from tests.bot.helpers import jpeg
+from testing.cluster import Process, RedisServer, wait_for_workers, worker
+from testing.images import composite, jpeg
 
 FULL = os.environ.get("OVERLOAD", "full") != "short"
 HOP_ROUNDS = 30 if FULL else 6
@@ -94,11 +94,6 @@ def machines(redis_server: RedisServer, cluster_dir: Path) -> Iterator[Machines]
     running = Machines(redis_server, cluster_dir)
     yield running
     running.stop()
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def photo(size: tuple[int, int], index: int = 0) -> bytes:

@@ -6,8 +6,8 @@ The real bot (dispatcher, HTTP session, worker processes: WORKERS, default one p
 fake Bot API server from the tests, over HTTP on 127.0.0.1. Each user sends a different 4000 x 3000 JPEG (astronaut
 faces pasted on a textured canvas, 2-3 MB like a phone photo) as a file, which is how Telegram delivers a
 full-resolution photo. The clock runs from the moment the update is handed to the fake server to the moment the
-bot's reply reaches it. Fails if any user waits more than the 15 s budget, or gets no answer at all. A "busy"
-answer counts as an answer (admission control doing its job) and is reported separately from results. Run twice:
+bot's reply reaches it. Fails if any user waits more than the 15 s budget, or does not get their own photo back
+(no answer, "busy", an error, or another user's picture): ten users at once is the load the bot is sized for. Run twice:
 with the photos upright, and stored sideways (turned a quarter, no EXIF tag), which costs the detector about twice
 the work (its windowed pass runs again on the photo turned back).
 """
@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
+from benchmarks.measure import percentile
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import composite
-from tests.bot.helpers import TOKEN, jpeg
-from tests.fake_telegram import FakeTelegramServer, FakeUser
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
+from testing.images import composite, jpeg
 
 USERS = 10
 SIZE = (4000, 3000)
@@ -62,8 +62,21 @@ def phone_photos() -> list[bytes]:
     return photos
 
 
+def thumbnail(data: bytes) -> np.ndarray:
+    """A small grey copy, enough to tell the ten photos apart (their textures and faces' places differ)."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+    return cv2.resize(image, (160, 120), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def whose(result: bytes, sent: list[bytes]) -> int:
+    """The index of the sent photo the result was made from: the one it differs least from."""
+    small = thumbnail(result)
+    return int(np.argmin([np.abs(small - thumbnail(data)).mean() for data in sent]))
+
+
 async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, list[float]]:
-    """Seconds from update to reply per user, split by kind of answer."""
+    """Seconds from update to reply per user, split by kind of answer; a result made from another user's photo is
+    "mixed up"."""
     async with FakeTelegramServer(TOKEN) as telegram:
         settings = BotSettings(_env_file=None, bot_token=TOKEN, telegram_api_url=telegram.base_url, workers=pool.size)
         bot = create_bot(settings)
@@ -86,15 +99,18 @@ async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, 
         finally:
             await dispatcher.stop_polling()
             await polling
-    seconds: dict[str, list[float]] = {"result": [], "busy": [], "error": [], "lost": []}
+    seconds: dict[str, list[float]] = {"result": [], "mixed_up": [], "busy": [], "late": [], "error": [], "lost": []}
     busy_prefix = ENGLISH.busy.split("{")[0]
-    for (started, _), reply in zip(sent, replies, strict=True):
+    for index, ((started, _), reply) in enumerate(zip(sent, replies, strict=True)):
         if isinstance(reply, BaseException):
             seconds["lost"].append(float("inf"))
         elif reply.method == "sendDocument":
-            seconds["result"].append(reply.at - started)
+            own = whose(reply.file("document").data, photos) == index
+            seconds["result" if own else "mixed_up"].append(reply.at - started)
         elif reply.text.startswith(busy_prefix):
             seconds["busy"].append(reply.at - started)
+        elif reply.text == ENGLISH.timeout:
+            seconds["late"].append(reply.at - started)
         else:
             seconds["error"].append(reply.at - started)
     return seconds
@@ -106,21 +122,18 @@ def stored_sideways(data: bytes) -> bytes:
     return jpeg(cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), quality=90)
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 @pytest.mark.parametrize("stored", ["upright", "sideways"])
 def test_ten_users_with_12mp_photos(benchmark, pool: WorkerPool, photos: list[bytes], stored: str) -> None:
     sent = [stored_sideways(data) for data in photos] if stored == "sideways" else photos
     outcome = benchmark.pedantic(lambda: asyncio.run(ten_users_at_once(pool, sent)), rounds=1, iterations=1)
 
-    answered = [value for kind in ("result", "busy", "error") for value in outcome[kind]]
+    answered = [value for kind in ("result", "mixed_up", "busy", "late", "error") for value in outcome[kind]]
     figures: dict[str, float | int | None] = {
         "workers": pool.size,
         "results": len(outcome["result"]),
+        "mixed_up": len(outcome["mixed_up"]),
         "busy": len(outcome["busy"]),
+        "late": len(outcome["late"]),
         "errors": len(outcome["error"]),
         "lost": len(outcome["lost"]),
     }
@@ -132,4 +145,6 @@ def test_ten_users_with_12mp_photos(benchmark, pool: WorkerPool, photos: list[by
     benchmark.extra_info.update(figures)
     print(f"\n10 users x 12 MP, {stored}: {figures}")
     assert not outcome["lost"], "a user got no answer"
+    assert not outcome["mixed_up"], "a user got another user's picture back"
+    assert len(outcome["result"]) == USERS, f"{USERS - len(outcome['result'])} user(s) got no result: {figures}"
     assert max(answered) <= BUDGET_S, f"the slowest answer took {max(answered):.1f} s"

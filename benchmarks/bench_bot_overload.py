@@ -12,8 +12,9 @@ every BURST_INTERVAL_S seconds whether or not the previous one was answered.
 
 Each answer is a result, "busy" (refused at once by admission control), "late" (the apology sent when the 15 s
 deadline passed: admission misjudged the machine's speed), or an error; "lost" is an update with no answer at all.
-Fails if any update is lost or answered twice, if any answer takes longer than the 15 s budget, if memory grows past
-the bound below, or if the bot does not answer a photo normally after the storm.
+Fails if any update is lost or answered twice, answered late or with an error (admission must refuse at once what it
+cannot finish in time), if any answer takes longer than the 15 s budget, if memory grows past the bound below, or if
+the bot does not answer a photo normally after the storm.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
 from benchmarks.bench_bot_load import phone_photos
+from benchmarks.measure import percentile
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from tests.bot.helpers import TOKEN, jpeg
-from tests.fake_telegram import Call, FakeTelegramServer, FakeUser
-from tests.fake_telegram.server import thumbnail_of
+from testing.fake_telegram import TOKEN, Call, FakeTelegramServer, FakeUser
+from testing.fake_telegram.server import thumbnail_of
+from testing.images import jpeg
 
 FULL = os.environ.get("OVERLOAD", "full") != "short"
 USERS = 50 if FULL else 10
@@ -174,11 +176,6 @@ async def storm(pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> dict[str
     }
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def test_fifty_users_bursting_12mp_photos(benchmark, pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> None:
     outcome = benchmark.pedantic(lambda: asyncio.run(storm(pool, photos)), rounds=1, iterations=1)
 
@@ -206,6 +203,8 @@ def test_fifty_users_bursting_12mp_photos(benchmark, pool: WorkerPool, photos: l
     print(f"\n{USERS} users x {BURSTS} bursts x {BURST} photos of {SIZE[0]}x{SIZE[1]}: {figures}")
     assert not seconds["lost"], "an update got no answer"
     assert outcome["answers_per_chat"] == [BURSTS * BURST] * USERS, "an update was answered twice"
+    assert not seconds["late"], f"{len(seconds['late'])} late apologies: admission let in more than fits the deadline"
+    assert not seconds["error"], f"{len(seconds['error'])} update(s) answered with an error"
     assert max(answered) <= BUDGET_S, f"the slowest answer took {max(answered):.1f} s"
     assert growth <= outcome["bound"], f"memory grew by {growth / MB:.0f} MB"
     assert outcome["after"] == "result", "the bot did not answer normally after the storm"

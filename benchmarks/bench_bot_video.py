@@ -29,10 +29,9 @@ from bot.app import create_bot, create_dispatcher, create_service
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import composite
+from testing.fake_telegram import TOKEN, Call, FakeTelegramServer, FakeUser
+from testing.images import composite, jpeg
 from testing.media import bgr_frames, changed
-from tests.bot.helpers import TOKEN, jpeg
-from tests.fake_telegram import Call, FakeTelegramServer, FakeUser
 
 FULL = os.environ.get("VIDEO_BENCH", "full") != "short"
 CLIP = ClipSpec(1280, 720, 10) if FULL else ClipSpec(640, 360, 3)

@@ -11,7 +11,7 @@ import pytest
 
 from anonymizer.options import Options
 from bot.workers import WorkerPool
-from tests.bot.cluster import redis_server  # noqa: F401 (a fixture: the distributed benchmarks' Redis)
+from testing.cluster import redis_server  # noqa: F401 (a fixture: the distributed benchmarks' Redis)
 
 # Worker processes, as the bot's WORKERS setting: one per CPU unless the environment says otherwise.
 WORKERS = int(os.environ.get("WORKERS") or os.cpu_count() or 1)

@@ -23,7 +23,6 @@ from bot import metrics
 from bot.distributed import DeduplicateUpdates, QueueService, redis_client_settings
 from bot.handlers import create_routers
 from bot.jobs import JobService
-from bot.logs import install_redaction
 from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
 from bot.originals import MemoryOriginals, RedisOriginals
 from bot.retry import RetryRequests
@@ -40,7 +39,7 @@ class ConfigurationError(Exception):
 
 def token_secrets(settings: BotSettings) -> list[str]:
     """The strings that must never appear in a log: the token, its secret half on its own, and the Redis URL (it
-    carries Redis's password)."""
+    carries Redis's password). The process installs their redaction as it starts (`bot.logs.configure_logging`)."""
     token = settings.bot_token.get_secret_value()
     redis = [settings.redis_url.get_secret_value()] if settings.redis_url else []
     return [token, token.partition(":")[2], *redis]
@@ -49,8 +48,9 @@ def token_secrets(settings: BotSettings) -> list[str]:
 def create_bot(settings: BotSettings, retry: bool = True, pacing: BaseRequestMiddleware | None = None) -> Bot:
     """The Bot, talking to api.telegram.org or to TELEGRAM_API_URL (a self-hosted Bot API server, or a fake);
     without `retry`, each request is tried once (the start-up check has a backoff of its own). `pacing` holds
-    messages back to Telegram's flood limits (every attempt, retries too, takes its own slot)."""
-    install_redaction(token_secrets(settings))
+    messages back to Telegram's flood limits (every attempt, retries too, takes its own slot).
+
+    The token's redaction from logs is the process's business: `python -m bot` installs it as it starts."""
     timeout = settings.request_timeout_seconds
     if settings.telegram_api_url:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=timeout)

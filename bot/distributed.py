@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
@@ -39,7 +39,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AsyncBroker
+from redis.typing import StreamIdT
+from taskiq import AsyncResultBackend
 from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
@@ -166,7 +167,7 @@ def redis_client_settings() -> dict[str, Any]:
     }
 
 
-def create_broker(redis_url: str) -> AsyncBroker:
+def create_broker(redis_url: str) -> RedisStreamBroker:
     """taskiq's Redis Streams broker (one message at a time per free process, acknowledged when the result is
     saved) and its Redis result backend (each result expiring, and deleted once read)."""
     broker = RedisStreamBroker(
@@ -334,8 +335,9 @@ async def announce(
 async def withdraw(redis: Redis, identity: str) -> None:
     """A worker machine leaving on a graceful stop, rather than when its heartbeat runs out."""
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.zrem(WORKERS_KEY, identity).hdel(WORKER_INFO, identity).hdel(f"{WORKER_INFO}:speed", identity)
-        pipe.hdel(VIDEO_INFO, identity).hdel(VIDEO_SPEED, identity)
+        pipe.zrem(WORKERS_KEY, identity)
+        for info in (WORKER_INFO, f"{WORKER_INFO}:speed", VIDEO_INFO, VIDEO_SPEED):
+            pipe.hdel(info, identity)
         await pipe.execute()
 
 
@@ -343,7 +345,7 @@ async def hold_jobs(redis: Redis, consumer: str) -> int:
     """Claim this worker's unacknowledged jobs afresh (their idle time starts again), so that no other worker takes
     over a job that is still running here, however long it runs. Returns how many it holds."""
     pending = await redis.xpending_range(STREAM, GROUP, min="-", max="+", count=STREAM_LENGTH, consumername=consumer)
-    ids = [entry["message_id"] for entry in pending]
+    ids: list[StreamIdT] = [entry["message_id"] for entry in pending]
     if ids:
         await redis.xclaim(STREAM, GROUP, consumer, min_idle_time=HOLD_MIN_IDLE_MS, message_ids=ids, justid=True)
     return len(ids)
@@ -359,7 +361,8 @@ class ClusterView:
         self.processes = 0
 
     async def refresh(self) -> None:
-        alive = await self.redis.zrangebyscore(WORKERS_KEY, time.time(), "+inf")
+        # Without `withscores` the reply is the members alone; the client's stubs cannot tell the two replies apart.
+        alive = cast(list[bytes], await self.redis.zrangebyscore(WORKERS_KEY, time.time(), "+inf"))
         counts = await self.redis.hmget(WORKER_INFO, alive) if alive else []
         curves = (
             [json.loads(raw) for raw in await self.redis.hmget(f"{WORKER_INFO}:speed", alive) if raw] if alive else []
@@ -512,8 +515,9 @@ class QueueService:
         finally:
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.zrem(ADMITTED, ticket.id).hdel(ADMITTED_WORK, ticket.id).hdel(ADMITTED_JOBS, ticket.id)
-                    pipe.hdel(ADMITTED_OWNERS, ticket.id).hdel(ADMITTED_VIDEOS, ticket.id)
+                    pipe.zrem(ADMITTED, ticket.id)
+                    for ledger in (ADMITTED_WORK, ADMITTED_JOBS, ADMITTED_OWNERS, ADMITTED_VIDEOS):
+                        pipe.hdel(ledger, ticket.id)
                     pipe.zrem(user_key(user_id), ticket.id)
                     await pipe.execute()
             except (RedisError, OSError) as error:  # the entries expire with the deadline anyway
@@ -577,7 +581,9 @@ class QueueService:
             await self._forget(ids)
 
     async def _result(self, job_id: str, stop_at: float, progress: Progress | None = None) -> Result | Exception:
-        backend = self.broker.result_backend
+        # The task returns an outcome, which crosses as a JSON list; taskiq types the broker's backend with a free
+        # type variable.
+        backend = cast(AsyncResultBackend[list[Any]], self.broker.result_backend)
         next_progress = time.monotonic()
         while time.monotonic() < stop_at:
             try:
@@ -596,6 +602,7 @@ class QueueService:
                     data = await self.redis.getdel(output_key(job_id))
                     if data is None:
                         return jobs.WorkerFailedError("ResultMissing")
+                    assert isinstance(data, bytes)  # the client does not decode replies
                     return rebuilt_result(outcome[1], data)
             except (RedisError, OSError):
                 pass  # Redis restarting: the job may be lost, the deadline says when to stop hoping

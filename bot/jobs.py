@@ -69,6 +69,12 @@ class JobService(Protocol):
         instant) runs out first. A video's `ticket` (from `admission`) waits for its turn first; `progress` hears of
         its frames in the caller's event loop."""
 
+    async def healthy(self) -> bool:
+        """Whether jobs can run now (workers alive, Redis reachable): what /health reports."""
+
+    async def close(self) -> None:
+        """Release what the service holds of its own when the bot stops."""
+
 
 # What a job's outcome looks like while it crosses a process boundary: never an exception object (its pickled
 # arguments could carry data), only a tag and what the user may be shown.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 REDACTED = "<redacted>"
 
 _secrets: set[str] = set()
+
+RecordFactory = Callable[..., logging.LogRecord]
 
 
 def redact(text: str) -> str:
@@ -18,7 +20,7 @@ def redact(text: str) -> str:
     return text
 
 
-def _redacting_factory(factory: logging.LogRecordFactory) -> logging.LogRecordFactory:
+def _redacting_factory(factory: RecordFactory) -> RecordFactory:
     def make_record(*args: object, **kwargs: object) -> logging.LogRecord:
         record = factory(*args, **kwargs)
         message = record.getMessage()

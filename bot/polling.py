@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -75,7 +76,7 @@ async def poll_until_answered(dispatcher: Dispatcher, bot: Bot, polling_timeout:
                 taken_below = update.update_id + 1
                 task = asyncio.create_task(dispatcher.feed_update(bot, update))
                 running[update.update_id] = task
-                task.add_done_callback(lambda done, update_id=update.update_id: _finished(running, update_id, done))
+                task.add_done_callback(partial(_finished, running, update.update_id))
             if running and not fresh:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), BUSY_POLL_INTERVAL_S)

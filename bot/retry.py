@@ -33,9 +33,12 @@ class RetryRequests(BaseRequestMiddleware):
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
     ) -> Any:
-        if isinstance(method, GetUpdates):
+        # Named apart rather than narrowed by isinstance: `make_request` takes the method as the generic it came as.
+        polling = isinstance(method, GetUpdates)
+        chat_action = isinstance(method, SendChatAction)
+        if polling:
             return await make_request(bot, method)
-        if isinstance(method, SendChatAction):
+        if chat_action:
             try:
                 return await make_request(bot, method)
             except TelegramAPIError as error:

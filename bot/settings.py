@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import filters
 from anonymizer.options import DEFAULT_DETECTOR, DEFAULT_FILTER, MAX_INPUT_PIXELS, STRICT_DETECTOR, Options
 
-# The filters a user can pick with /mode; the pipeline defines how each one paints.
-FILTER_CHOICES = ("noise", "blur", "pixelate", "solid")
+# The filters a user can pick with /mode: every registered one, the default first (the order of the buttons).
+FILTER_CHOICES = (DEFAULT_FILTER, *(name for name in filters.available() if name != DEFAULT_FILTER))
 
 # What @BotFather hands out: a numeric bot id, a colon, and a secret of letters, digits, "_" and "-".
 TOKEN_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{30,64}$")

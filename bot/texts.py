@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import filters
+
 
 @dataclass(frozen=True)
 class Texts:
@@ -89,7 +91,7 @@ ENGLISH = Texts(
     ),
     mode_prompt="How should faces be covered? Now: <b>{current}</b>.",
     mode_chosen="Faces will be covered with <b>{current}</b>. Send a photo.",
-    filter_names={"noise": "noise", "blur": "blur", "pixelate": "pixelate", "solid": "solid"},
+    filter_names={name: name for name in filters.available()},
     faces_covered="Faces covered: {count}. Please check it before sharing: I can miss a face.",
     album_unchanged="No face found in picture(s) {positions}: they are unchanged.",
     album_strict_hint="Missed a face? Reply /strict to that photo.",

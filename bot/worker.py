@@ -19,7 +19,6 @@ from contextlib import suppress
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
 from anonymizer.errors import AnonymizerError
@@ -60,7 +59,7 @@ class WorkerMachine:
         self.settings = settings
         self.pool = pool
         self.redis = Redis.from_url(redis_url, **redis_client_settings())
-        self.broker: AsyncBroker = create_broker(redis_url)
+        self.broker = create_broker(redis_url)
         self.broker.is_worker_process = True
 
         async def run_job(
@@ -87,6 +86,7 @@ class WorkerMachine:
         if data is None:  # the front gave up on it, or Redis lost it in a restart
             metrics.JOBS.labels("expired").inc()
             return jobs.expired()
+        assert isinstance(data, bytes)  # the client does not decode replies
         local_deadline = time.monotonic() + (deadline - time.time())
         started = time.perf_counter()
         options = self.settings.options(filter_name, strict)

@@ -483,7 +483,13 @@ class ImageService:
             raise DeadlineExceededError from None
         if any(isinstance(outcome, DeadlineExceededError) for outcome in outcomes):
             raise DeadlineExceededError
-        return list(outcomes)
+        # A job whose future was cancelled (its worker stopped) comes back as CancelledError, not an Exception.
+        return [
+            WorkerFailedError(type(outcome).__name__)
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
+            else outcome
+            for outcome in outcomes
+        ]
 
     async def anonymize(self, images: list[bytes], options: Options, deadline: float) -> list[Result | Exception]:
         """Images only: `run` with one image job per picture."""

@@ -105,7 +105,8 @@ def create(spec: str, **settings: Any) -> Detector:
     threshold = settings.get("threshold")
     if threshold is not None and not (isinstance(threshold, int | float) and 0 <= threshold <= 1):
         raise ValueError(f"threshold is a score from 0 to 1, not {threshold!r}")
-    factories, judges, used = [], [], set()
+    factories, judges = [], []
+    used: set[str] = set()
     for name, own in members:
         if name in PRESETS:
             chosen = dict(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -230,7 +231,8 @@ class ScrfdDetector(Detector):
         for row, score in zip(survivors, scores, strict=True):
             if score < row[NEEDED] or (score < self.threshold and self._beside(row, confident)):
                 continue
-            box = box_detection(*row[:4], float(score), self.name).clipped(width, height)
+            x1, y1, x2, y2 = row[:4]
+            box = box_detection(x1, y1, x2, y2, float(score), self.name).clipped(width, height)
             if box is not None and min(box.w, box.h) >= self.min_face:
                 found.append(box)
         return found
@@ -362,7 +364,7 @@ class ScrfdDetector(Detector):
         needed = max(self.turned_threshold, self.threshold)
         for angle in TURNS:
             for box in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.turned_threshold):
-                corners = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
+                corners: Sequence[float] = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
                 rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
                 if box[SCORE] > best_score:
                     best_angle, best_score = angle, float(box[SCORE])

@@ -96,3 +96,17 @@ def coverage(box: Box, painted: np.ndarray) -> float:
     """Share of the box whose pixels are marked in the boolean ``painted`` mask."""
     region = painted[box.y : box.y + box.h, box.x : box.x + box.w]
     return float(region.mean()) if region.size else 0.0
+
+
+def jpeg(image_bgr: np.ndarray, quality: int = 95) -> bytes:
+    """BGR pixels as a JPEG file, as a phone or a user would send them."""
+    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return encoded.tobytes()
+
+
+def png(image_bgr: np.ndarray) -> bytes:
+    """BGR pixels as a lossless PNG file."""
+    ok, encoded = cv2.imencode(".png", image_bgr)
+    assert ok
+    return encoded.tobytes()

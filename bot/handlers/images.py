@@ -19,7 +19,14 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto, Message
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    MediaUnion,
+    Message,
+)
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.exceptions import RedisError
@@ -184,7 +191,7 @@ async def reply_album(
         await remember(originals, sent, picture)
         return
     as_documents = any(sent_as_document(picture, outcome) for _, picture, outcome in done)
-    media: list[InputMediaPhoto | InputMediaDocument] = [
+    media: list[MediaUnion] = [
         (InputMediaDocument if as_documents else InputMediaPhoto)(
             media=result_file(picture, outcome), caption=caption if index == 0 else None
         )

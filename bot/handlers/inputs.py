@@ -12,40 +12,10 @@ from pathlib import PurePath
 
 from aiogram.types import Message
 
+from anonymizer.formats import IMAGE_MIME_TYPES, IMAGE_SUFFIXES, MIME_TYPES, SUFFIXES, VIDEO_MIME_TYPES, VIDEO_SUFFIXES
 from bot.handlers.common import MEGABYTE
 from bot.settings import BotSettings
 from bot.texts import Texts
-
-# The still-image formats the pipeline reads (it checks the bytes; HEIC is what an iPhone sends as a file).
-IMAGE_MIME_TYPES = frozenset(
-    {
-        "image/jpeg",
-        "image/pjpeg",
-        "image/png",
-        "image/webp",
-        "image/bmp",
-        "image/x-ms-bmp",
-        "image/heic",
-        "image/heif",
-        "image/heic-sequence",
-        "image/heif-sequence",
-        "image/avif",
-    }
-)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".heic", ".heif", ".hif", ".avif"})
-VIDEO_MIME_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-m4v"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".qt", ".webm", ".mkv"})
-GIF_MIME_TYPE = "image/gif"
-GIF_SUFFIX = ".gif"
-SUFFIXES_OF_FORMAT = {
-    "jpeg": (".jpg", ".jpeg", ".jpe"),
-    "png": (".png",),
-    "webp": (".webp",),
-    "bmp": (".bmp",),
-    "avif": (".avif",),
-    "gif": (".gif",),
-    "mp4": (".mp4", ".m4v"),
-}
 
 # How a clip came, and so how it goes back.
 VIDEO, ANIMATION, VIDEO_NOTE = "video", "animation", "video_note"
@@ -137,7 +107,7 @@ def clip_of(message: Message) -> Clip | None:
     if document is None:
         return None
     mime_type, suffix = (document.mime_type or "").lower(), _suffix(document.file_name)
-    if mime_type == GIF_MIME_TYPE or suffix == GIF_SUFFIX:
+    if mime_type in MIME_TYPES["GIF"] or suffix in SUFFIXES["GIF"]:
         sent_as = ANIMATION
     elif mime_type in VIDEO_MIME_TYPES or suffix in VIDEO_SUFFIXES:
         sent_as = VIDEO
@@ -168,7 +138,7 @@ def clip_refusal(clip: Clip, settings: BotSettings, texts: Texts) -> str | None:
 
 def output_name(file_name: str | None, result_format: str, default: str = "photo.jpg") -> str:
     """The reply file's name: the user's file name when the format is unchanged, else its stem and a new suffix."""
-    suffixes = SUFFIXES_OF_FORMAT.get(result_format.lower(), (f".{result_format.lower()}",))
+    suffixes = SUFFIXES.get(result_format.upper(), (f".{result_format.lower()}",))
     original = PurePath(file_name or default).name
     if PurePath(original).suffix.lower() in suffixes:
         return original

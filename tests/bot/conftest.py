@@ -10,11 +10,19 @@ import pytest
 from aiogram.fsm.storage.memory import MemoryStorage
 
 from anonymizer.options import Options
-from bot.app import create_bot, create_dispatcher, create_service
+from bot.app import create_bot, create_dispatcher, create_service, token_secrets
+from bot.logs import install_redaction
+from bot.settings import BotSettings
 from bot.workers import WorkerPool
-from tests.bot.cluster import redis_server  # noqa: F401 (a fixture: the distributed tests' Redis)
-from tests.bot.helpers import TEST_WORKERS, TOKEN, RunningBot, StartBot, bot_settings
-from tests.fake_telegram import FakeTelegramServer
+from testing.cluster import redis_server  # noqa: F401 (a fixture: the distributed tests' Redis)
+from testing.fake_telegram import TOKEN, FakeTelegramServer
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redacted_logs() -> None:
+    """The test process hosts bots as `python -m bot` does, so it redacts their token from logs as that does."""
+    install_redaction(token_secrets(BotSettings(_env_file=None, bot_token=TOKEN)))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Helpers for the bot's tests and benchmarks: the test token, settings pointing at the fake server, image codecs."""
+"""Helpers for the bot's tests: settings pointing at the fake server, the running bot, the replies decoded. What the
+benchmarks share with the tests (the fake server, its token, the image encoders) lives in `testing`."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from PIL import Image
 
 from bot.settings import BotSettings
 from bot.workers import ImageService
-from tests.fake_telegram import FakeTelegramServer
+from testing.fake_telegram import TOKEN, FakeTelegramServer
+from testing.images import Box, composite
 
-TOKEN = "123456789:AAFakeTokenForTheFakeTelegramServer_0123"
 TEST_WORKERS = 2
 
 
@@ -50,18 +51,6 @@ def bot_settings(server: FakeTelegramServer, **overrides: Any) -> BotSettings:
     return BotSettings(_env_file=None, **values)
 
 
-def jpeg(image_bgr: np.ndarray, quality: int = 95) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return encoded.tobytes()
-
-
-def png(image_bgr: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", image_bgr)
-    assert ok
-    return encoded.tobytes()
-
-
 def decode(data: bytes) -> np.ndarray:
     """Bytes the bot sent back, as BGR pixels."""
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -73,3 +62,30 @@ def pil_image(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+# Small pictures, one per user, for the tests that check nobody gets another user's result.
+SIZE = (320, 240)
+
+
+def user_photos(count: int) -> list[tuple[np.ndarray, list[Box]]]:
+    """A different small picture per user: its face elsewhere, its background another shade."""
+    width, height = SIZE
+    return [
+        composite(SIZE, [(10 + (index * 37) % (width - 110), 10 + (index * 23) % (height - 110), 90)], 30 + 4 * index)
+        for index in range(count)
+    ]
+
+
+def kept_well_away(boxes: list[Box], shape: tuple[int, ...]) -> np.ndarray:
+    keep = np.ones(shape[:2], bool)
+    for box in boxes:
+        mx, my = int(box.w * 0.6), int(box.h * 0.6)
+        keep[max(0, box.y - my) : box.y + box.h + my, max(0, box.x - mx) : box.x + box.w + mx] = False
+    return keep
+
+
+def is_own_picture(result: np.ndarray, image: np.ndarray, boxes: list[Box]) -> bool:
+    """Away from its faces a result is its photo unchanged, and every user's photo differs there."""
+    keep = kept_well_away(boxes, image.shape)
+    return float(np.abs(result.astype(np.int16) - image.astype(np.int16)).mean(axis=2)[keep].mean()) < 4

@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
+import filters
 from bot.handlers.mode import FilterChoice
-from bot.texts import ENGLISH, RUSSIAN
-from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite
-from tests.bot.helpers import RunningBot, StartBot, decode, jpeg, pil_image, png
-from tests.fake_telegram import DOWNLOAD, Call, FakeTelegramServer, FakeUser, Fault
+from bot.texts import ENGLISH, RUSSIAN, Texts
+from testing.fake_telegram import DOWNLOAD, Call, FakeTelegramServer, FakeUser, Fault
+from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, jpeg, png
+from tests.bot.helpers import RunningBot, StartBot, decode, pil_image
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru-RU")
@@ -77,6 +78,14 @@ def test_no_text_promises_every_face_and_each_asks_to_look_before_sharing() -> N
         assert look.lower() in texts.start.lower() and look.lower() in texts.help.lower()
     assert "check it before sharing" in ENGLISH.faces_covered and "Проверьте" in RUSSIAN.faces_covered
     assert "/strict" in ENGLISH.start and "/strict" in RUSSIAN.start
+
+
+@pytest.mark.parametrize("texts", [ENGLISH, RUSSIAN], ids=["en", "ru"])
+def test_every_registered_filter_has_a_button_label_and_a_help_line(texts: Texts) -> None:
+    """/mode offers every filter of the registry: a new one needs a name, and a line in /help, in each language."""
+    for name in filters.available():
+        assert texts.filter_names.get(name), f"{name} has no label"
+        assert f"• {texts.filter_names[name]} — " in texts.help, f"{name} is not described in /help"
 
 
 async def test_photo_comes_back_with_the_face_covered(telegram: FakeTelegramServer, running_bot: RunningBot) -> None:

@@ -19,7 +19,7 @@ from bot.admission import VIDEOS, BusyError, JobSize, UnavailableError
 from bot.distributed import GROUP, STREAM, QueueService, announce, hold_jobs
 from bot.flood import SharedPacing
 from bot.jobs import DeadlineExceededError
-from tests.bot.cluster import RedisServer
+from testing.cluster import RedisServer
 
 CURVE = [(0.26, 0.1), (2.1, 1.0), (12.6, 2.0)]
 

@@ -18,12 +18,11 @@ from redis import Redis
 
 from bot.distributed import REDELIVER_AFTER_MS
 from bot.texts import ENGLISH
-from testing.images import astronaut_bgr, composite
+from testing.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
+from testing.fake_telegram import REPLY_METHODS, TOKEN, FakeTelegramServer, FakeUser, Fault
+from testing.images import astronaut_bgr, composite, jpeg
 from testing.media import Scene, bgr_frames, changed, make_clip
-from tests.bot.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
-from tests.bot.helpers import TOKEN, decode, jpeg
-from tests.bot.test_overload import is_own_picture, user_photos
-from tests.fake_telegram import REPLY_METHODS, FakeTelegramServer, FakeUser, Fault
+from tests.bot.helpers import decode, is_own_picture, user_photos
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
-from testing.images import astronaut_bgr
-from tests.bot.cluster import free_port
-from tests.bot.helpers import TOKEN, jpeg
-from tests.fake_telegram import FakeTelegramServer, FakeUser
+from testing.cluster import free_port
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
+from testing.images import astronaut_bgr, jpeg
+from testing.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ALICE = FakeUser(1001, "Alice", "en")
 
 

@@ -18,7 +18,8 @@ from anonymizer.options import STRICT_DETECTOR
 from bot.handlers import videos
 from bot.jobs import Job
 from bot.texts import ENGLISH, RUSSIAN
-from testing.images import ASTRONAUT_FACE, astronaut_bgr
+from testing.fake_telegram import Call, FakeTelegramServer, FakeUser
+from testing.images import ASTRONAUT_FACE, astronaut_bgr, jpeg
 from testing.media import (
     PHONE_TAGS,
     SECRET_VALUES,
@@ -31,8 +32,7 @@ from testing.media import (
     make_gif,
 )
 from testing.metadata import SECRETS, stored_sideways
-from tests.bot.helpers import RunningBot, StartBot, decode, jpeg
-from tests.fake_telegram import Call, FakeTelegramServer, FakeUser
+from tests.bot.helpers import RunningBot, StartBot, decode
 
 ALICE = FakeUser(4001, "Alice", "en")
 BORIS = FakeUser(4002, "Борис", "ru")

@@ -14,19 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import psutil
 
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import Box, composite
-from tests.bot.helpers import RunningBot, decode, jpeg
-from tests.fake_telegram import Call, FakeTelegramServer, FakeUser
+from testing.fake_telegram import Call, FakeTelegramServer, FakeUser
+from testing.images import jpeg
+from tests.bot.helpers import RunningBot, decode, is_own_picture, user_photos
 
 BUDGET_S = 15.0
 USERS = 50
 BURST = 3
-SIZE = (320, 240)
 BUSY_PREFIX = ENGLISH.busy.split("{")[0]
 # How much the bot's processes (this one, which also hosts the fake server, and the workers) may grow during the
 # burst. Each of the 150 small photos is ~10 KB as input and as result, and at most `queue_limit` (40) images are
@@ -34,28 +32,6 @@ BUSY_PREFIX = ENGLISH.busy.split("{")[0]
 # with every byte copied ten times that is under 40 MB; 150 MB more is room for allocator slack and aiohttp's
 # buffers. A bot that queued work instead of refusing it, or kept images after answering, would cross it.
 MEMORY_GROWTH_LIMIT = 150 * 1024 * 1024
-
-
-def user_photos(count: int) -> list[tuple[np.ndarray, list[Box]]]:
-    """A different small picture per user: its face elsewhere, its background another shade."""
-    width, height = SIZE
-    return [
-        composite(SIZE, [(10 + (index * 37) % (width - 110), 10 + (index * 23) % (height - 110), 90)], 30 + 4 * index)
-        for index in range(count)
-    ]
-
-
-def kept_well_away(boxes: list[Box], shape: tuple[int, ...]) -> np.ndarray:
-    keep = np.ones(shape[:2], bool)
-    for box in boxes:
-        mx, my = int(box.w * 0.6), int(box.h * 0.6)
-        keep[max(0, box.y - my) : box.y + box.h + my, max(0, box.x - mx) : box.x + box.w + mx] = False
-    return keep
-
-
-def is_own_picture(result: np.ndarray, image: np.ndarray, boxes: list[Box]) -> bool:
-    keep = kept_well_away(boxes, image.shape)
-    return float(np.abs(result.astype(np.int16) - image.astype(np.int16)).mean(axis=2)[keep].mean()) < 4
 
 
 @contextmanager

@@ -20,19 +20,27 @@ from aiogram.types import Message
 from PIL import Image, PngImagePlugin
 
 from anonymizer.options import Options
+from bot import __main__ as bot_process
+from bot import worker as worker_process
+from bot.__main__ import EXIT_CONFIGURATION, BadTokenError
 from bot.app import create_bot, create_dispatcher, create_service
 from bot.handlers.common import DownloadError, download
 from bot.handlers.inputs import picture_of
+from bot.jobs import WorkerStartError
+from bot.settings import BotSettings, WorkerSettings
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import astronaut_bgr, composite
+from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, TOKEN, Call, FakeTelegramServer, FakeUser, Fault
+from testing.images import astronaut_bgr, composite, jpeg, png
 from tests.bot.audit import disk_writes, forbid_disk_writes
-from tests.bot.helpers import TEST_WORKERS, TOKEN, RunningBot, StartBot, bot_settings, jpeg, png
-from tests.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru")
 SECRET = TOKEN.partition(":")[2]
+# A token of its own, which the session's redaction (tests/bot/conftest.py) does not know: only the process's start
+# can hide it.
+OWN_TOKEN = "987654321:BBAnotherTokenOnlyTheProcessStartRedacts_42"
 
 # Distinctive strings planted in each kind of metadata, so any of them surviving is found in the output bytes.
 CAMERA = "LeakyCameraMaker"
@@ -196,6 +204,7 @@ async def test_the_token_leaks_nowhere_while_telegram_fails(
     assert [reply.method for reply in replies] == ["sendMessage", "sendPhoto"]
     assert replies[0].text == ENGLISH.failed
     assert "Traceback" in caplog.text, "the test should have logged at least one traceback"
+    assert "download failed (ClientResponseError)" in caplog.text, "the failed download is logged by its type"
     logged = caplog.text + "".join(
         record.getMessage() + (record.exc_text or "") + repr(record.args) for record in caplog.records
     )
@@ -203,6 +212,51 @@ async def test_the_token_leaks_nowhere_while_telegram_fails(
     reprs = repr(running.settings) + str(running.settings) + repr(running.bot) + repr(running.bot.session)
     for place, text in (("logs", logged), ("messages to users", sent), ("reprs", reprs)):
         assert SECRET not in text, f"the token leaked into {place}"
+
+
+def test_the_bot_process_redacts_its_token_from_every_log_as_it_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`python -m bot` installs the redaction before anything can log: a library's line naming the file URL, and a
+    traceback whose message holds it (as aiohttp's errors do), come out without the token."""
+    url = f"http://127.0.0.1/file/bot{OWN_TOKEN}/photos/file_1.jpg"
+
+    async def leaky_start(settings: BotSettings) -> str:
+        logging.getLogger("aiohttp.client").error("download failed: %s", url)
+        try:
+            raise RuntimeError(f"404, message='Not Found', url='{url}'")
+        except RuntimeError:
+            logging.getLogger("aiogram.event").exception("request failed")
+        raise BadTokenError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BOT_TOKEN", OWN_TOKEN)
+    monkeypatch.setattr(bot_process, "reach_telegram", leaky_start)
+    with caplog.at_level(logging.INFO):
+        assert bot_process.main([]) == EXIT_CONFIGURATION
+
+    assert "download failed" in caplog.text and "request failed" in caplog.text and "Traceback" in caplog.text
+    assert OWN_TOKEN.partition(":")[2] not in caplog.text
+
+
+def test_a_worker_machine_redacts_the_redis_password_from_every_log_as_it_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`python -m bot.worker` installs the redaction of the Redis URL, which carries Redis's password."""
+    redis_url = "redis://:WorkerOnlyRedisPassword@127.0.0.1:1/0"
+
+    def leaky_start(settings: WorkerSettings) -> WorkerPool:
+        logging.getLogger("redis").error("cannot connect to %s", redis_url)
+        raise WorkerStartError("no models")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setattr(worker_process, "start_pool", leaky_start)
+    with caplog.at_level(logging.INFO):
+        assert worker_process.main([]) == EXIT_CONFIGURATION
+
+    assert "cannot connect to" in caplog.text
+    assert "WorkerOnlyRedisPassword" not in caplog.text
 
 
 async def test_a_failed_download_raises_an_error_without_the_token(telegram: FakeTelegramServer) -> None:

@@ -12,8 +12,8 @@ from aiohttp import web
 from bot.app import create_bot, create_dispatcher, create_service, create_webhook_app
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
+from testing.fake_telegram import FakeTelegramServer, FakeUser
 from tests.bot.helpers import bot_settings
-from tests.fake_telegram import FakeTelegramServer, FakeUser
 
 SECRET = "webhook-secret-for-tests"
 ALICE = FakeUser(1001, "Alice", "en")

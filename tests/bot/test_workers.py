@@ -20,8 +20,7 @@ from bot.workers import (
     WorkerCrashedError,
     WorkerPool,
 )
-from testing.images import astronaut_bgr, composite
-from tests.bot.helpers import jpeg
+from testing.images import astronaut_bgr, composite, jpeg
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """A fake Telegram Bot API server over real HTTP, for end-to-end tests of the bot."""
 
-from tests.fake_telegram.server import (
+from testing.fake_telegram.server import (
     DOWNLOAD,
     REPLY_METHODS,
+    TOKEN,
     Call,
     FakeTelegramServer,
     FakeUser,
@@ -14,6 +15,7 @@ from tests.fake_telegram.server import (
 __all__ = [
     "DOWNLOAD",
     "REPLY_METHODS",
+    "TOKEN",
     "Call",
     "FakeTelegramServer",
     "FakeUser",

@@ -1,5 +1,6 @@
-"""Faults injected end to end: a worker killed mid-job, Telegram timing out, resetting and failing, and a restart
-in the middle of work. Each request still gets exactly one answer, and the bot goes on answering."""
+"""Faults injected end to end: a worker killed mid-job, Telegram timing out, resetting, failing and asking to slow
+down, and a restart in the middle of work. Each request still gets exactly one answer, and the bot goes on
+answering."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 from anonymizer.options import Options, Result
 from bot.texts import ENGLISH
 from bot.workers import WorkerPool
-from testing.images import astronaut_bgr, composite
-from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, decode, jpeg
-from tests.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
+from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
+from testing.images import astronaut_bgr, composite, jpeg
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, decode
 
 ALICE = FakeUser(1001, "Alice", "en")
 USERS = [FakeUser(4000 + index, f"User{index}", "en") for index in range(4)]
@@ -94,17 +95,47 @@ async def test_a_reply_that_times_out_is_sent_again(telegram: FakeTelegramServer
     assert len(telegram.calls_of("sendPhoto")) == 2, "one attempt timed out, the next was delivered"
 
 
-async def test_a_reply_that_always_times_out_becomes_a_clear_error(
-    telegram: FakeTelegramServer, start_bot: StartBot
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(Fault("hang", seconds=3, times=None), id="always-times-out"),
+        pytest.param(Fault("error", status=500, times=None), id="always-5xx"),
+    ],
+)
+async def test_a_reply_that_cannot_be_delivered_becomes_a_clear_error(
+    telegram: FakeTelegramServer, start_bot: StartBot, fault: Fault
 ) -> None:
     await start_bot(request_timeout_seconds=1)
-    stuck = telegram.inject("sendPhoto", Fault("hang", seconds=3, times=None))
+    telegram.inject("sendPhoto", fault)
     message = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
 
     reply = await accepted_reply(telegram, message)
 
     assert reply.method == "sendMessage" and reply.text == ENGLISH.failed
-    assert stuck.hits == 4, "tried four times, with backoff, before giving up"
+    assert fault.hits == 4, "tried four times, with backoff, before giving up"
+
+
+async def test_a_flood_limit_on_the_reply_is_waited_out(telegram: FakeTelegramServer, running_bot: RunningBot) -> None:
+    telegram.inject("sendPhoto", Fault("flood", retry_after=1))
+    message = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
+
+    delivered = await telegram.wait_for(lambda call: call.method == "sendPhoto" and call.response is not None)
+
+    refused, accepted = telegram.calls_of("sendPhoto")
+    assert delivered == [accepted] and accepted.reply_to_message_id == message["message_id"]
+    assert accepted.at - refused.at >= 1.0
+    assert accepted.file("photo").data == refused.file("photo").data
+
+
+async def test_a_failing_chat_action_does_not_cost_the_reply(
+    telegram: FakeTelegramServer, running_bot: RunningBot
+) -> None:
+    telegram.inject("sendChatAction", Fault("error", times=None))
+    message = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
+
+    reply = await telegram.reply_to(message)
+
+    assert reply.method == "sendPhoto"
 
 
 @pytest.mark.parametrize(
@@ -116,6 +147,7 @@ async def test_a_reply_that_always_times_out_becomes_a_clear_error(
         pytest.param(DOWNLOAD, Fault("hang", seconds=20), id="download-stalled"),
         pytest.param("getFile", Fault("error", status=503, times=2), id="getfile-5xx"),
         pytest.param("getFile", Fault("hang", seconds=5), id="getfile-timeout"),
+        pytest.param("sendPhoto", Fault("reset"), id="upload-reset"),
         pytest.param("sendPhoto", Fault("cut"), id="upload-reset-mid-file"),
         pytest.param("sendPhoto", Fault("error", status=504, times=2), id="upload-5xx"),
     ],
@@ -143,6 +175,7 @@ async def test_a_passing_telegram_fault_is_retried_and_the_photo_delivered(
         pytest.param(Fault("hang", seconds=20, times=None), id="stalled"),
         pytest.param(Fault("reset", times=None), id="reset"),
         pytest.param(Fault("truncate", times=None), id="cut-off"),
+        pytest.param(Fault("error", status=500, times=None), id="5xx"),
     ],
 )
 async def test_a_download_that_keeps_failing_becomes_a_clear_error(

@@ -18,9 +18,8 @@ import pytest
 from redis import Redis
 
 from bot.settings import BotSettings
-from tests.bot.helpers import TOKEN
-
-ROOT = Path(__file__).resolve().parents[2]
+from testing.fake_telegram import TOKEN
+from testing.paths import ROOT
 
 
 def free_port() -> int:

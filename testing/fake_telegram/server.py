@@ -24,6 +24,9 @@ from typing import Any, Literal
 from aiohttp import web
 from PIL import Image
 
+# The token the bot under test and the fake server share: shaped like @BotFather's, never a real bot's.
+TOKEN = "123456789:AAFakeTokenForTheFakeTelegramServer_0123"
+
 # What the bot sends that counts as an answer to a user.
 REPLY_METHODS = frozenset(
     {"sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendVideo", "sendAnimation", "sendVideoNote"}

@@ -1,0 +1,54 @@
+"""Settings from the environment, and a clear line for a bad token (its leaks are tests/bot/test_privacy.py's)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import BotSettings
+from testing.fake_telegram import TOKEN
+from testing.paths import ROOT
+
+
+def run_bot(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bot` in an empty directory (no .env) with only these settings in the environment."""
+    clean = {key: value for key, value in os.environ.items() if key.lower() not in BotSettings.model_fields}
+    clean["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, "BOT_TOKEN is not set", id="missing"),
+        pytest.param({"BOT_TOKEN": "not-a-token"}, "BOT_TOKEN: does not look like a token", id="malformed"),
+    ],
+)
+def test_a_bad_token_is_one_clear_line_and_exit_code_2(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    finished = run_bot(tmp_path, **env)
+
+    assert finished.returncode == 2
+    assert finished.stderr.count("\n") == 1 and expected in finished.stderr
+    assert "Traceback" not in finished.stderr and "not-a-token" not in finished.stderr
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ALLOWED_USER_IDS", "11, 22,33")
+    monkeypatch.setenv("DEFAULT_FILTER", "blur")
+    monkeypatch.setenv("WORKERS", "3")
+
+    settings = BotSettings(_env_file=None)
+
+    assert settings.allowed_user_ids == frozenset({11, 22, 33})
+    assert settings.workers == 3
+    assert settings.options().filter == "blur"
+    assert settings.options("solid").filter == "solid"
+    assert settings.options().max_bytes == 20 * 1024 * 1024
+    assert TOKEN not in repr(settings)
