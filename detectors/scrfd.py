@@ -7,6 +7,7 @@ import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -42,6 +43,13 @@ SCORE = 4
 LANDMARKS = slice(5, 15)
 NEEDED = 15
 COLUMNS = 16
+
+
+class TurnedLooks(NamedTuple):
+    """What the turned looks saw: their candidates, and the clockwise turn that shows a clear face, if one does."""
+
+    rows: np.ndarray
+    clear_angle: int | None
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,10 +217,18 @@ class ScrfdDetector(Detector):
             lifted = self._upright(brightened)
             lifted[:, NEEDED] = np.maximum(lifted[:, NEEDED], self.brightened_floor)
             candidates, looked_at = _stack([candidates, lifted]), brightened
-        if self.rolled and (roll := self._roll(candidates)) is not None:
-            candidates = _stack([candidates, self._rolled(looked_at, roll)])
+        turns = None
         if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(candidates)):
-            candidates = _stack([candidates, self._turned(looked_at)])
+            turns = self._turned_looks(looked_at)
+        # A photo stored sideways shows its faces clearly in a turn: their lean is the storage, not a tilted phone,
+        # and the landmarks the network gives a face lying on its side say nothing of a roll.
+        stored_turned = turns is not None and turns.clear_angle is not None
+        if self.rolled and not stored_turned and (roll := self._roll(candidates)) is not None:
+            candidates = _stack([candidates, self._rolled(looked_at, roll)])
+        if turns is not None and (self.turned == "always" or not self._clearly_upright(candidates)):
+            candidates = _stack([candidates, turns.rows])
+            if turns.clear_angle is not None:
+                candidates = _stack([candidates, self._turned_windows(looked_at, turns.clear_angle)])
         if self.grey_share != 1.0 and _is_grey(image):
             candidates[:, NEEDED] *= self.grey_share
         return self._decide(candidates, image.shape[1], image.shape[0])
@@ -351,11 +367,10 @@ class ScrfdDetector(Detector):
         clear = candidates[candidates[:, SCORE] >= self.upright_enough]
         return bool(np.any(clear[:, 3] - clear[:, 1] > clear[:, 2] - clear[:, 0]))
 
-    def _turned(self, image: np.ndarray) -> np.ndarray:
-        """Candidates of faces lying sideways or upside down, in the photo's pixels. The photo fitted into one input
-        is looked at turned 90, 180 and 270 degrees; if one turn shows a clear face (``upright_enough``), the photo is
-        taken to be stored that way round and the windowed pass runs on it turned, so its small faces are found
-        too."""
+    def _turned_looks(self, image: np.ndarray) -> TurnedLooks:
+        """Candidates of faces lying sideways or upside down, in the photo's pixels: the photo fitted into one input,
+        looked at turned 90, 180 and 270 degrees. The turn with the best face, if that face is clear
+        (``upright_enough``), is taken to be the way round the photo is stored."""
         height, width = image.shape[:2]
         fitted = min(1.0, FITTED / max(width, height))
         view = resize_to(image, fitted)
@@ -368,13 +383,22 @@ class ScrfdDetector(Detector):
                 rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
                 if box[SCORE] > best_score:
                     best_angle, best_score = angle, float(box[SCORE])
-        if best_score >= self.upright_enough:
-            turned = cv2.rotate(image, ROTATE_CODES[best_angle])
-            scale = self.fine_scale(turned.shape[1], turned.shape[0])
-            found = self._with_needs(self._detect_at(turned, scale), scale, turned.shape[1], turned.shape[0])
-            for box in found:
-                corners = unturn_box(tuple(box[:4]), best_angle, width, height)
-                rows.append(np.array([*corners, box[SCORE], *np.zeros(10), box[NEEDED]], np.float32))
+        return TurnedLooks(
+            _stack([np.array(rows, np.float32).reshape(-1, COLUMNS)]),
+            best_angle if best_score >= self.upright_enough else None,
+        )
+
+    def _turned_windows(self, image: np.ndarray, angle: int) -> np.ndarray:
+        """Candidates of the windowed pass on the photo turned by ``angle``, in the photo's pixels: a photo stored
+        turned has its small faces found as on an upright one."""
+        height, width = image.shape[:2]
+        turned = cv2.rotate(image, ROTATE_CODES[angle])
+        scale = self.fine_scale(turned.shape[1], turned.shape[0])
+        found = self._with_needs(self._detect_at(turned, scale), scale, turned.shape[1], turned.shape[0])
+        rows = [
+            np.array([*unturn_box(tuple(box[:4]), angle, width, height), box[SCORE], *np.zeros(10), box[NEEDED]])
+            for box in found
+        ]
         return _stack([np.array(rows, np.float32).reshape(-1, COLUMNS)])
 
     def fine_scale(self, width: int, height: int) -> float:
