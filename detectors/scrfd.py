@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -136,8 +136,11 @@ class ScrfdDetector(Detector):
     - ``turned``: for photos stored sideways or upside down. The photo fitted into one input is looked at turned 90,
       180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass runs on
       the photo turned that way, so its small faces are found as on an upright photo. By default
-      (``"unless_upright"``) they run only when no upright box scores ``upright_enough`` with a box taller than wide:
-      a photo with a clear upright face is upright; ``"always"`` or ``"never"`` otherwise.
+      (``"unless_upright"``) the looks run only when the whole-photo passes show no upright box scoring
+      ``upright_enough`` with a box taller than wide (a photo with a clear upright face is upright), before the
+      windowed pass, which then runs on the photo as stored only if no turn shows a clear face: a photo stored
+      sideways costs about what an upright one does. Their boxes count unless the upright passes found a clear
+      face after all. ``"always"`` runs every pass; ``"never"`` none of them.
 
     Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
     """
@@ -212,26 +215,37 @@ class ScrfdDetector(Detector):
             raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._outputs})")
 
     def _find(self, image: np.ndarray) -> list[Detection]:
-        candidates, looked_at = self._upright(image), image
-        if self.brighten_below and (brightened := self._brightened(image)) is not None:
-            lifted = self._upright(brightened)
-            lifted[:, NEEDED] = np.maximum(lifted[:, NEEDED], self.brightened_floor)
-            candidates, looked_at = _stack([candidates, lifted]), brightened
+        brightened = self._brightened(image) if self.brighten_below else None
+        views = [image] if brightened is None else [image, brightened]
+        looked_at = views[-1]
+        candidates = self._in_views(views, self._whole)
         turns = None
         if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(candidates)):
             turns = self._turned_looks(looked_at)
-        # A photo stored sideways shows its faces clearly in a turn: their lean is the storage, not a tilted phone,
-        # and the landmarks the network gives a face lying on its side say nothing of a roll.
-        stored_turned = turns is not None and turns.clear_angle is not None
-        if self.rolled and not stored_turned and (roll := self._roll(candidates)) is not None:
-            candidates = _stack([candidates, self._rolled(looked_at, roll)])
-        if turns is not None and (self.turned == "always" or not self._clearly_upright(candidates)):
+        # A turn that shows a clear face where the whole photo shows none upright: the photo is stored turned. Its
+        # small faces are sought in the photo turned back (the windowed pass on the photo as stored would look at
+        # faces lying on their side), and their lean is not a roll: the landmarks the network gives a face lying on
+        # its side can read as one.
+        clear_turn = turns is not None and turns.clear_angle is not None
+        if not (clear_turn and self.turned == "unless_upright"):
+            candidates = _stack([candidates, self._in_views(views, self._windowed)])
+            if self.rolled and not clear_turn and (roll := self._roll(candidates)) is not None:
+                candidates = _stack([candidates, self._rolled(looked_at, roll)])
+        if turns is not None and (clear_turn or self.turned == "always" or not self._clearly_upright(candidates)):
             candidates = _stack([candidates, turns.rows])
             if turns.clear_angle is not None:
                 candidates = _stack([candidates, self._turned_windows(looked_at, turns.clear_angle)])
         if self.grey_share != 1.0 and _is_grey(image):
             candidates[:, NEEDED] *= self.grey_share
         return self._decide(candidates, image.shape[1], image.shape[0])
+
+    def _in_views(self, views: list[np.ndarray], passes: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Candidates of ``passes`` on the photo and on its brightened view, if any, where a box needs at least
+        ``brightened_floor``."""
+        rows = [passes(view) for view in views]
+        for lifted in rows[1:]:
+            lifted[:, NEEDED] = np.maximum(lifted[:, NEEDED], self.brightened_floor)
+        return _stack(rows)
 
     def _decide(self, candidates: np.ndarray, width: int, height: int) -> list[Detection]:
         """One box per face (NMS over every pass), less hair and edges beside a face, less boxes under their bar or
@@ -269,20 +283,29 @@ class ScrfdDetector(Detector):
             )
         )
 
-    def _upright(self, image: np.ndarray) -> np.ndarray:
-        """Candidates of the full-resolution, fitted and close-up passes, each with the score it needs."""
+    def _whole(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the passes that see the whole photo in one input: fitted into 640 px (a photo that small
+        is seen at full resolution), and the close-up look."""
         height, width = image.shape[:2]
         longest = max(width, height)
-        scales = [self.fine_scale(width, height)]
-        if longest * scales[0] > FITTED:
-            scales.append(FITTED / longest)
-        rows = [self._with_needs(self._detect_at(image, scale), scale, width, height) for scale in scales]
-        if longest * scales[-1] > self.closeup_side:
+        fine = self.fine_scale(width, height)
+        scale = FITTED / longest if longest * fine > FITTED else fine
+        rows = [self._with_needs(self._detect_at(image, scale), scale, width, height)]
+        if longest * scale > self.closeup_side:
             closeup = self._detect_at(image, self.closeup_side / longest)
             side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
             closeup = closeup[side >= self.closeup_face * longest]
             rows.append(self._with_needs(closeup, self.closeup_side / longest, width, height))
         return _stack(rows)
+
+    def _windowed(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the full-resolution pass in windows, where small faces are seen; nothing for a photo that
+        the whole-photo pass already sees at that resolution."""
+        height, width = image.shape[:2]
+        scale = self.fine_scale(width, height)
+        if max(width, height) * scale <= FITTED:
+            return _stack([])
+        return self._with_needs(self._detect_at(image, scale), scale, width, height)
 
     def _with_needs(self, rows: np.ndarray, scale: float, width: int, height: int, edges: bool = True) -> np.ndarray:
         """The rows with the score each box needs: by its size in the photo (``large_face``) and in the network's

@@ -11,6 +11,7 @@ from skimage import data
 
 import detectors
 from detectors import Detection, Detector
+from detectors.scrfd import _stack
 from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
 
 NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
@@ -338,20 +339,31 @@ def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: p
         detectors.create("scrfd", turned="sometimes")
 
 
-def test_scrfd_does_not_roll_a_photo_stored_sideways(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The network's landmarks on faces lying on their side can read as a 16-45 degree lean, which would start the
-    rolled passes (as costly as the upright ones) on a photo the turned passes already explain. On this one they
-    read as 42 degrees; the faces are found by the turned passes alone."""
+def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A photo stored sideways is searched in windows turned back only, not as stored, and is not rolled: the
+    network's landmarks on faces lying on their side can read as a 16-45 degree lean (42 degrees here), and either
+    pass would cost as much as the search that finds its faces."""
     image, boxes = composite((1000, 750), [(125, 100, 75), (525, 375, 112)], 160)
     sideways, turned_boxes = rotate_image_and_boxes(image, boxes, 1)
     scrfd = detectors.create("scrfd")
-    rolled = []
+    leaning = _stack([scrfd._whole(sideways), scrfd._windowed(sideways)])
+    assert scrfd._roll(leaning) is not None, "the fixture no longer reads as leaning"
+    searched, rolled = [], []
+    windowed, turned_windows = scrfd._windowed, scrfd._turned_windows
+    monkeypatch.setattr(scrfd, "_windowed", lambda image: searched.append("as stored") or windowed(image))
+    monkeypatch.setattr(
+        scrfd, "_turned_windows", lambda image, angle: searched.append(angle) or turned_windows(image, angle)
+    )
     monkeypatch.setattr(scrfd, "_rolled", lambda image, roll: rolled.append(roll) or np.empty((0, 16), np.float32))
-    assert scrfd._roll(scrfd._upright(sideways)) is not None, "the fixture no longer reads as leaning"
     found = scrfd.detect(sideways)
+    assert searched == [270]
     assert rolled == []
     for box in turned_boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
+    monkeypatch.setattr(scrfd, "turned", "always")
+    searched.clear()
+    scrfd.detect(sideways)
+    assert searched == ["as stored", 270], "the strict look runs every pass"
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea", "rocket"])
