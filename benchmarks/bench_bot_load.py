@@ -8,8 +8,8 @@ faces pasted on a textured canvas, 2-3 MB like a phone photo) as a file, which i
 full-resolution photo. The clock runs from the moment the update is handed to the fake server to the moment the
 bot's reply reaches it. Fails if any user waits more than the 15 s budget, or does not get their own photo back
 (no answer, "busy", an error, or another user's picture): ten users at once is the load the bot is sized for. Run twice:
-with the photos upright, and stored sideways (turned a quarter, no EXIF tag), which costs the detector about twice
-the work (its windowed pass runs again on the photo turned back).
+with the photos upright, and stored sideways (turned a quarter, no EXIF tag), which the detector must first see are
+turned (its turned looks), then search turned back.
 """
 
 from __future__ import annotations
