@@ -64,9 +64,9 @@ def test_no_detector_finds_a_covered_face(
 
 # Noise is drawn afresh on every call, so one draw proves little: the test covers each scene with a fixed set of
 # draws, repeatably. Now and then SCRFD scores the face's mean colour framed by hair as a head just above its bar
-# (a head was there, not whose); the other detectors never find a noise-covered face.
-NOISE_DRAWS = range(8)
-SCRFD_NOISE_FOUND_SHARE = 0.05
+# (a head was there, not whose), in a few percent of draws; the other detectors never find a noise-covered face.
+NOISE_DRAWS = range(4)
+SCRFD_NOISE_FOUND_LIMIT = 1
 
 
 def test_noise_covered_faces_are_rarely_found(detector: detectors.Detector) -> None:
@@ -77,7 +77,7 @@ def test_noise_covered_faces_are_rarely_found(detector: detectors.Detector) -> N
             covered = covering.apply(image, faces)
             covered_faces += len(faces)
             found_faces += sum(found(detector, covered, face) for face in faces)
-    allowed = SCRFD_NOISE_FOUND_SHARE * covered_faces if detector.name == "scrfd" else 0
+    allowed = SCRFD_NOISE_FOUND_LIMIT if detector.name == "scrfd" else 0
     assert found_faces <= allowed, f"{detector.name} found {found_faces} of {covered_faces} noise-covered faces"
 
 
