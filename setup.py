@@ -15,6 +15,8 @@ BENCH = [
     "pytest-benchmark>=5,<6",
     "matplotlib>=3.9,<4",
     "psutil>=6,<8",
+    # benchmarks.backends: SCRFD's forward on onnxruntime beside cv2.dnn (MIT; its flatbuffers is Apache-2.0).
+    "onnxruntime>=1.32,<2",
 ]
 # The packages whose type hints mypy checks (make typecheck) and that say so to their users (PEP 561).
 TYPED = ["detectors", "filters", "anonymizer"]

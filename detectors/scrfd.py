@@ -52,7 +52,7 @@ def _anchor_centres(stride: int, height: int, width: int) -> np.ndarray:
     return np.repeat(centres, ANCHORS_PER_CELL, axis=0)
 
 
-def _any_size_model(path: Path) -> np.ndarray:
+def any_size_model(path: Path) -> np.ndarray:
     """The ONNX export, rewritten to run at any input size that is a multiple of 32.
 
     Its two upsampling steps carry output sizes fixed for a 640 x 640 input, so OpenCV could only run it at that
@@ -196,7 +196,7 @@ class ScrfdDetector(Detector):
         self.edge_margin = edge_margin
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * edge_share, confident)
-        self._net = cv2.dnn.readNetFromONNX(_any_size_model(model_path(MODEL)))
+        self._net = cv2.dnn.readNetFromONNX(any_size_model(model_path(MODEL)))
         self._outputs = list(self._net.getUnconnectedOutLayersNames())
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._outputs):

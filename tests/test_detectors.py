@@ -302,10 +302,10 @@ def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
     """The export is rewritten at load to run at any size: at 640 x 640 it must answer exactly as the original does,
     and on a 1024 x 768 photo, in one pass, find the faces a 640 px window finds."""
     from detectors.models import model_path
-    from detectors.scrfd import MODEL, _any_size_model
+    from detectors.scrfd import MODEL, any_size_model
 
     original = cv2.dnn.readNetFromONNX(str(model_path(MODEL)))
-    rewritten = cv2.dnn.readNetFromONNX(_any_size_model(model_path(MODEL)))
+    rewritten = cv2.dnn.readNetFromONNX(any_size_model(model_path(MODEL)))
     square = cv2.resize(astronaut_bgr(), (640, 640))
     outputs = []
     for net in (original, rewritten):
