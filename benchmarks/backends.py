@@ -34,6 +34,7 @@ from anonymizer.codec import decode_image
 from benchmarks.compare_detectors import DEFAULT_DATA, ROOT, evenly_spaced
 from benchmarks.datasets import load_annotations
 from benchmarks.machine import stamp
+from detectors.backends import BACKENDS, OnnxNet, Outputs
 from detectors.models import model_path
 from detectors.scrfd import MODEL, STRIDES, any_size_model
 
@@ -44,18 +45,6 @@ SIZES = ((320, 320), (640, 640), (992, 1312))
 BATCH = 6
 # The lowest score the detector keeps a box at (its floor): what a backend's box differences matter for.
 CANDIDATE = 0.1
-Forward = Callable[[np.ndarray], list[np.ndarray]]
-
-
-def _onnxruntime_model(any_size: bytes) -> bytes:
-    """The any-size model with its batch and output shapes left open: onnxruntime checks outputs against the
-    export's 640 px shapes otherwise, and warns on every other size."""
-    model = onnx.load_from_string(any_size)
-    for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
-    del model.graph.value_info[:]
-    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-    return model.SerializeToString()
 
 
 def _int8_model(fp32: bytes, photos: Sequence[np.ndarray], folder: Path) -> bytes:
@@ -100,28 +89,14 @@ def _blob(image: np.ndarray) -> np.ndarray:
     return cv2.dnn.blobFromImage(image, 1 / 128, None, (127.5, 127.5, 127.5), swapRB=True)
 
 
-def _backends(any_size: np.ndarray, int8: bytes | None, threads: int) -> tuple[list[str], dict[str, Forward]]:
-    """A forward function per backend, each running on ``threads`` threads."""
+def _backends(int8: bytes | None, threads: int) -> dict[str, OnnxNet]:
+    """The detector's model on each backend (and INT8 on onnxruntime), each running on ``threads`` threads."""
     cv2.setNumThreads(threads)
-    net = cv2.dnn.readNetFromONNX(any_size)
-    names = list(net.getUnconnectedOutLayersNames())
-
-    def opencv(blob: np.ndarray) -> list[np.ndarray]:
-        net.setInput(blob)
-        return list(net.forward(names))
-
-    def onnxruntime_session(model: bytes) -> Forward:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        return lambda blob: list(session.run(names, {session.get_inputs()[0].name: blob}))
-
-    forwards = {"cv2.dnn": opencv, "onnxruntime": onnxruntime_session(_onnxruntime_model(any_size.tobytes()))}
+    model = any_size_model(model_path(MODEL))
+    nets = {backend: OnnxNet(model, backend) for backend in BACKENDS}
     if int8 is not None:
-        forwards["onnxruntime-int8"] = onnxruntime_session(int8)
-    return names, forwards
+        nets["onnxruntime-int8"] = OnnxNet(int8, "onnxruntime")
+    return nets
 
 
 def _timed(forward: Callable[[], object]) -> tuple[float, float]:
@@ -130,10 +105,9 @@ def _timed(forward: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _distance(names: list[str], reference: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[float, float]:
+def _distance(expected: Outputs, got: Outputs) -> tuple[float, float]:
     """How far a backend's outputs are from cv2.dnn's: the largest score difference, and the largest box-side
     difference in input pixels over the anchors cv2.dnn scores as a face candidate (``CANDIDATE``)."""
-    expected, got = dict(zip(names, reference, strict=True)), dict(zip(names, outputs, strict=True))
     scores, sides = 0.0, 0.0
     for stride in STRIDES:
         score = expected[f"score_{stride}"].ravel()
@@ -146,20 +120,20 @@ def _distance(names: list[str], reference: list[np.ndarray], outputs: list[np.nd
 
 def measure(photo: np.ndarray, int8: bytes | None, threads: int, rounds: int) -> list[dict]:
     """Median wall and CPU milliseconds of one forward per backend and input size, single and batched."""
-    names, forwards = _backends(any_size_model(model_path(MODEL)), int8, threads)
+    nets = _backends(int8, threads)
     rows = []
     for height, width in SIZES:
         # A real photo's pixels, so that the score maps (and INT8's rounding of them) are a photo's.
         blob = _blob(cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA))
         batch = np.repeat(blob, BATCH, axis=0)
-        reference = forwards["cv2.dnn"](blob)
+        reference = nets["opencv"].run(blob)
         times: dict[str, list[tuple[float, float]]] = {}
         for _ in range(rounds):
-            for name, forward in forwards.items():
+            for name, net in nets.items():
                 for label, given in ((name, blob), (f"{name} batch", batch)):
-                    times.setdefault(label, []).append(_timed(lambda forward=forward, given=given: forward(given)))
-        for name, forward in forwards.items():
-            scores, sides = _distance(names, reference, forward(blob))
+                    times.setdefault(label, []).append(_timed(lambda net=net, given=given: net.run(given)))
+        for name, net in nets.items():
+            scores, sides = _distance(reference, net.run(blob))
             single, batched = times[name], times[f"{name} batch"]
             rows.append(
                 {
@@ -193,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = [decode_image(sample.path.read_bytes()).bgr for sample in samples]
     int8 = None
     if args.int8:
-        int8 = _int8_model(_onnxruntime_model(any_size_model(model_path(MODEL)).tobytes()), photos[1:], args.out)
+        int8 = _int8_model(any_size_model(model_path(MODEL)), photos[1:], args.out)
     rows = [row for threads in args.threads for row in measure(photos[0], int8, threads, args.rounds)]
     report = {"generated": stamp("python -m benchmarks.backends", argv), "onnxruntime": ort.__version__, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
