@@ -11,10 +11,13 @@ BOT = [
     "redis>=6,<9",
     "prometheus-client>=0.21,<1",
 ]
+# The detectors' second inference backend (MIT; its flatbuffers is Apache-2.0): cv2.dnn is the default.
+ONNXRUNTIME = ["onnxruntime>=1.32,<2"]
 BENCH = [
     "pytest-benchmark>=5,<6",
     "matplotlib>=3.9,<4",
     "psutil>=6,<8",
+    *ONNXRUNTIME,
 ]
 # The packages whose type hints mypy checks (make typecheck) and that say so to their users (PEP 561).
 TYPED = ["detectors", "filters", "anonymizer"]
@@ -40,6 +43,7 @@ setup(
     extras_require={
         "bot": BOT,
         "bench": BENCH,
+        "onnxruntime": ONNXRUNTIME,
         "test": [
             *BOT,
             *BENCH,

@@ -1,5 +1,6 @@
-"""SCRFD-2.5G (InsightFace) through cv2.dnn: the photo at full resolution in windows of up to 1280 px, fitted into
-640 px and into a small look for close-ups; passes for tilted, sideways and dark photos when the photo asks for them."""
+"""SCRFD-2.5G (InsightFace), on cv2.dnn or onnxruntime: the photo at full resolution in windows of up to 1280 px,
+fitted into 640 px and into a small look for close-ups; passes for tilted, sideways and dark photos when the photo
+asks for them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
+from detectors.backends import OnnxNet
 from detectors.base import Detection, Detector
 from detectors.geometry import (
     ROTATE_CODES,
@@ -61,7 +63,7 @@ def _anchor_centres(stride: int, height: int, width: int) -> np.ndarray:
     return np.repeat(centres, ANCHORS_PER_CELL, axis=0)
 
 
-def _any_size_model(path: Path) -> np.ndarray:
+def any_size_model(path: Path) -> bytes:
     """The ONNX export, rewritten to run at any input size that is a multiple of 32.
 
     Its two upsampling steps carry output sizes fixed for a 640 x 640 input, so OpenCV could only run it at that
@@ -83,7 +85,7 @@ def _any_size_model(path: Path) -> np.ndarray:
             node.input[2], node.input[3] = scales.name, ""
     for dim, name in zip(model.graph.input[0].type.tensor_type.shape.dim[2:], ("height", "width"), strict=True):
         dim.dim_param = name
-    return np.frombuffer(model.SerializeToString(), dtype=np.uint8)
+    return model.SerializeToString()
 
 
 def _sample(image: np.ndarray) -> np.ndarray:
@@ -142,7 +144,10 @@ class ScrfdDetector(Detector):
       sideways costs about what an upright one does. Their boxes count unless the upright passes found a clear
       face after all. ``"always"`` runs every pass; ``"never"`` none of them.
 
-    Not thread-safe (one cv2.dnn.Net per instance): give each thread its own detector.
+    ``backend`` runs the network on cv2.dnn (``"opencv"``) or onnxruntime (``"onnxruntime"``, an optional
+    dependency); both give the same boxes, and ``python -m benchmarks.backends`` measures which is faster here.
+
+    Not thread-safe (one network per instance): give each thread its own detector.
     """
 
     def __init__(
@@ -174,6 +179,7 @@ class ScrfdDetector(Detector):
         window_overlap: int = 160,
         max_shrink: float = 0.15,
         edge_margin: float = 2.0,
+        backend: str = "opencv",
     ) -> None:
         if not 0 <= threshold <= 1:
             raise ValueError(f"threshold is a score from 0 to 1, not {threshold}")
@@ -208,11 +214,10 @@ class ScrfdDetector(Detector):
         self.edge_margin = edge_margin
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * edge_share, confident)
-        self._net = cv2.dnn.readNetFromONNX(_any_size_model(model_path(MODEL)))
-        self._outputs = list(self._net.getUnconnectedOutLayersNames())
+        self._net = OnnxNet(any_size_model(model_path(MODEL)), backend)
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
-        if not expected <= set(self._outputs):
-            raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._outputs})")
+        if not expected <= set(self._net.outputs):
+            raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._net.outputs})")
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         brightened = self._brightened(image) if self.brighten_below else None
@@ -468,8 +473,7 @@ class ScrfdDetector(Detector):
             value=(0, 0, 0),
         )
         blob = cv2.dnn.blobFromImage(padded, 1 / 128, (width, height), (127.5, 127.5, 127.5), swapRB=True)
-        self._net.setInput(blob)
-        outputs = dict(zip(self._outputs, self._net.forward(self._outputs), strict=True))
+        outputs = self._net.run(blob)
         found = []
         for stride in STRIDES:
             scores = outputs[f"score_{stride}"].reshape(-1)

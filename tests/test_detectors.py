@@ -303,10 +303,10 @@ def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
     """The export is rewritten at load to run at any size: at 640 x 640 it must answer exactly as the original does,
     and on a 1024 x 768 photo, in one pass, find the faces a 640 px window finds."""
     from detectors.models import model_path
-    from detectors.scrfd import MODEL, _any_size_model
+    from detectors.scrfd import MODEL, any_size_model
 
     original = cv2.dnn.readNetFromONNX(str(model_path(MODEL)))
-    rewritten = cv2.dnn.readNetFromONNX(_any_size_model(model_path(MODEL)))
+    rewritten = cv2.dnn.readNetFromONNX(np.frombuffer(any_size_model(model_path(MODEL)), np.uint8))
     square = cv2.resize(astronaut_bgr(), (640, 640))
     outputs = []
     for net in (original, rewritten):
@@ -321,6 +321,30 @@ def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
     found = scrfd.detect(image)
     for box in boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
+
+
+def test_scrfd_finds_the_same_faces_on_either_backend() -> None:
+    """onnxruntime is a speed choice, never a coverage one: on the astronaut and on a group of five faces from
+    14 to 200 px (the windowed, fitted and close-up passes all contribute), it gives cv2.dnn's boxes and scores."""
+    pytest.importorskip("onnxruntime")
+    group, boxes = composite(
+        (1400, 900), [(40, 40, 14), (200, 60, 28), (500, 100, 60), (800, 300, 120), (1100, 500, 200)]
+    )
+    on_opencv, on_onnxruntime = (
+        detectors.create(f"scrfd[backend={backend!r}]") for backend in ("opencv", "onnxruntime")
+    )
+    for image in (astronaut_bgr(), group):
+        expected, got = on_opencv.detect(image), on_onnxruntime.detect(image)
+        assert len(got) == len(expected) >= 1
+        for a, b in zip(sorted(expected, key=lambda d: (d.x, d.y)), sorted(got, key=lambda d: (d.x, d.y)), strict=True):
+            assert max(abs(a.x - b.x), abs(a.y - b.y), abs(a.w - b.w), abs(a.h - b.h)) <= 1, (a, b)
+            assert a.score == pytest.approx(b.score, abs=1e-3)
+    assert all(best_iou(box, got) >= 0.4 for box in boxes), (boxes, got)
+
+
+def test_an_unknown_backend_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="backend is one of opencv, onnxruntime"):
+        detectors.create("scrfd[backend='tensorrt']")
 
 
 def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:

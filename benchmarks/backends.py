@@ -1,0 +1,180 @@
+"""SCRFD's forward pass on each inference backend, so the backend the detector runs on is a measured choice.
+
+    python -m benchmarks.backends                 # cv2.dnn and onnxruntime (FP32): 1 and 2 threads, three sizes
+    python -m benchmarks.backends --int8 16       # and onnxruntime INT8, calibrated on 16 labelled photos
+
+Each backend runs the same model (the detector's any-size rewrite of the export) on the same input; rounds are
+interleaved so that another load on the machine hits every backend alike, and each figure is the median of the
+rounds, wall clock and CPU time (CPU time counts every thread, so it shows what a second thread costs). Each row
+also says how far the backend's outputs are from cv2.dnn's (the detector decodes every backend's outputs alike, so
+a backend is only a candidate when this is float noise) and what one forward over a batch of windows costs
+against one forward per window.
+
+INT8 is measured for speed and output distance only: its weights are derived here, kept in ``out/backends``
+(never committed), and a detector may only use them once the quality suite has scored them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from anonymizer.codec import decode_image
+from benchmarks.compare_detectors import DEFAULT_DATA, ROOT, evenly_spaced
+from benchmarks.datasets import load_annotations
+from benchmarks.machine import stamp
+from detectors.backends import BACKENDS, OnnxNet, Outputs
+from detectors.models import model_path
+from detectors.scrfd import MODEL, STRIDES, any_size_model
+
+OUT = ROOT / "out" / "backends"
+# (height, width): the close-up look, the fitted pass, and a full-resolution window of a phone photo.
+SIZES = ((320, 320), (640, 640), (992, 1312))
+# Windows of one full-resolution pass: a 12 MP photo is looked at in six.
+BATCH = 6
+# The lowest score the detector keeps a box at (its floor): what a backend's box differences matter for.
+CANDIDATE = 0.1
+
+
+def _int8_model(fp32: bytes, photos: Sequence[np.ndarray], folder: Path) -> bytes:
+    """Static INT8 (per-channel weights, QDQ) calibrated on ``photos`` fitted into 640 px, as the fitted pass sees
+    them; the opset is raised to 13 first, the first with per-channel dequantization."""
+    from onnx import version_converter
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source, target = folder / "scrfd-fp32.onnx", folder / "scrfd-int8.onnx"
+    onnx.save(version_converter.convert_version(onnx.load_from_string(fp32), 13), str(source))
+    inputs = iter(_blob(_fitted(photo, 640)) for photo in photos)
+
+    class Photos(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            blob = next(inputs, None)
+            return None if blob is None else {"input.1": blob}
+
+    quantize_static(
+        str(source),
+        str(target),
+        Photos(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
+    return target.read_bytes()
+
+
+def _fitted(image: np.ndarray, side: int) -> np.ndarray:
+    """The photo fitted into ``side`` px, padded to a square with black, as the detector's fitted pass sees it."""
+    scale = side / max(image.shape[:2])
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)[:side, :side]
+    return cv2.copyMakeBorder(
+        resized, 0, side - resized.shape[0], 0, side - resized.shape[1], cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
+
+
+def _blob(image: np.ndarray) -> np.ndarray:
+    """The detector's own input normalisation."""
+    return cv2.dnn.blobFromImage(image, 1 / 128, None, (127.5, 127.5, 127.5), swapRB=True)
+
+
+def _backends(int8: bytes | None, threads: int) -> dict[str, OnnxNet]:
+    """The detector's model on each backend (and INT8 on onnxruntime), each running on ``threads`` threads."""
+    cv2.setNumThreads(threads)
+    model = any_size_model(model_path(MODEL))
+    nets = {backend: OnnxNet(model, backend) for backend in BACKENDS}
+    if int8 is not None:
+        nets["onnxruntime-int8"] = OnnxNet(int8, "onnxruntime")
+    return nets
+
+
+def _timed(forward: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    forward()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _distance(expected: Outputs, got: Outputs) -> tuple[float, float]:
+    """How far a backend's outputs are from cv2.dnn's: the largest score difference, and the largest box-side
+    difference in input pixels over the anchors cv2.dnn scores as a face candidate (``CANDIDATE``)."""
+    scores, sides = 0.0, 0.0
+    for stride in STRIDES:
+        score = expected[f"score_{stride}"].ravel()
+        scores = max(scores, float(np.abs(score - got[f"score_{stride}"].ravel()).max()))
+        candidate = score >= CANDIDATE
+        boxes = (expected[f"bbox_{stride}"].reshape(-1, 4) - got[f"bbox_{stride}"].reshape(-1, 4))[candidate]
+        sides = max(sides, float(np.abs(boxes).max(initial=0.0)) * stride)
+    return scores, sides
+
+
+def measure(photo: np.ndarray, int8: bytes | None, threads: int, rounds: int) -> list[dict]:
+    """Median wall and CPU milliseconds of one forward per backend and input size, single and batched."""
+    nets = _backends(int8, threads)
+    rows = []
+    for height, width in SIZES:
+        # A real photo's pixels, so that the score maps (and INT8's rounding of them) are a photo's.
+        blob = _blob(cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA))
+        batch = np.repeat(blob, BATCH, axis=0)
+        reference = nets["opencv"].run(blob)
+        times: dict[str, list[tuple[float, float]]] = {}
+        for _ in range(rounds):
+            for name, net in nets.items():
+                for label, given in ((name, blob), (f"{name} batch", batch)):
+                    times.setdefault(label, []).append(_timed(lambda net=net, given=given: net.run(given)))
+        for name, net in nets.items():
+            scores, sides = _distance(reference, net.run(blob))
+            single, batched = times[name], times[f"{name} batch"]
+            rows.append(
+                {
+                    "backend": name,
+                    "threads": threads,
+                    "input": f"{width}x{height}",
+                    "wall_ms": round(statistics.median(t[0] for t in single) * 1000, 1),
+                    "cpu_ms": round(statistics.median(t[1] for t in single) * 1000, 1),
+                    f"batch_of_{BATCH}_over_{BATCH}_calls": round(
+                        statistics.median(t[1] for t in batched) / (BATCH * statistics.median(t[1] for t in single)),
+                        2,
+                    ),
+                    "max_score_difference": round(scores, 6),
+                    "max_box_difference_px": round(sides, 4),
+                }
+            )
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with annotations.json")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--int8", type=int, metavar="PHOTOS", help="also INT8, calibrated on this many photos")
+    args = parser.parse_args(argv)
+
+    samples = evenly_spaced(load_annotations(args.data), max(1, args.int8 or 1) + 1)
+    photos = [decode_image(sample.path.read_bytes()).bgr for sample in samples]
+    int8 = None
+    if args.int8:
+        int8 = _int8_model(any_size_model(model_path(MODEL)), photos[1:], args.out)
+    rows = [row for threads in args.threads for row in measure(photos[0], int8, threads, args.rounds)]
+    report = {"generated": stamp("python -m benchmarks.backends", argv), "onnxruntime": ort.__version__, "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "backends.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
