@@ -333,6 +333,25 @@ def test_runs_as_a_program(photos: Path) -> None:
     assert len(record["faces"]) == 1 and Path(record["output"]).is_file()
 
 
+@pytest.mark.e2e
+def test_output_read_only_in_part_ends_the_run_quietly(photos: Path) -> None:
+    """`photo-anon anonymize FOLDER --json | head -1`: once the reader is gone, the program stops without a
+    traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anonymizer", "anonymize", str(photos), "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    json.loads(process.stdout.readline())
+    process.stdout.close()
+    errors = process.stderr.read()
+    assert process.wait(timeout=120) == cli.EXIT_FAILED
+    assert "Traceback" not in errors and "Error" not in errors, errors
+
+
 @pytest.mark.slow
 def test_videos_gifs_and_heic_photos_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
