@@ -36,7 +36,7 @@ from benchmarks.datasets import load_annotations
 from benchmarks.machine import stamp
 from detectors.backends import BACKENDS, OnnxNet, Outputs
 from detectors.models import model_path
-from detectors.scrfd import MODEL, STRIDES, any_size_model
+from detectors.scrfd import MODEL, STRIDES, any_size_model, input_blob
 
 OUT = ROOT / "out" / "backends"
 # (height, width): the close-up look, the fitted pass, and a full-resolution window of a phone photo.
@@ -56,7 +56,7 @@ def _int8_model(fp32: bytes, photos: Sequence[np.ndarray], folder: Path) -> byte
     folder.mkdir(parents=True, exist_ok=True)
     source, target = folder / "scrfd-fp32.onnx", folder / "scrfd-int8.onnx"
     onnx.save(version_converter.convert_version(onnx.load_from_string(fp32), 13), str(source))
-    inputs = iter(_blob(_fitted(photo, 640)) for photo in photos)
+    inputs = iter(input_blob(_fitted(photo, 640)) for photo in photos)
 
     class Photos(CalibrationDataReader):
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -82,11 +82,6 @@ def _fitted(image: np.ndarray, side: int) -> np.ndarray:
     return cv2.copyMakeBorder(
         resized, 0, side - resized.shape[0], 0, side - resized.shape[1], cv2.BORDER_CONSTANT, value=(0, 0, 0)
     )
-
-
-def _blob(image: np.ndarray) -> np.ndarray:
-    """The detector's own input normalisation."""
-    return cv2.dnn.blobFromImage(image, 1 / 128, None, (127.5, 127.5, 127.5), swapRB=True)
 
 
 def _backends(int8: bytes | None, threads: int) -> dict[str, OnnxNet]:
@@ -124,7 +119,7 @@ def measure(photo: np.ndarray, int8: bytes | None, threads: int, rounds: int) ->
     rows = []
     for height, width in SIZES:
         # A real photo's pixels, so that the score maps (and INT8's rounding of them) are a photo's.
-        blob = _blob(cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA))
+        blob = input_blob(cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA))
         batch = np.repeat(blob, BATCH, axis=0)
         reference = nets["opencv"].run(blob)
         times: dict[str, list[tuple[float, float]]] = {}

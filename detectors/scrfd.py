@@ -88,6 +88,12 @@ def any_size_model(path: Path) -> bytes:
     return model.SerializeToString()
 
 
+def input_blob(image: np.ndarray) -> np.ndarray:
+    """The network's input for a BGR image of its own size: RGB, (pixel - 127.5) / 128, as SCRFD was trained."""
+    height, width = image.shape[:2]
+    return cv2.dnn.blobFromImage(image, 1 / 128, (width, height), (127.5, 127.5, 127.5), swapRB=True)
+
+
 def _sample(image: np.ndarray) -> np.ndarray:
     """About 64 x 64 of the photo's pixels, evenly spread: enough to judge its colour and brightness cheaply."""
     return image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
@@ -472,8 +478,7 @@ class ScrfdDetector(Detector):
             cv2.BORDER_CONSTANT,
             value=(0, 0, 0),
         )
-        blob = cv2.dnn.blobFromImage(padded, 1 / 128, (width, height), (127.5, 127.5, 127.5), swapRB=True)
-        outputs = self._net.run(blob)
+        outputs = self._net.run(input_blob(padded))
         found = []
         for stride in STRIDES:
             scores = outputs[f"score_{stride}"].reshape(-1)

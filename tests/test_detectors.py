@@ -303,14 +303,14 @@ def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
     """The export is rewritten at load to run at any size: at 640 x 640 it must answer exactly as the original does,
     and on a 1024 x 768 photo, in one pass, find the faces a 640 px window finds."""
     from detectors.models import model_path
-    from detectors.scrfd import MODEL, any_size_model
+    from detectors.scrfd import MODEL, any_size_model, input_blob
 
     original = cv2.dnn.readNetFromONNX(str(model_path(MODEL)))
     rewritten = cv2.dnn.readNetFromONNX(np.frombuffer(any_size_model(model_path(MODEL)), np.uint8))
     square = cv2.resize(astronaut_bgr(), (640, 640))
     outputs = []
     for net in (original, rewritten):
-        net.setInput(cv2.dnn.blobFromImage(square, 1 / 128, (640, 640), (127.5, 127.5, 127.5), swapRB=True))
+        net.setInput(input_blob(square))
         outputs.append(net.forward(list(original.getUnconnectedOutLayersNames())))
     for expected, got in zip(*outputs, strict=True):
         np.testing.assert_array_equal(expected, got)
