@@ -26,6 +26,7 @@ setup(
     name="photo-anonymization",
     version="0.1.0",
     description="Detect faces in photos and make them unrecognizable: library, command line and Telegram bot.",
+    license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["detectors*", "filters*", "anonymizer*", "bot*", "benchmarks*"]),
     install_requires=[

@@ -162,8 +162,11 @@ def test_queue_hop_latency_for_a_2mp_photo(benchmark, redis_server: RedisServer,
         "queue_p50_s": round(statistics.median(queued), 3),
         "queue_p95_s": round(percentile(queued, 0.95), 3),
     }
-    figures["added_p50_s"] = round(figures["queue_p50_s"] - figures["embedded_p50_s"], 3)
-    figures["added_p95_s"] = round(figures["queue_p95_s"] - figures["embedded_p95_s"], 3)
+    # What the hop adds is read from each round's pair (the queue's run minus the embedded run just before it): the
+    # difference of two percentiles taken apart can even come out negative.
+    added = [queue - local for local, queue in zip(embedded, queued, strict=True)]
+    figures["added_p50_s"] = round(statistics.median(added), 3)
+    figures["added_p95_s"] = round(percentile(added, 0.95), 3)
     benchmark.extra_info.update(figures)
     print(f"\nqueue hop, 2 MP photo, {HOP_ROUNDS} rounds: {figures}")
     assert figures["added_p50_s"] <= HOP_LIMIT_S, f"the queue hop adds {figures['added_p50_s']} s at the median"

@@ -8,6 +8,8 @@ command, when and on which machine. The README's tables sit between ``<!-- repor
 
 The measurements (``make report`` runs them all, about an hour on a 2-core machine):
 - quality.json: ``python -m benchmarks.compare_detectors --suite --detectors SPEC... --report FILE``
+- chains.json: ``python -m benchmarks.compare_detectors --detectors SPEC... --variants upright --report FILE`` with
+  the chains an operator or a user chooses between (CHAINS)
 - peer-quality.json, peer-speed.json: ``python -m benchmarks.peer --out data/reports quality --suite`` and ``speed``
 - benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short python -m pytest benchmarks -q
   --benchmark-json=data/reports/benchmarks.json`` (the bot and video benchmarks' short forms, as ``make report``)
@@ -117,6 +119,45 @@ def suite_details() -> str:
     return f"{ours['generated']}\n\n" + suite_table(ours["summaries"])
 
 
+# The chains people choose between, what each is for, in chains.json's run: the default, the one whose weights allow
+# commercial use, and the second look (/strict).
+CHAINS = {
+    "backup:scrfd,yunet,haar": "the default",
+    "backup:yunet,haar": "MIT weights (commercial use)",
+    "strict": "the second look: /strict, `--detector strict`",
+}
+
+
+CHAINS_COMMAND = (
+    "python -m benchmarks.compare_detectors --detectors "
+    + " ".join(f'"{spec}"' for spec in CHAINS)
+    + " --variants upright --examples 0 --report data/reports/chains.json"
+)
+
+
+def chains_table(stamped: bool = True) -> str:
+    """The chains of CHAINS side by side on the upright photos, from one run so that their times compare (stamped as
+    ``quality_table``)."""
+    chains = load("chains.json")
+    if chains is None:
+        return f"Not measured yet: `{CHAINS_COMMAND}`."
+    upright = chains["summaries"]["upright"]
+    rows = [
+        [
+            f"`{spec}`",
+            purpose,
+            percent(upright[spec]["covered"]),
+            percent(upright[spec]["fully_anonymized"]),
+            percent(upright[spec]["overpainting"]),
+            seconds(upright[spec]["median_s"]),
+        ]
+        for spec, purpose in CHAINS.items()
+        if spec in upright
+    ]
+    head = ["chain", "for", "faces covered", "photos with every face covered", "painted outside faces", "median s"]
+    return table(head, rows) + "\n\n" + (chains["generated"] if stamped else SEE_REPORT)
+
+
 def speed_table(stamped: bool = True) -> str:
     """Whole processes on the same photos: photo-anon against deface (stamped as ``quality_table``)."""
     speed = load("peer-speed.json")
@@ -162,6 +203,7 @@ def benchmark_table() -> str:
 SECTIONS: dict[str, Callable[[], str]] = {
     "quality": lambda: quality_table(stamped=False),
     "speed": lambda: speed_table(stamped=False),
+    "chains": lambda: chains_table(stamped=False),
 }
 
 
@@ -185,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         quality_table(),
         "\n## Every detector spec of the quality run\n",
         suite_details(),
+        "\n## The chains to choose from, on the upright photos\n",
+        chains_table(),
         "\n## Speed: whole processes against deface\n",
         speed_table(),
         "\n## Benchmarks\n",

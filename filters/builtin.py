@@ -8,7 +8,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from skimage.filters import gaussian
 from skimage.util import random_noise
 
 from filters.base import Filter, block_means, stretch
@@ -94,6 +93,10 @@ class Blur(Filter):
         shrink = max(1.0, sigma / _SHRUNK_SIGMA)
         small_size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
         small = cv2.resize(crop, small_size, interpolation=cv2.INTER_AREA).reshape(small_size[1], small_size[0], -1)
+        # Imported here: skimage.filters loads SciPy's image filters, which costs every process that only paints
+        # noise (the default) a visible part of its start-up.
+        from skimage.filters import gaussian
+
         blurred = gaussian(small, sigma=sigma / shrink, mode="nearest", channel_axis=-1, preserve_range=True)
         big = cv2.resize(blurred.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         return big.reshape(crop.shape)

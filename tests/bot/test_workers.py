@@ -12,6 +12,7 @@ import pytest
 
 from anonymizer.errors import CorruptImageError
 from anonymizer.options import Options, Result
+from bot import workers
 from bot.workers import (
     BusyError,
     CostCurve,
@@ -97,6 +98,24 @@ def test_admission_leaves_room_for_jobs_slower_than_the_learned_speed() -> None:
         with images.admit(user_id=3, estimates=[3.0], deadline=deadline):
             assert images.backlog_seconds() == 7.0
     assert images.backlog_seconds() == 0.0
+
+
+def test_calibration_keeps_each_sizes_best_run_not_its_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first run at each size stalls (a cold start): a curve priced from it would turn away users the workers
+    # can serve.
+    import anonymizer
+
+    seen: set[int] = set()
+
+    def first_run_stalls(data: bytes, options: Options) -> None:
+        if len(data) not in seen:
+            seen.add(len(data))
+            time.sleep(0.5)
+
+    monkeypatch.setattr(anonymizer, "anonymize", first_run_stalls)
+    curve = workers._calibrate(Options())
+    assert [round(mp, 1) for mp, _ in curve] == [0.3, 2.1, 12.6]
+    assert max(seconds for _, seconds in curve) < 0.25
 
 
 def test_the_cost_curve_prices_an_image_by_the_nearest_measured_sizes() -> None:
