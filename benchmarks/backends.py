@@ -35,6 +35,7 @@ from benchmarks.compare_detectors import DEFAULT_DATA, ROOT, evenly_spaced
 from benchmarks.datasets import load_annotations
 from benchmarks.machine import stamp
 from detectors.backends import BACKENDS, OnnxNet, Outputs
+from detectors.geometry import resize_to
 from detectors.models import model_path
 from detectors.scrfd import MODEL, STRIDES, any_size_model, input_blob
 
@@ -77,8 +78,7 @@ def _int8_model(fp32: bytes, photos: Sequence[np.ndarray], folder: Path) -> byte
 
 def _fitted(image: np.ndarray, side: int) -> np.ndarray:
     """The photo fitted into ``side`` px, padded to a square with black, as the detector's fitted pass sees it."""
-    scale = side / max(image.shape[:2])
-    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)[:side, :side]
+    resized = resize_to(image, side / max(image.shape[:2]))[:side, :side]
     return cv2.copyMakeBorder(
         resized, 0, side - resized.shape[0], 0, side - resized.shape[1], cv2.BORDER_CONSTANT, value=(0, 0, 0)
     )

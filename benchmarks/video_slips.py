@@ -167,12 +167,13 @@ class Tally:
         }
 
     def row(self) -> list[str]:
+        figures = self.figures()
         return [
-            f"{100 * self.covered / max(1, self.face_frames):.1f} %",
-            f"{100 * self.all_covered / max(1, self.frames):.1f} %",
+            f"{figures['face_frames_covered']:.1f} %",
+            f"{figures['frames_all_covered']:.1f} %",
             str(self.slips),
             str(self.slip_frames),
-            f"{100 * self.painted_outside / max(1, self.frames):.2f} %",
+            f"{figures['painted_outside']:.2f} %",
         ]
 
 
