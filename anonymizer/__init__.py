@@ -7,12 +7,13 @@ Every caller (command line, bot, benchmarks) goes through ``anonymize`` (still p
 from anonymizer import errors
 from anonymizer.codec import DecodedImage, decode_image, encode_image
 from anonymizer.media import MediaInfo, anonymize_media, kind_of, probe
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import anonymize, detect, face_filter, warm_up
 
 __all__ = [
     "DecodedImage",
     "MediaInfo",
+    "MediaKind",
     "Options",
     "Result",
     "anonymize",

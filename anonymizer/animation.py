@@ -29,7 +29,7 @@ from anonymizer.errors import (
     MediaTooLongError,
     TooManyPixelsError,
 )
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
 from anonymizer.tracking import FrameCoverer, Tracker, keyframe_interval, shrunk_search
 from anonymizer.video import Progress
@@ -95,7 +95,7 @@ def anonymize_gif(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Pro
         height=height,
         timings=timings,
         input_format="GIF",
-        kind="animation",
+        kind=MediaKind.ANIMATION,
         frames=written,
         tracks=coverer.tracks,
         duration=sum(durations) / 1000,

@@ -30,8 +30,8 @@ import filters
 from anonymizer import options as defaults
 from anonymizer.errors import AnonymizerError
 from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_OUTPUT_SUFFIX, suffix_of
-from anonymizer.media import VIDEO, anonymize_media
-from anonymizer.options import Options, Result
+from anonymizer.media import anonymize_media
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import detect, warm_up
 from detectors import Chain, Detection, ModelMissingError
 from detectors.download import DOWNLOADED, FAILED, download
@@ -306,7 +306,7 @@ def _renamed_for(target: Path, result: Result, named_by_user: bool) -> Path:
     """The output path with the extension of what was written, when that is not the input's format."""
     if named_by_user:
         return target
-    if result.kind == VIDEO:
+    if result.kind == MediaKind.VIDEO:
         return target.with_suffix(VIDEO_OUTPUT_SUFFIX)
     if result.format != result.input_format:
         return target.with_suffix(suffix_of(result.format))
@@ -449,7 +449,7 @@ def _run_anonymize(args: argparse.Namespace) -> int:
                     "faces": [_face_json(face) for face in result.detections],
                     "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
                 }
-                if result.kind != "image":
+                if result.kind != MediaKind.IMAGE:
                     record.update(frames=result.frames, tracks=result.tracks, duration=round(result.duration, 3))
                 report.line(json.dumps(record))
             else:
@@ -460,7 +460,7 @@ def _run_anonymize(args: argparse.Namespace) -> int:
 
 
 def _summary(result: Result) -> str:
-    if result.kind == "image":
+    if result.kind == MediaKind.IMAGE:
         faces = len(result.detections)
         converted = f" (written as {result.format})" if result.format != result.input_format else ""
         return f"{faces} face{'s' * (faces != 1)} covered{converted}"

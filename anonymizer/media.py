@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 from anonymizer import animation, video
 from anonymizer.codec import image_header
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, anonymize
 from anonymizer.tracking import keyframe_interval
 from anonymizer.video import Progress
-
-IMAGE, ANIMATION, VIDEO = "image", "animation", "video"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +28,7 @@ class MediaInfo:
     ``Options.detect_side``, so at a nearly fixed cost whatever the video's resolution.
     """
 
-    kind: str
+    kind: MediaKind
     format: str
     width: int
     height: int
@@ -45,18 +43,18 @@ class MediaInfo:
 
     def searches(self, options: Options = DEFAULT_OPTIONS) -> int:
         """How many frames the detector will look at, at most (a still image: one)."""
-        if self.kind == IMAGE:
+        if self.kind == MediaKind.IMAGE:
             return 1
         return math.ceil(self.frames / keyframe_interval(options.detect_every, self.frame_rate)) + 1
 
 
-def kind_of(data: bytes) -> str:
-    """IMAGE, ANIMATION or VIDEO from the signature; whatever is neither GIF nor video is tried as an image."""
+def kind_of(data: bytes) -> MediaKind:
+    """The kind of input from its signature; whatever is neither GIF nor video is tried as an image."""
     if animation.is_gif(data):
-        return ANIMATION
+        return MediaKind.ANIMATION
     if video.container_format(data) is not None:
-        return VIDEO
-    return IMAGE
+        return MediaKind.VIDEO
+    return MediaKind.IMAGE
 
 
 def probe(data: bytes, options: Options = DEFAULT_OPTIONS) -> MediaInfo:
@@ -65,18 +63,25 @@ def probe(data: bytes, options: Options = DEFAULT_OPTIONS) -> MediaInfo:
     Raises the same ``AnonymizerError`` subclasses as ``anonymize_media`` would for limits and unreadable headers.
     """
     kind = kind_of(data)
-    if kind == VIDEO:
+    if kind == MediaKind.VIDEO:
         info = video.probe_video(data, options)
         return MediaInfo(
-            VIDEO, info.format, info.width, info.height, info.frames, info.duration, info.has_audio, info.frame_rate
+            MediaKind.VIDEO,
+            info.format,
+            info.width,
+            info.height,
+            info.frames,
+            info.duration,
+            info.has_audio,
+            info.frame_rate,
         )
-    if kind == ANIMATION:
+    if kind == MediaKind.ANIMATION:
         width, height, frames, duration = animation.probe_gif(data, options)
         return MediaInfo(
-            ANIMATION, "GIF", width, height, frames, duration, frame_rate=frames / duration if duration else 0
+            MediaKind.ANIMATION, "GIF", width, height, frames, duration, frame_rate=frames / duration if duration else 0
         )
     image_format, width, height = image_header(data, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
-    return MediaInfo(IMAGE, image_format, width, height)
+    return MediaInfo(MediaKind.IMAGE, image_format, width, height)
 
 
 def anonymize_media(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Progress | None = None) -> Result:
@@ -87,9 +92,9 @@ def anonymize_media(data: bytes, options: Options = DEFAULT_OPTIONS, progress: P
     the frame or duration limits, ``CorruptMediaError`` for one that cannot be decoded to its end).
     """
     kind = kind_of(data)
-    if kind == VIDEO:
+    if kind == MediaKind.VIDEO:
         return video.anonymize_video(data, options, progress)
-    if kind == ANIMATION:
+    if kind == MediaKind.ANIMATION:
         return animation.anonymize_gif(data, options, progress)
     result = anonymize(data, options)
     if progress is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from detectors.base import Detection
 
@@ -44,6 +45,14 @@ DETECT_SIDE = 640
 # every pass and YuNet beside it, at lower thresholds (the registry's "strict" preset). More paint is the accepted
 # price; `python -m benchmarks.compare_detectors --detectors strict backup:scrfd,yunet,haar` measures both.
 STRICT_DETECTOR = "strict"
+
+
+class MediaKind(StrEnum):
+    """What an input is, told by its bytes: each kind has its own decoder, and a caller prices each differently."""
+
+    IMAGE = "image"
+    ANIMATION = "animation"
+    VIDEO = "video"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +99,7 @@ class Result:
     detections: list[Detection] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     input_format: str = ""
-    kind: str = "image"
+    kind: MediaKind = MediaKind.IMAGE
     frames: int = 1
     tracks: int = 0
     duration: float = 0.0

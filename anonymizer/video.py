@@ -36,7 +36,7 @@ from anonymizer.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
 from anonymizer.tracking import FrameCoverer, Painter, Tracker, keyframe_interval, shrunk_search
 from detectors import Detection
@@ -399,7 +399,7 @@ def _transcode(
         height=writer.height,
         timings=timings,
         input_format=info.format,
-        kind="video",
+        kind=MediaKind.VIDEO,
         frames=writer.frames,
         tracks=coverer.tracks if coverer is not None else 0,
         duration=writer.end_time,

@@ -23,13 +23,11 @@ class RequestLogMiddleware(BaseMiddleware):
     """Stamp each update with its arrival time (the deadline counts from it), log ids and timings, count updates
     in flight.
 
-    Logs the update id, chat id, update type and duration only: never captions, texts, file names or images.
-    Remembers the highest update id seen, so a polling bot can confirm it to Telegram when it stops, and lets a
+    Logs the update id, chat id, update type and duration only: never captions, texts, file names or images. Lets a
     graceful stop wait until every update received has been answered.
     """
 
     def __init__(self) -> None:
-        self.last_update_id: int | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -38,7 +36,6 @@ class RequestLogMiddleware(BaseMiddleware):
         assert isinstance(event, Update)
         received_at = time.monotonic()
         data["received_at"] = received_at
-        self.last_update_id = max(event.update_id, self.last_update_id or event.update_id)
         chat = data.get("event_chat")
         self._in_flight += 1
         self._idle.clear()

@@ -4,19 +4,14 @@ the original again without the user sending it twice.
 The bot keeps no image. It remembers, per result message, only the original's Telegram file id and what admission
 needs to price it (its pixels or byte size, whether it came as a file), and only for `ttl` seconds: long enough to
 look at a result, no longer. In memory for the embedded bot; in Redis, with the key expiring, when fronts share
-the work (a button pressed under one front's result may reach another front).
+the work (a button pressed under one front's result may reach another front: bot.cluster.originals).
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol
-
-from redis.asyncio import Redis
-
-KEY_PREFIX = "photo-anon:original"
 
 
 @dataclass(frozen=True)
@@ -60,23 +55,3 @@ class MemoryOriginals:
     def __len__(self) -> int:
         self._forget_expired()
         return len(self._entries)
-
-
-class RedisOriginals:
-    """The fronts' shared map: one key per result message, expiring after `ttl` seconds."""
-
-    def __init__(self, redis: Redis, ttl: float) -> None:
-        self.redis = redis
-        self.ttl = ttl
-
-    @staticmethod
-    def key(chat_id: int, result_message_id: int) -> str:
-        return f"{KEY_PREFIX}:{chat_id}:{result_message_id}"
-
-    async def remember(self, chat_id: int, result_message_id: int, original: Original) -> None:
-        value = json.dumps(asdict(original))
-        await self.redis.set(self.key(chat_id, result_message_id), value, px=max(1, int(self.ttl * 1000)))
-
-    async def recall(self, chat_id: int, result_message_id: int) -> Original | None:
-        raw = await self.redis.get(self.key(chat_id, result_message_id))
-        return Original(**json.loads(raw)) if raw else None

@@ -1,11 +1,11 @@
 """The bot's routers, in the order they are tried: commands, the second look (before /mode's catch-all for stale
-buttons), the filter choice, pictures, videos, then everything else."""
+buttons), the filter choice, pictures, videos, then everything else; and what any handler's failure comes to."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
-from bot.handlers import commands, fallback, images, mode, strict, videos
+from bot.handlers import commands, errors, fallback, images, mode, strict, videos
 from bot.settings import BotSettings
 
 
@@ -18,4 +18,5 @@ def create_routers(settings: BotSettings) -> list[Router]:
         images.create_router(settings),
         videos.create_router(),
         fallback.create_router(),
+        errors.create_router(),
     ]

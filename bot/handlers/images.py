@@ -10,15 +10,11 @@ more thorough look (bot.handlers.strict); which original a result came from is r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     BufferedInputFile,
     InlineKeyboardMarkup,
@@ -34,13 +30,13 @@ from redis.exceptions import RedisError
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Result
 from bot import metrics
-from bot.admission import BusyError, JobSize, UnavailableError
-from bot.handlers.common import download, error_text
+from bot.admission import BusyError, UnavailableError
+from bot.context import RequestContext
+from bot.handlers.common import download, error_text, refusal
 from bot.handlers.inputs import Picture, clip_of, output_name, picture_of, picture_refusal
-from bot.handlers.mode import current_filter
-from bot.jobs import DeadlineExceededError, Job, JobService
+from bot.jobs import DeadlineExceededError, Job
 from bot.middlewares import AlbumMiddleware
-from bot.originals import Original, Originals
+from bot.originals import Original
 from bot.settings import BotSettings
 from bot.texts import Texts
 
@@ -61,22 +57,17 @@ def look_harder_keyboard(texts: Texts) -> InlineKeyboardMarkup:
 
 
 async def anonymize_pictures(
-    bot: Bot,
-    pictures: list[Picture],
-    service: JobService,
-    settings: BotSettings,
-    filter_name: str,
-    deadline: float,
-    strict: bool = False,
+    pictures: list[Picture], request: RequestContext, deadline: float, strict: bool
 ) -> list[Result | BaseException]:
     """Download and anonymize the pictures (`strict`: with the most thorough detection); one Result or error per
     picture, in order."""
+    settings = request.settings
     downloads = await asyncio.gather(
-        *(download(bot, picture.file_id, settings, deadline) for picture in pictures), return_exceptions=True
+        *(download(request.bot, picture.file_id, settings, deadline) for picture in pictures), return_exceptions=True
     )
-    options = settings.options(filter_name, strict)
+    options = settings.options(await request.filter_name(), strict)
     jobs = [Job(data, options, strict=strict) for data in downloads if isinstance(data, bytes)]
-    results = iter(await service.run(jobs, deadline) if jobs else [])
+    results = iter(await request.jobs.run(jobs, deadline) if jobs else [])
     outcomes = [next(results) if isinstance(data, bytes) else data for data in downloads]
     for picture, outcome in zip(pictures, outcomes, strict=True):
         if isinstance(outcome, BaseException) and not isinstance(outcome, AnonymizerError | DeadlineExceededError):
@@ -99,36 +90,22 @@ def format_note(result: Result, texts: Texts) -> list[str]:
     return []
 
 
-async def remember(originals: Originals, sent: Message, picture: Picture) -> None:
+async def remember(request: RequestContext, sent: Message, picture: Picture) -> None:
     """Which original a result came from, for the "Look harder" button and /strict on the result. A store that is
     down only costs the user that button: the answer itself has gone out."""
-    user = picture.message.from_user
-    original = Original(
-        user.id if user else picture.message.chat.id,
-        picture.file_id,
-        picture.as_document,
-        picture.file_size,
-        picture.pixels,
-    )
+    original = Original(request.user_id, picture.file_id, picture.as_document, picture.file_size, picture.pixels)
     try:
-        await originals.remember(sent.chat.id, sent.message_id, original)
+        await request.originals.remember(sent.chat.id, sent.message_id, original)
     except (RedisError, OSError) as error:
         logger.warning("chat %s: result not remembered for a second look (%s)", sent.chat.id, type(error).__name__)
 
 
-async def reply_one(
-    picture: Picture,
-    outcome: Result | BaseException,
-    settings: BotSettings,
-    texts: Texts,
-    originals: Originals,
-    strict: bool = False,
-) -> None:
+async def reply_one(picture: Picture, outcome: Result | BaseException, request: RequestContext, strict: bool) -> None:
     """One picture's answer; a first look offers the second under it."""
-    message = picture.message
+    message, texts = picture.message, request.texts
     keyboard = None if strict else look_harder_keyboard(texts)
     if isinstance(outcome, BaseException):
-        await message.reply(error_text(outcome, settings, texts))
+        await message.reply(error_text(outcome, request.settings, texts))
         return
     if not outcome.detections:
         sent = await message.reply(texts.strict_no_face if strict else texts.no_face, reply_markup=keyboard)
@@ -140,7 +117,7 @@ async def reply_one(
         else:
             sent = await message.reply_photo(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
     if not strict:
-        await remember(originals, sent, picture)
+        await remember(request, sent, picture)
 
 
 async def reply_album(
@@ -148,19 +125,18 @@ async def reply_album(
     pictures: list[tuple[int, Picture]],
     outcomes: list[Result | BaseException],
     refused: list[tuple[int, str]],
-    settings: BotSettings,
-    texts: Texts,
-    originals: Originals,
+    request: RequestContext,
 ) -> None:
     """One album back in the original order, its caption naming unchanged and failed pictures. An album carries
     no button, so its caption says how to ask for a second look, and each picture's original is remembered."""
+    texts = request.texts
     done = [
         (position, picture, outcome)
         for (position, picture), outcome in zip(pictures, outcomes, strict=True)
         if isinstance(outcome, Result)
     ]
     failed = refused + [
-        (position, error_text(outcome, settings, texts))
+        (position, error_text(outcome, request.settings, texts))
         for (position, _), outcome in zip(pictures, outcomes, strict=True)
         if isinstance(outcome, BaseException)
     ]
@@ -188,7 +164,7 @@ async def reply_album(
             sent = await anchor.reply_document(result_file(picture, outcome), caption=caption)
         else:
             sent = await anchor.reply_photo(result_file(picture, outcome), caption=caption)
-        await remember(originals, sent, picture)
+        await remember(request, sent, picture)
         return
     as_documents = any(sent_as_document(picture, outcome) for _, picture, outcome in done)
     media: list[MediaUnion] = [
@@ -199,30 +175,16 @@ async def reply_album(
     ]
     sent_album = await anchor.reply_media_group(media=media)
     for sent, (_, picture, _) in zip(sent_album, done, strict=False):
-        await remember(originals, sent, picture)
+        await remember(request, sent, picture)
 
 
 def _positions(positions: list[int]) -> str:
     return ", ".join(str(position) for position in sorted(positions))
 
 
-async def answered(anchor: Message, texts: Texts, work: Awaitable[None]) -> None:
-    """Run `work`, which answers a request; an unexpected failure is logged (ids only) and still answered."""
-    try:
-        await work
-    except Exception:
-        logger.exception("chat %s: request failed", anchor.chat.id)
-        with contextlib.suppress(Exception):
-            await anchor.reply(texts.failed)
-
-
-async def handle_request(messages: list[Message], *, texts: Texts, **context: Any) -> None:
+async def handle_request(messages: list[Message], request: RequestContext) -> None:
     """Answer one request (a photo, a file, or an album of them) exactly once."""
-    await answered(messages[0], texts, _answer(messages, texts=texts, **context))
-
-
-async def _answer(messages: list[Message], *, settings: BotSettings, texts: Texts, **context: Any) -> None:
-    """Answer one request (a photo, a file, or an album of them) exactly once."""
+    texts, settings = request.texts, request.settings
     accepted: list[tuple[int, Picture]] = []
     refused: list[tuple[int, str]] = []
     for position, message in enumerate(messages, start=1):
@@ -237,59 +199,42 @@ async def _answer(messages: list[Message], *, settings: BotSettings, texts: Text
         reasons = dict.fromkeys(reason for _, reason in refused)
         await messages[0].reply(refused[0][1] if len(messages) == 1 else "\n".join(reasons))
         return
-    album = len(messages) > 1
-    await serve_pictures(messages[0], accepted, refused, album=album, settings=settings, texts=texts, **context)
+    await serve_pictures(messages[0], accepted, refused, request, album=len(messages) > 1)
 
 
 async def serve_pictures(
     anchor: Message,
     accepted: list[tuple[int, Picture]],
     refused: list[tuple[int, str]],
+    request: RequestContext,
     *,
-    album: bool,
-    bot: Bot,
-    service: JobService,
-    settings: BotSettings,
-    texts: Texts,
-    state: FSMContext,
-    originals: Originals,
-    received_at: float,
+    album: bool = False,
     strict: bool = False,
-    user_id: int | None = None,
 ) -> None:
     """Admit, download, anonymize and answer pictures that passed the metadata checks (a second look: `strict`),
-    replying to `anchor`; `user_id` is the requester when `anchor` is not their message."""
-    deadline = received_at + settings.deadline_seconds
-    if user_id is None:
-        user_id = anchor.from_user.id if anchor.from_user else anchor.chat.id
-    filter_name = await current_filter(state, settings)
+    replying to `anchor`."""
+    settings = request.settings
+    deadline = request.received_at + settings.deadline_seconds
     action = "upload_document" if all(picture.as_document for _, picture in accepted) else "upload_photo"
     started = time.monotonic()
     try:
-        estimates = [
-            service.estimate_seconds(JobSize("image", picture.pixels, picture.file_size, strict=strict))
-            for _, picture in accepted
-        ]
+        estimates = [request.jobs.estimate_seconds(picture.job_size(strict)) for _, picture in accepted]
         async with (
-            service.admission(user_id, estimates, deadline),
-            ChatActionSender(bot=bot, chat_id=anchor.chat.id, action=action),
+            request.jobs.admission(request.user_id, estimates, deadline),
+            ChatActionSender(bot=request.bot, chat_id=anchor.chat.id, action=action),
         ):
             pictures = [picture for _, picture in accepted]
-            outcomes = await anonymize_pictures(bot, pictures, service, settings, filter_name, deadline, strict)
+            outcomes = await anonymize_pictures(pictures, request, deadline, strict)
             if album:
-                await reply_album(anchor, accepted, outcomes, refused, settings, texts, originals)
+                await reply_album(anchor, accepted, outcomes, refused, request)
             else:
-                await reply_one(accepted[0][1], outcomes[0], settings, texts, originals, strict)
-    except BusyError as busy:
-        await anchor.reply(texts.busy.format(seconds=busy.retry_after))
-        outcome = "busy"
-    except UnavailableError:
-        await anchor.reply(texts.unavailable)
-        outcome = "unavailable"
-    except DeadlineExceededError:
-        logger.warning("chat %s: deadline passed after %.1f s", anchor.chat.id, time.monotonic() - received_at)
-        await anchor.reply(texts.timeout)
-        outcome = "apology"
+                await reply_one(accepted[0][1], outcomes[0], request, strict)
+    except (BusyError, UnavailableError, DeadlineExceededError) as error:
+        if isinstance(error, DeadlineExceededError):
+            waited = time.monotonic() - request.received_at
+            logger.warning("chat %s: deadline passed after %.1f s", anchor.chat.id, waited)
+        text, outcome = refusal(error, settings, request.texts)
+        await anchor.reply(text)
     else:
         outcome = "result" if any(isinstance(item, Result) for item in outcomes) else "error"
         logger.info(
@@ -300,15 +245,7 @@ async def serve_pictures(
             time.monotonic() - started,
         )
     metrics.REQUESTS.labels(outcome).inc()
-    metrics.REPLY_SECONDS.observe(time.monotonic() - received_at)
-
-
-REQUEST_CONTEXT = ("bot", "service", "settings", "texts", "state", "originals", "received_at")
-
-
-def _request_context(data: dict[str, Any]) -> dict[str, Any]:
-    """What answering a request needs, out of everything aiogram hands a handler."""
-    return {name: data[name] for name in REQUEST_CONTEXT}
+    metrics.REPLY_SECONDS.observe(time.monotonic() - request.received_at)
 
 
 def is_picture(message: Message) -> bool:
@@ -320,11 +257,12 @@ def create_router(settings: BotSettings) -> Router:
     router.message.outer_middleware(AlbumMiddleware(settings.album_window_seconds))
 
     @router.message(F.media_group_id)
-    async def album(message: Message, album: list[Message], **context: Any) -> None:
-        await handle_request(album, **_request_context(context))
+    async def album(message: Message, album: list[Message], request: RequestContext) -> None:
+        await handle_request(album, request)
 
     @router.message(is_picture)
-    async def single(message: Message, **context: Any) -> None:
-        await handle_request([message], **_request_context(context))
+    async def single(message: Message, request: RequestContext) -> None:
+        await handle_request([message], request)
 
     return router
+

@@ -3,37 +3,20 @@ benchmarks share with the tests (the fake server, its token, the image encoders)
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
-from aiogram import Bot, Dispatcher
 from PIL import Image
 
 from bot.settings import BotSettings
-from bot.workers import ImageService
+from testing.bots import RunningBot
 from testing.fake_telegram import TOKEN, FakeTelegramServer
 from testing.images import Box, composite
 
 TEST_WORKERS = 2
-
-
-@dataclass
-class RunningBot:
-    settings: BotSettings
-    bot: Bot
-    dispatcher: Dispatcher
-    service: ImageService
-    polling: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        if not self.polling.done():
-            await self.dispatcher.stop_polling()
-        await self.polling
 
 
 StartBot = Callable[..., Awaitable[RunningBot]]
@@ -41,13 +24,11 @@ StartBot = Callable[..., Awaitable[RunningBot]]
 
 def bot_settings(server: FakeTelegramServer, **overrides: Any) -> BotSettings:
     """Settings as the environment would give them, pointing at the fake server; no `.env` is read."""
-    values: dict[str, Any] = {
-        "bot_token": TOKEN,
-        "telegram_api_url": server.base_url,
-        "workers": TEST_WORKERS,
-        "album_window_seconds": 0.3,
-        **overrides,
-    }
+    return bot_settings_for(TOKEN, telegram_api_url=server.base_url, **overrides)
+
+
+def bot_settings_for(token: str, **overrides: Any) -> BotSettings:
+    values: dict[str, Any] = {"bot_token": token, "workers": TEST_WORKERS, "album_window_seconds": 0.3, **overrides}
     return BotSettings(_env_file=None, **values)
 
 

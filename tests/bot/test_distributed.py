@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from redis import Redis
 
-from bot.distributed import REDELIVER_AFTER_MS
+from bot.cluster.connection import REDELIVER_AFTER_MS
 from bot.texts import ENGLISH
 from testing.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
 from testing.fake_telegram import REPLY_METHODS, TOKEN, FakeTelegramServer, FakeUser, Fault

@@ -16,8 +16,8 @@ from typing import Any
 
 import psutil
 
+from bot.pool import ProcessPool
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
 from testing.fake_telegram import Call, FakeTelegramServer, FakeUser
 from testing.images import jpeg
 from tests.bot.helpers import RunningBot, decode, is_own_picture, user_photos
@@ -35,7 +35,7 @@ MEMORY_GROWTH_LIMIT = 150 * 1024 * 1024
 
 
 @contextmanager
-def peak_memory(pool: WorkerPool) -> Iterator[dict[str, int]]:
+def peak_memory(pool: ProcessPool) -> Iterator[dict[str, int]]:
     """Sample the RSS of this process plus the pool's workers every 50 ms; yields {"baseline", "peak"}."""
 
     def total() -> int:
@@ -85,7 +85,7 @@ async def send_and_collect(
 
 
 async def test_fifty_users_in_bursts_all_get_an_answer_within_the_budget(
-    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: WorkerPool
+    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: ProcessPool
 ) -> None:
     users = [FakeUser(6000 + index, f"User{index}", "en") for index in range(USERS)]
     pictures = user_photos(USERS)
@@ -113,7 +113,7 @@ async def test_fifty_users_in_bursts_all_get_an_answer_within_the_budget(
     expected = [BURST + (index < len(warm_up)) for index in range(USERS)]
     assert [len(telegram.answers_in(user.id)) for user in users] == expected, "an update answered twice"
     assert memory["peak"] - memory["baseline"] <= MEMORY_GROWTH_LIMIT, memory
-    assert running_bot.service.backlog_seconds() == 0 and worker_pool.outstanding == 0
+    assert not running_bot.deployment.jobs.ledger.tickets and worker_pool.outstanding == 0
     (after,) = await send_and_collect(telegram, [(users[0], photos[0])])
     assert kind_of(after[1]) == "result", "the bot does not answer normally after the burst"
 
