@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from detectors.base import Detection
+from filters import DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN
+
+# DEFAULT_MASK, DEFAULT_MARGIN and DEFAULT_MIN_MARGIN are the filters' own (filters/masks.py says why), so that
+# ``filters.create`` and these options paint alike.
 
 # Chosen by the detector comparison (`python -m benchmarks.compare_detectors`; the figures are in
 # data/reports/README.md, the reasoning in data/README.md): SCRFD-2.5G fully anonymizes more of the labelled photos,
@@ -15,13 +19,6 @@ from detectors.base import Detection
 # without any and added none on the labelled ones.
 DEFAULT_DETECTOR = "backup:scrfd,yunet,haar"
 DEFAULT_FILTER = "noise"
-DEFAULT_MASK = "ellipse"
-# Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always painted whole):
-# a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
-# A larger floor covers more small faces for a little more paint; a larger margin, such as deface's 0.3
-# (--mask-scale 1.3), paints more for fewer faces (the comparison measures each).
-DEFAULT_MARGIN = 0.15
-DEFAULT_MIN_MARGIN = 6.0
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 60_000_000
 # Videos and animations: a phone's 4K frame, ten minutes and 60 fps for ten minutes; a whole video is far larger
