@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from detectors.base import Detection
-from filters import DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN
+from filters import DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN, Region
 
 # DEFAULT_MASK, DEFAULT_MARGIN and DEFAULT_MIN_MARGIN are the filters' own (filters/masks.py says why), so that
 # ``filters.create`` and these options paint alike.
@@ -65,6 +65,17 @@ class Options:
     # A video's bitrate is capped so that its file stays under this many bytes (noise costs bits, so an output
     # can be larger than its input; the bot passes Telegram's upload limit); None: no cap.
     max_output_bytes: int | None = None
+    # The user's last word on a photo (anonymizer/choices.py): faces to leave uncovered, by their 1-based number in
+    # reading order (as ``detect`` and ``Result.detections`` list them), and regions to cover besides the faces,
+    # with the same filter and margin. Photos only: GIFs and videos refuse them.
+    keep: frozenset[int] = frozenset()
+    add: tuple[Region, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Callers hand over whatever collection they hold (the bot a set of toggled numbers, a list of drawn
+        # regions): stored immutable, so options stay hashable and cannot change under a running job.
+        object.__setattr__(self, "keep", frozenset(self.keep))
+        object.__setattr__(self, "add", tuple(self.add))
 
     def strict(self) -> Options:
         """The same options with the most thorough detection there is."""
@@ -76,8 +87,10 @@ class Result:
     """The anonymized image, animation or video and what was done to it.
 
     ``format`` is what ``data`` is; ``input_format`` what came in, so a caller can say when they differ (a HEIC
-    photo comes back as JPEG). For a video or animation ``detections`` is empty, ``tracks`` counts the faces
-    followed across its ``frames`` and ``duration`` is in seconds.
+    photo comes back as JPEG). ``detections`` are every face of a photo, found or given, in reading order (face n
+    is ``detections[n - 1]``); ``kept`` the numbers of those left uncovered (``Options.keep``); every other face and
+    every ``Options.add`` region is painted. For a video or animation ``detections`` is empty, ``tracks`` counts the
+    faces followed across its ``frames`` and ``duration`` is in seconds.
     """
 
     data: bytes
@@ -85,6 +98,7 @@ class Result:
     width: int
     height: int
     detections: list[Detection] = field(default_factory=list)
+    kept: frozenset[int] = frozenset()
     timings: dict[str, float] = field(default_factory=dict)
     input_format: str = ""
     kind: str = "image"
