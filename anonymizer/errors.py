@@ -31,3 +31,8 @@ class MediaTooLongError(AnonymizerError):
 
 class CorruptMediaError(AnonymizerError):
     """The bytes look like a supported video or animation but cannot be decoded to the end."""
+
+
+class ChoiceError(AnonymizerError):
+    """The user's choice does not fit the picture: a face number it does not have, a region outside it, or a
+    choice made for a GIF or video (only photos take one)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from anonymizer import animation, video
 from anonymizer.codec import image_header
+from anonymizer.errors import ChoiceError
 from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, anonymize
 from anonymizer.tracking import keyframe_interval
@@ -89,9 +90,12 @@ def anonymize_media(data: bytes, options: Options = DEFAULT_OPTIONS, progress: P
 
     ``progress(done, total)`` is called after each frame of a GIF or video (a still image calls it once, at the
     end). Raises ``AnonymizerError`` subclasses for refused input (``MediaTooLongError`` for a video or GIF over
-    the frame or duration limits, ``CorruptMediaError`` for one that cannot be decoded to its end).
+    the frame or duration limits, ``CorruptMediaError`` for one that cannot be decoded to its end, ``ChoiceError``
+    for faces to keep or regions to add on a GIF or video: its faces are not numbered, so no choice can name them).
     """
     kind = kind_of(data)
+    if kind != MediaKind.IMAGE and (options.keep or options.add):
+        raise ChoiceError("Choosing faces and adding regions work on photos only, not on GIFs or videos.")
     if kind == MediaKind.VIDEO:
         return video.anonymize_video(data, options, progress)
     if kind == MediaKind.ANIMATION:

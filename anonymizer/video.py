@@ -40,7 +40,7 @@ from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
 from anonymizer.tracking import FrameCoverer, Painter, Tracker, keyframe_interval, shrunk_search
 from detectors import Detection
-from filters import Region
+from filters import Box
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class _TimedFilter:
     def __init__(self, painter: Painter, timings: dict[str, float]) -> None:
         self.painter, self.timings = painter, timings
 
-    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    def apply(self, image: np.ndarray, regions: Sequence[Box]) -> np.ndarray:
         mark = time.perf_counter()
         painted = self.painter.apply(image, regions)
         self.timings["filter"] += time.perf_counter() - mark
