@@ -94,7 +94,7 @@ def anonymize_media(data: bytes, options: Options = DEFAULT_OPTIONS, progress: P
     for faces to keep or regions to add on a GIF or video: its faces are not numbered, so no choice can name them).
     """
     kind = kind_of(data)
-    if kind != MediaKind.IMAGE and (options.keep or options.add):
+    if kind != MediaKind.IMAGE and (options.keep or options.add or options.outline):
         raise ChoiceError("Choosing faces and adding regions work on photos only, not on GIFs or videos.")
     if kind == MediaKind.VIDEO:
         return video.anonymize_video(data, options, progress)

@@ -79,6 +79,8 @@ class Options:
     # with the same filter and margin. Photos only: GIFs and videos refuse them.
     keep: frozenset[int] = frozenset()
     add: tuple[Region, ...] = ()
+    # A preview to choose by: every face outlined and numbered on top of the painted photo (the bot's chooser).
+    outline: bool = False
 
     def __post_init__(self) -> None:
         # Callers hand over whatever collection they hold (the bot a set of toggled numbers, a list of drawn

@@ -106,8 +106,9 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS, *, faces: Sequenc
     painter = face_filter(options)
     covered = painted(found, options, image.width, image.height)
     pixels = image.pixels
-    if covered:
-        pixels = image.with_painted(painter.apply(image.bgr, covered))
+    if covered or (options.outline and found):
+        bgr = painter.apply(image.bgr, covered) if covered else image.bgr
+        pixels = image.with_painted(filters.numbered_outlines(bgr, found) if options.outline else bgr)
     timings["filter"] = time.perf_counter() - mark
 
     mark = time.perf_counter()

@@ -61,10 +61,7 @@ class EmbeddedJobs(AdmittingJobs):
         """
         stop_at = await self.results_due(deadline, ticket, progress)
         relay = _in_this_loop(progress) if progress is not None else None
-        futures = [
-            self.pool.submit(job.data, job.options, stop_at, kind=job.kind, progress=relay, learn=not job.strict)
-            for job in jobs
-        ]
+        futures = [self.pool.submit(job, stop_at, progress=relay) for job in jobs]
         waiting = asyncio.gather(*(asyncio.wrap_future(future) for future in futures), return_exceptions=True)
         try:
             outcomes = await asyncio.wait_for(waiting, timeout=max(0.0, stop_at - time.monotonic()))

@@ -21,6 +21,7 @@ from anonymizer.options import MediaKind, Options, Result
 from bot.admission import Lane, Ledger, Ticket
 from bot.pricing import JobSize
 from bot.settings import StartupError
+from detectors import Detection
 
 # A GIF's or video's frames written so far and in all, reported while it runs.
 Progress = Callable[[int, int], None]
@@ -31,13 +32,18 @@ TURN_POLL_S = 0.2
 @dataclass(frozen=True)
 class Job:
     """One unit of work: its kind says which pipeline and which estimator, the input bytes stay in memory, the
-    options are the pipeline's; `strict` marks a second look, which is priced apart and does not teach the speed
-    model."""
+    options are the pipeline's. `strict` marks a second look; `faces` a photo painted again as its sender chose,
+    on the faces its first look found (no detector runs). Both are priced apart and do not teach the speed model."""
 
     data: bytes
     options: Options
     kind: MediaKind = MediaKind.IMAGE
     strict: bool = False
+    faces: tuple[Detection, ...] | None = None
+
+    @property
+    def teaches_speed(self) -> bool:
+        return not self.strict and self.faces is None
 
 
 class DeadlineExceededError(Exception):

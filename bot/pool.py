@@ -27,7 +27,15 @@ import pebble
 
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import MediaKind, Options, Result
-from bot.jobs import DeadlineExceededError, Outcome, Progress, WorkerCrashedError, WorkerFailedError, WorkerStartError
+from bot.jobs import (
+    DeadlineExceededError,
+    Job,
+    Outcome,
+    Progress,
+    WorkerCrashedError,
+    WorkerFailedError,
+    WorkerStartError,
+)
 from bot.pricing import SpeedModel
 from bot.settings import PipelineSettings
 
@@ -137,7 +145,7 @@ def _reporter(token: int) -> Callable[[int, int], None]:
     return report
 
 
-def _run_job(data: bytes, options: Options, deadline: float | None, kind: MediaKind, token: int) -> Outcome:
+def _run_job(job: Job, deadline: float | None, token: int) -> Outcome:
     """One job in a worker process. A job whose deadline (a time.monotonic() instant, the same clock in every
     process of the machine) passed while it waited is not started at all. Images go through `anonymize`; GIFs and
     videos through `anonymize_media`, reporting their progress."""
@@ -149,10 +157,10 @@ def _run_job(data: bytes, options: Options, deadline: float | None, kind: MediaK
 
     started = time.perf_counter()
     try:
-        if kind == MediaKind.IMAGE:
-            result = anonymizer.anonymize(data, options)
+        if job.kind == MediaKind.IMAGE:
+            result = anonymizer.anonymize(job.data, job.options, faces=job.faces)
         else:
-            result = anonymizer.anonymize_media(data, options, progress=_reporter(token))
+            result = anonymizer.anonymize_media(job.data, job.options, progress=_reporter(token))
     except AnonymizerError as error:
         return Outcome.refused(error)
     except Exception as error:  # any other failure is reported; the worker lives on
@@ -230,21 +238,13 @@ class ProcessPool:
         return self
 
     def submit(
-        self,
-        data: bytes,
-        options: Options,
-        deadline: float | None = None,
-        *,
-        kind: MediaKind = MediaKind.IMAGE,
-        progress: Progress | None = None,
-        learn: bool = True,
+        self, job: Job, deadline: float | None = None, *, progress: Progress | None = None
     ) -> concurrent.futures.Future[Result]:
         """Queue one job; the future resolves to a Result or raises AnonymizerError or a worker error.
 
         With a deadline (a time.monotonic() instant) the job cannot run past it: it is not started once the
         deadline has passed, and pebble stops it (killing its worker) when it runs longer than the time left.
-        A GIF or video job (`kind`) calls `progress(done, total)` on a thread of this process as its frames are
-        written. `learn=False` keeps a job that is priced apart (a second look) out of the learned speed.
+        A GIF or video job calls `progress(done, total)` on a thread of this process as its frames are written.
         """
         with self._lock:
             if self._closed:
@@ -253,11 +253,12 @@ class ProcessPool:
             if progress is not None:
                 self._listeners[token] = progress
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
-        task = self._pool.schedule(_run_job, (data, options, deadline, kind, token), timeout=timeout)
+        task = self._pool.schedule(_run_job, (job, deadline, token), timeout=timeout)
         future: concurrent.futures.Future[Result] = concurrent.futures.Future()
         with self._lock:
             self._jobs[future] = task
-        task.add_done_callback(lambda finished: self._finished(finished, future, len(data), token, learn))
+        learn = job.teaches_speed
+        task.add_done_callback(lambda finished: self._finished(finished, future, len(job.data), token, learn))
         return future
 
     def _finished(

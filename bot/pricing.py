@@ -30,6 +30,9 @@ UNKNOWN_MEGAPIXELS = 12.0
 SMOOTHING = 0.3
 # A second look (Options.strict(): more passes, two detectors) at a photo costs about this many first looks.
 STRICT_COST = 2.5
+# Painting the remembered faces again (the user's choice) skips the detector: decoding, painting and encoding are
+# what is left of a first look (benchmarks/bench_bot_choose.py measures a render).
+RERENDER_COST = 0.5
 # Telegram's metadata gives a video's duration but not its frame rate: phones record at 30 fps.
 ASSUMED_FRAME_RATE = 30.0
 # A video file sent as a document comes with its byte size only: its length is guessed at this many bytes a second
@@ -65,13 +68,15 @@ class CostCurve:
 @dataclass(frozen=True)
 class JobSize:
     """What is known of one job before it runs, from the message's metadata: its kind, its pixels (an image's, or
-    one frame's), its file size and a video's or GIF's seconds; `strict` for a second look at a photo."""
+    one frame's), its file size and a video's or GIF's seconds; `strict` for a second look at a photo, `rerender`
+    for a photo painted again on its remembered faces."""
 
     kind: MediaKind = MediaKind.IMAGE
     pixels: int | None = None
     size_bytes: int | None = None
     duration: float | None = None
     strict: bool = False
+    rerender: bool = False
 
 
 class SpeedModel:
@@ -123,7 +128,8 @@ class SpeedModel:
             megapixels = job.size_bytes / self._bytes_per_pixel / 1e6
         else:
             megapixels = UNKNOWN_MEGAPIXELS
-        return self.slowdown * self.curve.seconds(megapixels) * (STRICT_COST if job.strict else 1.0)
+        share = STRICT_COST if job.strict else RERENDER_COST if job.rerender else 1.0
+        return self.slowdown * self.curve.seconds(megapixels) * share
 
     def _video_seconds(self, frame_pixels: int, duration: float, frame_rate: float) -> float:
         """Seconds for a video at this machine's calibrated speed: its searches, each on a frame shrunk to

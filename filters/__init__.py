@@ -21,6 +21,7 @@ after noise, pixelate and solid the covered face keeps no structure of the origi
 from filters import builtin as _builtin  # noqa: F401  (registers the filters)
 from filters.base import Filter
 from filters.masks import DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN, mask
+from filters.outlines import numbered_outlines
 from filters.regions import SHAPES, Box, Region
 from filters.registry import available, create, register
 
@@ -35,5 +36,6 @@ __all__ = [
     "available",
     "create",
     "mask",
+    "numbered_outlines",
     "register",
 ]

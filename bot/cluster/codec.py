@@ -1,13 +1,41 @@
-"""A job's outcome as JSON, to cross from a worker machine to its front through taskiq's result backend; the
-output's bytes travel apart, in a key of their own (bot.cluster.keys.output_key)."""
+"""A job's choice and outcome as JSON: the user's choice of faces crosses from a front to a worker machine in the
+job's message, the outcome back through taskiq's result backend; bytes travel apart, in keys of their own
+(bot.cluster.keys.input_key, output_key)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
-from anonymizer.options import Detection, MediaKind, Result
-from bot.jobs import Outcome
+from anonymizer.options import Detection, MediaKind, Options, Result
+from bot.jobs import Job, Outcome
+from filters import Region
+
+
+def choice_document(job: Job) -> dict[str, Any] | None:
+    """What a re-render or preview paints beyond the worker's own options (None for a first look)."""
+    if job.faces is None and not (job.options.keep or job.options.add or job.options.outline):
+        return None
+    return {
+        "faces": None if job.faces is None else [asdict(face) for face in job.faces],
+        "keep": sorted(job.options.keep),
+        "add": [asdict(region) for region in job.options.add],
+        "outline": job.options.outline,
+    }
+
+
+def with_choice(options: Options, document: dict[str, Any] | None) -> tuple[Options, tuple[Detection, ...] | None]:
+    """The worker's options with the user's choice, and the remembered faces if it is a re-render."""
+    if document is None:
+        return options, None
+    faces = document["faces"]
+    chosen = replace(
+        options,
+        keep=frozenset(int(number) for number in document["keep"]),
+        add=tuple(Region(**region) for region in document["add"]),
+        outline=bool(document["outline"]),
+    )
+    return chosen, None if faces is None else tuple(Detection(**face) for face in faces)
 
 
 def outcome_document(outcome: Outcome) -> dict[str, Any]:

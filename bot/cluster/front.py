@@ -25,7 +25,7 @@ from anonymizer.options import Result
 from bot import metrics
 from bot.admission import Lane, Limits, Ticket, UnavailableError
 from bot.cluster import keys
-from bot.cluster.codec import outcome_of
+from bot.cluster.codec import choice_document, outcome_of
 from bot.cluster.connection import (
     HEARTBEAT_S,
     HEARTBEAT_TTL_S,
@@ -141,7 +141,8 @@ class ClusterJobs(AdmittingJobs):
                 ttl_ms = max(1, int((stop_at - time.monotonic()) * 1000) + 1000)
                 await self.redis.set(keys.input_key(job_id), job.data, px=ttl_ms)
                 kicker = self._kicker.with_task_id(job_id)
-                await kicker.kiq(job_id, job.kind, job.options.filter, until, self.instance, job.strict)
+                choice = choice_document(job)
+                await kicker.kiq(job_id, job.kind, job.options.filter, until, self.instance, job.strict, choice)
         except (RedisError, OSError, SendTaskError) as error:
             logger.warning("queueing failed: Redis unreachable (%s)", type(error).__name__)
             await self._forget(ids)

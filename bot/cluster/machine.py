@@ -24,10 +24,10 @@ from anonymizer.errors import AnonymizerError
 from anonymizer.options import MediaKind, Result
 from bot import metrics
 from bot.cluster import keys
-from bot.cluster.codec import outcome_document
+from bot.cluster.codec import outcome_document, with_choice
 from bot.cluster.connection import HEARTBEAT_S, RESULT_TTL_S, STREAM_LENGTH, TASK_NAME, connect, create_broker
 from bot.cluster.workers import Announcement, announce, withdraw
-from bot.jobs import DeadlineExceededError, Outcome
+from bot.jobs import DeadlineExceededError, Job, Outcome
 from bot.pool import ProcessPool, start_pool
 from bot.retry import Outage
 from bot.settings import PipelineSettings, StartupError, entry_point, stop_on_signals
@@ -66,16 +66,29 @@ class WorkerMachine:
         self.broker.is_worker_process = True
 
         async def run_job(
-            job_id: str, kind: str, filter_name: str, deadline: float, front: str, strict: bool = False
+            job_id: str,
+            kind: str,
+            filter_name: str,
+            deadline: float,
+            front: str,
+            strict: bool = False,
+            choice: dict[str, Any] | None = None,
         ) -> dict[str, Any]:
-            return outcome_document(await self.run_job(job_id, kind, filter_name, deadline, front, strict))
+            return outcome_document(await self.run_job(job_id, kind, filter_name, deadline, front, strict, choice))
 
         self.broker.register_task(run_job, task_name=TASK_NAME)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis_ok = False
 
     async def run_job(
-        self, job_id: str, kind: str, filter_name: str, deadline: float, front: str, strict: bool = False
+        self,
+        job_id: str,
+        kind: str,
+        filter_name: str,
+        deadline: float,
+        front: str,
+        strict: bool = False,
+        choice: dict[str, Any] | None = None,
     ) -> Outcome:
         """One job; its input is read (not taken) so that another worker can still run it if this one dies, and
         deleted with the outcome saved. A job whose front is gone is not run: its result would never be read. A GIF
@@ -92,12 +105,11 @@ class WorkerMachine:
         assert isinstance(data, bytes)  # the client does not decode replies
         local_deadline = time.monotonic() + (deadline - time.time())
         started = time.perf_counter()
-        options = self.settings.options(filter_name, strict)
+        options, faces = with_choice(self.settings.options(filter_name, strict), choice)
         progress = None if kind == MediaKind.IMAGE else self._progress_to_redis(job_id)
-        future = self.pool.submit(
-            data, options, local_deadline, kind=MediaKind(kind), progress=progress, learn=not strict
-        )
-        del data
+        job = Job(data, options, MediaKind(kind), strict, faces)
+        future = self.pool.submit(job, local_deadline, progress=progress)
+        del data, job
         try:
             result: Result = await asyncio.wrap_future(future)
         except DeadlineExceededError:

@@ -1,9 +1,7 @@
-"""The fronts' shared map of results to originals (bot.originals): one key per result message, expiring."""
+"""The fronts' shared map of results to originals and the users' choices (bot.originals): one key per result
+message, expiring an hour after the result whatever is chosen meanwhile."""
 
 from __future__ import annotations
-
-import json
-from dataclasses import asdict
 
 from redis.asyncio import Redis
 
@@ -19,9 +17,13 @@ class RedisOriginals:
         self.ttl = ttl
 
     async def remember(self, chat_id: int, result_message_id: int, original: Original) -> None:
-        value = json.dumps(asdict(original))
-        await self.redis.set(keys.original_key(chat_id, result_message_id), value, px=max(1, int(self.ttl * 1000)))
+        key = keys.original_key(chat_id, result_message_id)
+        await self.redis.set(key, original.to_json(), px=max(1, int(self.ttl * 1000)))
+
+    async def update(self, chat_id: int, result_message_id: int, original: Original) -> bool:
+        key = keys.original_key(chat_id, result_message_id)
+        return bool(await self.redis.set(key, original.to_json(), xx=True, keepttl=True))
 
     async def recall(self, chat_id: int, result_message_id: int) -> Original | None:
         raw = await self.redis.get(keys.original_key(chat_id, result_message_id))
-        return Original(**json.loads(raw)) if raw else None
+        return Original.from_json(raw) if raw else None

@@ -14,6 +14,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
 from anonymizer import errors
+from anonymizer.options import Result
 from bot.admission import BusyError, UnavailableError
 from bot.jobs import DeadlineExceededError
 from bot.settings import BotSettings
@@ -22,6 +23,8 @@ from bot.texts import Texts, duration_text
 logger = logging.getLogger(__name__)
 
 MEGABYTE = 1024 * 1024
+# Telegram accepts photos up to 10 MB; a bigger result goes back as a file.
+PHOTO_UPLOAD_LIMIT = 10 * MEGABYTE
 # A download that fails half-way (5xx, connection reset) is tried again this many times in all, while the budget
 # allows, waiting this long times the attempt number in between.
 DOWNLOAD_ATTEMPTS = 3
@@ -119,3 +122,10 @@ def refusal(error: BaseException, settings: BotSettings, texts: Texts, video: bo
     if isinstance(error, DeadlineExceededError):
         return error_text(error, settings, texts, video), "apology"
     return error_text(error, settings, texts, video), "error"
+
+
+def format_note(result: Result, texts: Texts) -> list[str]:
+    """ "Sent back as JPEG" when the result's format is not the one that came in (a HEIC file)."""
+    if result.input_format and result.format != result.input_format:
+        return [texts.format_changed.format(format=result.format)]
+    return []

@@ -12,19 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from aiogram import F, Router
-from aiogram.filters.callback_data import CallbackData
-from aiogram.types import (
-    BufferedInputFile,
-    InlineKeyboardMarkup,
-    InputMediaDocument,
-    InputMediaPhoto,
-    MediaUnion,
-    Message,
-)
+from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, MediaUnion, Message
 from aiogram.utils.chat_action import ChatActionSender
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.exceptions import RedisError
 
 from anonymizer.errors import AnonymizerError
@@ -32,29 +24,15 @@ from anonymizer.options import Result
 from bot import metrics
 from bot.admission import BusyError, UnavailableError
 from bot.context import RequestContext
-from bot.handlers.common import download, error_text, refusal
+from bot.handlers.buttons import album_keyboard, result_keyboard
+from bot.handlers.common import PHOTO_UPLOAD_LIMIT, download, error_text, format_note, refusal
 from bot.handlers.inputs import Picture, clip_of, output_name, picture_of, picture_refusal
 from bot.jobs import DeadlineExceededError, Job
 from bot.middlewares import AlbumMiddleware
 from bot.originals import Original
 from bot.settings import BotSettings
-from bot.texts import Texts
 
 logger = logging.getLogger(__name__)
-
-# Telegram accepts photos up to 10 MB; a bigger result goes back as a file.
-PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
-
-
-class SecondLook(CallbackData, prefix="look"):
-    """The "Look harder" button under a result; which original it means is remembered by the result's message."""
-
-
-def look_harder_keyboard(texts: Texts) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(text=texts.look_harder, callback_data=SecondLook())
-    return builder.as_markup()
-
 
 async def anonymize_pictures(
     pictures: list[Picture], request: RequestContext, deadline: float, strict: bool
@@ -83,17 +61,24 @@ def sent_as_document(picture: Picture, result: Result) -> bool:
     return picture.as_document or len(result.data) > PHOTO_UPLOAD_LIMIT
 
 
-def format_note(result: Result, texts: Texts) -> list[str]:
-    """ "Sent back as JPEG" when the result's format is not the one that came in (a HEIC file)."""
-    if result.input_format and result.format != result.input_format:
-        return [texts.format_changed.format(format=result.format)]
-    return []
+def original_of(request: RequestContext, picture: Picture, result: Result | None, strict: bool) -> Original:
+    """What is remembered of a result: its original, and the faces found on it for the user's choice."""
+    faces = tuple(result.detections) if result is not None else ()
+    return Original(
+        request.user_id,
+        picture.file_id,
+        picture.as_document,
+        picture.file_size,
+        picture.pixels,
+        picture.file_name,
+        strict,
+        faces,
+    )
 
 
-async def remember(request: RequestContext, sent: Message, picture: Picture) -> None:
-    """Which original a result came from, for the "Look harder" button and /strict on the result. A store that is
-    down only costs the user that button: the answer itself has gone out."""
-    original = Original(request.user_id, picture.file_id, picture.as_document, picture.file_size, picture.pixels)
+async def remember(request: RequestContext, sent: Message, original: Original) -> None:
+    """Which original a result came from, for "Look harder", /strict and "Choose faces" on the result. A store that
+    is down only costs the user those buttons: the answer itself has gone out."""
     try:
         await request.originals.remember(sent.chat.id, sent.message_id, original)
     except (RedisError, OSError) as error:
@@ -101,12 +86,14 @@ async def remember(request: RequestContext, sent: Message, picture: Picture) -> 
 
 
 async def reply_one(picture: Picture, outcome: Result | BaseException, request: RequestContext, strict: bool) -> None:
-    """One picture's answer; a first look offers the second under it."""
+    """One picture's answer, with its buttons: a second look after a first, a choice of faces when some were
+    found."""
     message, texts = picture.message, request.texts
-    keyboard = None if strict else look_harder_keyboard(texts)
     if isinstance(outcome, BaseException):
         await message.reply(error_text(outcome, request.settings, texts))
         return
+    original = original_of(request, picture, outcome, strict)
+    keyboard = result_keyboard(texts, original)
     if not outcome.detections:
         sent = await message.reply(texts.strict_no_face if strict else texts.no_face, reply_markup=keyboard)
     else:
@@ -116,8 +103,7 @@ async def reply_one(picture: Picture, outcome: Result | BaseException, request: 
             sent = await message.reply_document(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
         else:
             sent = await message.reply_photo(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
-    if not strict:
-        await remember(request, sent, picture)
+    await remember(request, sent, original)
 
 
 async def reply_album(
@@ -160,11 +146,13 @@ async def reply_album(
     )
     if len(done) == 1:
         _, picture, outcome = done[0]
+        original = original_of(request, picture, outcome, strict=False)
+        keyboard = result_keyboard(texts, original)
         if sent_as_document(picture, outcome):
-            sent = await anchor.reply_document(result_file(picture, outcome), caption=caption)
+            sent = await anchor.reply_document(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
         else:
-            sent = await anchor.reply_photo(result_file(picture, outcome), caption=caption)
-        await remember(request, sent, picture)
+            sent = await anchor.reply_photo(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
+        await remember(request, sent, original)
         return
     as_documents = any(sent_as_document(picture, outcome) for _, picture, outcome in done)
     media: list[MediaUnion] = [
@@ -174,8 +162,15 @@ async def reply_album(
         for index, (_, picture, outcome) in enumerate(done)
     ]
     sent_album = await anchor.reply_media_group(media=media)
-    for sent, (_, picture, _) in zip(sent_album, done, strict=False):
-        await remember(request, sent, picture)
+    with_faces = tuple(
+        (index, sent.message_id)
+        for index, (sent, (_, _, outcome)) in enumerate(zip(sent_album, done, strict=False), 1)
+        if outcome.detections
+    )
+    for sent, (_, picture, outcome) in zip(sent_album, done, strict=False):
+        await remember(request, sent, replace(original_of(request, picture, outcome, False), album=with_faces))
+    if with_faces:
+        await sent_album[0].reply(texts.choose_in_album, reply_markup=album_keyboard(with_faces))
 
 
 def _positions(positions: list[int]) -> str:

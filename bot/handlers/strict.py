@@ -18,7 +18,8 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
 from bot.context import RequestContext
-from bot.handlers.images import SecondLook, serve_pictures
+from bot.handlers.buttons import SecondLook
+from bot.handlers.images import serve_pictures
 from bot.handlers.inputs import Picture, clip_of, picture_of, picture_refusal
 from bot.originals import Original
 
