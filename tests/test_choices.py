@@ -195,10 +195,32 @@ def test_a_region_that_reaches_the_edges_is_inside() -> None:
 
 
 @pytest.mark.parametrize("make", [make_gif, make_clip], ids=["gif", "video"])
-@pytest.mark.parametrize("choice", [{"keep": frozenset({1})}, {"add": (Region(0, 0, 10, 10),)}], ids=["keep", "add"])
+@pytest.mark.parametrize(
+    "choice",
+    [{"keep": frozenset({1})}, {"add": (Region(0, 0, 10, 10),)}, {"outline": True}],
+    ids=["keep", "add", "outline"],
+)
 def test_gifs_and_videos_refuse_a_choice(make, choice: dict) -> None:
     with pytest.raises(ChoiceError, match="photos only"):
         anonymize_media(make(), Options(**choice))
+
+
+def test_a_preview_outlines_every_face_on_top_of_the_paint_and_nothing_else() -> None:
+    """The chooser's preview: each face still covered, and marked (outline and number) so it can be picked."""
+    faces = [as_face(box) for box in THREE_BOXES]
+    painted_only = decoded(anonymize(png(THREE_FACES), Options(filter="solid"), faces=faces).data)
+    preview = decoded(anonymize(png(THREE_FACES), Options(filter="solid", outline=True), faces=faces).data)
+
+    marked = np.any(preview != painted_only, axis=2)
+    for box in faces:
+        border = np.zeros_like(marked)
+        border[box.y : box.y + box.h, box.x : box.x + box.w] = True
+        border[box.y + 8 : box.y + box.h - 8, box.x + 8 : box.x + box.w - 8] = False
+        assert marked[border].mean() > 0.3, "a face is not outlined"
+    far = np.ones_like(marked)
+    for box in faces:
+        far[max(0, box.y - 10) : box.y + box.h + 10, max(0, box.x - 10) : box.x + box.w + 10] = False
+    assert not marked[far].any(), "the preview marks more than the faces"
 
 
 def test_a_region_shape_is_ellipse_box_or_none() -> None:

@@ -77,7 +77,8 @@ def chooser_keyboard(texts: Texts, result: int, original: Original, page: int) -
     for number in range(first, last + 1):
         state = SHOWN if number in original.shown else COVERED
         builder.button(text=f"{number} {state}", callback_data=FaceToggle(result=result, number=number, page=page))
-    sizes = [FACES_PER_ROW] * -(-(last - first + 1) // FACES_PER_ROW)
+    on_page = last - first + 1
+    sizes = [FACES_PER_ROW] * (on_page // FACES_PER_ROW) + [on_page % FACES_PER_ROW]
     if page > 0:
         builder.button(text="‹", callback_data=FacePage(result=result, page=page - 1))
     if last < len(original.faces):
