@@ -436,6 +436,14 @@ class FakeTelegramServer:
         )
         return query_id
 
+    def press_labelled(self, user: FakeUser, message: dict[str, Any], text: str) -> str:
+        """Press the button labelled `text` under a message, in its keyboard as the bot last set it (the message as
+        given when it is gone, as a user still sees a deleted message until the chat refreshes)."""
+        shown = self.messages.get((message["chat"]["id"], message["message_id"]), message)
+        rows = (shown.get("reply_markup") or {}).get("inline_keyboard", [])
+        (data,) = [button["callback_data"] for row in rows for button in row if button["text"] == text]
+        return self.press_button(user, shown, data)
+
     @property
     def confirmed_below(self) -> int:
         """Updates with an id below this were confirmed by the bot (getUpdates offset)."""

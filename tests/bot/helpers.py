@@ -112,13 +112,12 @@ def markup_of(call: Call) -> dict[str, Any] | None:
 
 
 async def press(
-    telegram: FakeTelegramServer, user: FakeUser, message: dict[str, Any], text: str, answer: str, **find: Any
+    telegram: FakeTelegramServer, user: FakeUser, message: dict[str, Any], text: str, answer: str
 ) -> Call:
     """Press the button labelled `text` under `message` (its keyboard as the bot last set it) and wait for the bot's
     call `answer` that follows."""
     before = len(telegram.calls)
-    shown = telegram.messages.get((message["chat"]["id"], message["message_id"]), message)
-    query_id = telegram.press_button(user, shown, buttons(shown.get("reply_markup"))[text])
+    query_id = telegram.press_labelled(user, message, text)
 
     def follows(call: Call) -> bool:
         if telegram.calls.index(call) < before or call.method != answer:
