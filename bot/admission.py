@@ -86,7 +86,7 @@ class Capacity:
 
 @dataclass(frozen=True)
 class Limits:
-    """The operator's limits: pictures admitted at once, requests in flight per user, videos at once, and the
+    """The operator's limits: pictures admitted at once, pictures in flight per user, videos at once, and the
     seconds kept back from each deadline to send the answer."""
 
     queue_limit: int
@@ -107,10 +107,10 @@ def live(tickets: Sequence[Ticket], now: float) -> list[Ticket]:
 def check_admission(tickets: Sequence[Ticket], capacity: Capacity, limits: Limits, request: Ticket, now: float) -> None:
     """Raise UnavailableError (no worker process) or BusyError (with when to try again) unless `request` fits.
 
-    It fits when its lane has room (pictures or videos admitted), its user has fewer than `per_user_limit` requests
-    in flight, and the lane's work admitted so far plus its own, spread over the lane's processes and stretched by
-    the headroom, ends before its deadline less the reply reserve. An idle lane always takes a request: refusing it
-    would help nobody.
+    It fits when its lane has room (pictures or videos admitted), its user's pictures in flight stay within
+    `per_user_limit` (an album counts each picture), and the lane's work admitted so far plus its own, spread over
+    the lane's processes and stretched by the headroom, ends before its deadline less the reply reserve. An idle lane
+    always takes a request: refusing it would help nobody.
     """
     if capacity.processes <= 0:
         raise UnavailableError
@@ -128,8 +128,8 @@ def check_admission(tickets: Sequence[Ticket], capacity: Capacity, limits: Limit
     backlog = sum(ticket.work for ticket in same_lane)
     finish = now + (backlog + request.work) * ESTIMATE_HEADROOM / lane_capacity
     late = bool(same_lane) and finish > request.deadline - limits.reply_reserve
-    users_own = sum(ticket.user_id == request.user_id for ticket in tickets)
-    if full or late or users_own >= limits.per_user_limit:
+    users_own = sum(ticket.pictures for ticket in tickets if ticket.user_id == request.user_id)
+    if full or late or users_own + request.pictures > limits.per_user_limit:
         raise BusyError(retry_after(backlog, lane_capacity))
 
 
@@ -166,6 +166,10 @@ class Ledger(Protocol):
     async def admit(self, request: Ticket) -> None:
         """Record `request` if `check_admission` lets it in; else raise as it does."""
 
+    async def reprice(self, ticket: Ticket, work: float, pictures: int) -> Ticket:
+        """The ticket at the price its pictures turned out to have, if `check_admission` lets it in at that price
+        among the others; else raise as it does (the old ticket stays until released)."""
+
     async def release(self, ticket: Ticket) -> None:
         """Forget an answered request."""
 
@@ -185,6 +189,13 @@ class LocalLedger:
     async def admit(self, request: Ticket) -> None:
         check_admission(self.tickets, self.capacity, self.limits, request, self.clock())
         self.tickets.append(request)
+
+    async def reprice(self, ticket: Ticket, work: float, pictures: int) -> Ticket:
+        others = [other for other in self.tickets if other.id != ticket.id]
+        repriced = replace(ticket, work=work, pictures=pictures)
+        check_admission(others, self.capacity, self.limits, repriced, self.clock())
+        self.tickets = [*others, repriced]
+        return repriced
 
     async def release(self, ticket: Ticket) -> None:
         self.tickets = [other for other in self.tickets if other.id != ticket.id]

@@ -74,6 +74,9 @@ class JobService(Protocol):
         """Hold a place for one request (a photo, a file or an album; a video in the video lane) or raise
         BusyError / UnavailableError; yields the request's ticket."""
 
+    async def reprice(self, ticket: Ticket, estimates: list[float]) -> Ticket:
+        """The request priced again once its files were read (their real size), or BusyError if it no longer fits."""
+
     async def run(
         self, jobs: list[Job], deadline: float, *, ticket: Ticket | None = None, progress: Progress | None = None
     ) -> list[Result | Exception]:
@@ -109,6 +112,9 @@ class AdmittingJobs:
             yield ticket
         finally:
             await self.ledger.release(ticket)
+
+    async def reprice(self, ticket: Ticket, estimates: list[float]) -> Ticket:
+        return await self.ledger.reprice(ticket, sum(estimates), len(estimates))
 
     async def results_due(self, deadline: float, ticket: Ticket | None, progress: Progress | None) -> float:
         """When the results are needed (the deadline less the reply reserve), once a video has its turn (then

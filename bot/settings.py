@@ -110,7 +110,9 @@ class BotSettings(PipelineSettings):
         DEFAULT_FILTER, description=f"Filter until a user picks one: {', '.join(FILTER_CHOICES)}."
     )
     queue_limit: int = Field(40, gt=0, description="Images waiting or being processed, all users together.")
-    per_user_limit: int = Field(2, gt=0, description="Requests (a photo, a file or an album) in flight per user.")
+    per_user_limit: int = Field(
+        10, gt=0, description="Pictures in flight per user (each picture of an album counts; a video counts one)."
+    )
     deadline_seconds: float = Field(15.0, gt=0, description="From the update's arrival to the reply.")
     video_deadline_seconds: float = Field(
         300.0, gt=0, description="From a video's arrival to the video sent back (progress is shown meanwhile)."

@@ -73,6 +73,23 @@ class RedisLedger:
             logger.warning("admission: Redis unreachable (%s)", type(error).__name__)
             raise UnavailableError from None
 
+    async def reprice(self, ticket: Ticket, work: float, pictures: int) -> Ticket:
+        repriced = replace(ticket, work=work, pictures=pictures)
+
+        def change(tickets: list[Ticket], capacity: Capacity, now: float) -> dict[str, Ticket]:
+            if not any(other.id == ticket.id for other in tickets):
+                raise UnavailableError  # past its deadline, or Redis lost it
+            others = [other for other in tickets if other.id != ticket.id]
+            check_admission(others, capacity, self.limits, repriced, now)
+            return {repriced.id: repriced}
+
+        try:
+            await self._transact(change)
+        except (RedisError, OSError) as error:
+            logger.warning("admission: Redis unreachable (%s)", type(error).__name__)
+            raise UnavailableError from None
+        return repriced
+
     async def release(self, ticket: Ticket) -> None:
         try:
             await self.redis.hdel(keys.ADMITTED, ticket.id)

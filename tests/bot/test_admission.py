@@ -61,6 +61,15 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Reprice:
+    """The request's files were read: its real price."""
+
+    name: str
+    work: float
+    expect: object = ADMITTED
+
+
+@dataclass(frozen=True)
 class Advance:
     seconds: float
 
@@ -73,7 +82,7 @@ class Workers:
     video_slots: int = 1
 
 
-Step = Admit | Release | Turn | Advance | Workers
+Step = Admit | Reprice | Release | Turn | Advance | Workers
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,28 @@ SCENARIOS = [
             Admit("one photo", user=2, work=1.0),
         ),
         queue_limit=9,
+        per_user_limit=10,
+    ),
+    Scenario(
+        "a user's pictures in flight are limited, an album counting each of its pictures",
+        (
+            Admit("album", user=1, work=8.0, pictures=8),
+            Admit("another album", user=1, work=3.0, pictures=3, expect=busy(4)),
+            Admit("two photos", user=1, work=2.0, pictures=2),
+            Admit("one more", user=1, work=1.0, expect=busy(5)),
+            Admit("someone else's", user=2, work=1.0),
+        ),
+        per_user_limit=10,
+    ),
+    Scenario(
+        "a request priced again once its file was read keeps its place only if it still fits",
+        (
+            Admit("photos", user=1, work=4.0, seconds=9.5),
+            Admit("file", user=2, work=1.0, seconds=9.5),
+            Reprice("file", work=12.0, expect=busy(2)),  # (4 + 12) x 1.25 / 2 processes > 9.5 s
+            Reprice("file", work=3.0),
+            Admit("one more", user=3, work=9.0, seconds=9.5, expect=busy(4)),  # at the file's old price it fitted
+        ),
     ),
     Scenario(
         "a request past its deadline stops counting",
@@ -315,6 +346,14 @@ async def test_admission_scenario(scenario: Scenario, harness: Callable[..., Any
             )
             assert await answer_to(ledger, ticket) == step.expect, where
             tickets[step.name] = ticket
+        elif isinstance(step, Reprice):
+            ticket = tickets[step.name]
+            try:
+                tickets[step.name] = await ledger.reprice(ticket, step.work, ticket.pictures)
+                answer: object = ADMITTED
+            except BusyError as refused:
+                answer = busy(refused.retry_after)
+            assert answer == step.expect, where
         elif isinstance(step, Release):
             await ledger.release(tickets[step.name])
         elif isinstance(step, Turn):
