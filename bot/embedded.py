@@ -22,6 +22,9 @@ from bot.settings import BotSettings
 
 logger = logging.getLogger(__name__)
 
+# How long the pool may take to stop a job at its deadline and say so.
+POOL_STOP_S = 0.2
+
 
 class EmbeddedJobs(AdmittingJobs):
     """The embedded job service: admission in this process's memory, jobs in the local process pool.
@@ -64,7 +67,9 @@ class EmbeddedJobs(AdmittingJobs):
         futures = [self.pool.submit(job, stop_at, progress=relay) for job in jobs]
         waiting = asyncio.gather(*(asyncio.wrap_future(future) for future in futures), return_exceptions=True)
         try:
-            outcomes = await asyncio.wait_for(waiting, timeout=max(0.0, stop_at - time.monotonic()))
+            # A moment after the pool's own stop at `stop_at`, so that a job stopped there is stopped by the pool,
+            # which learns from it, rather than abandoned here.
+            outcomes = await asyncio.wait_for(waiting, timeout=max(0.0, stop_at - time.monotonic()) + POOL_STOP_S)
         except (TimeoutError, asyncio.CancelledError) as stopped:
             for future in futures:
                 self.pool.abandon(future)

@@ -33,13 +33,16 @@ TURN_POLL_S = 0.2
 class Job:
     """One unit of work: its kind says which pipeline and which estimator, the input bytes stay in memory, the
     options are the pipeline's. `strict` marks a second look; `faces` a photo painted again as its sender chose,
-    on the faces its first look found (no detector runs). Both are priced apart and do not teach the speed model."""
+    on the faces its first look found (no detector runs). Both are priced apart and do not teach the speed model.
+    `priced` is what admission estimated it at, in seconds: a job stopped at its deadline teaches by how much that
+    was short."""
 
     data: bytes
     options: Options
     kind: MediaKind = MediaKind.IMAGE
     strict: bool = False
     faces: tuple[Detection, ...] | None = None
+    priced: float = 0.0
 
     @property
     def teaches_speed(self) -> bool:

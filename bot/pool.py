@@ -257,17 +257,16 @@ class ProcessPool:
         future: concurrent.futures.Future[Result] = concurrent.futures.Future()
         with self._lock:
             self._jobs[future] = task
-        learn = job.teaches_speed
-        task.add_done_callback(lambda finished: self._finished(finished, future, len(job.data), token, learn))
+        task.add_done_callback(lambda finished: self._finished(finished, future, job, token, timeout))
         return future
 
     def _finished(
         self,
         task: concurrent.futures.Future[Any],
         future: concurrent.futures.Future[Result],
-        input_bytes: int,
+        job: Job,
         token: int,
-        learn: bool,
+        timeout: float | None,
     ) -> None:
         with self._lock:
             self._jobs.pop(future, None)
@@ -279,6 +278,10 @@ class ProcessPool:
             return
         error = task.exception()
         if isinstance(error, TimeoutError):
+            if job.teaches_speed and timeout is not None:
+                # Stopped at its deadline: it costs at least what it was allowed, which the price must learn or it
+                # keeps admitting what cannot finish.
+                self.speed.learn_overrun(job.priced, timeout)
             future.set_exception(DeadlineExceededError())
         elif isinstance(error, pebble.ProcessExpired):
             logger.warning("a worker died during a job (exit code %s); pebble starts a new one", error.exitcode)
@@ -289,8 +292,8 @@ class ProcessPool:
             outcome: Outcome = task.result()
             value = outcome.value()
             if isinstance(value, Result):
-                if learn:
-                    self.speed.learn(value, input_bytes, outcome.seconds)
+                if job.teaches_speed:
+                    self.speed.learn(value, len(job.data), outcome.seconds)
                 future.set_result(value)
             else:
                 future.set_exception(value)

@@ -107,6 +107,16 @@ class SpeedModel:
             self._bytes_per_pixel += SMOOTHING * (input_bytes / pixels - self._bytes_per_pixel)
             self.slowdown += SMOOTHING * (seconds / self.curve.seconds(pixels / 1e6) - self.slowdown)
 
+    def learn_overrun(self, priced: float, ran_at_least: float) -> None:
+        """Account for a job stopped at its deadline: it was priced at `priced` seconds (at the slowdown then) and
+        ran longer than `ran_at_least`, so this machine is at least that much slower than the price said."""
+        if priced <= 0:
+            return
+        with self._lock:
+            ratio = ran_at_least / (priced / self.slowdown)
+            if ratio > self.slowdown:
+                self.slowdown += SMOOTHING * (ratio - self.slowdown)
+
     def _learn_media(self, result: Result, seconds: float) -> None:
         if result.frames <= 0 or result.duration <= 0:
             return

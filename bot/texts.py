@@ -49,6 +49,7 @@ class Texts:
     unsupported: str
     too_large: str
     too_many_pixels: str
+    too_slow: str
     corrupt: str
     failed: str
     timeout: str
@@ -144,6 +145,7 @@ ENGLISH = Texts(
     ),
     too_large="This file is too large: I accept files up to {max_mb} MB. Please send a smaller one.",
     too_many_pixels="This picture has too many pixels: I accept up to {max_mp} megapixels. Please send a smaller one.",
+    too_slow="This picture is too large for me to cover in time. Please send a smaller one.",
     corrupt="I could not read this picture: the file seems damaged. Please send it again or try another one.",
     failed="Something went wrong while processing this picture. Please try again.",
     timeout="Sorry, this picture took too long to process and I had to give up. Please try again later.",
@@ -255,6 +257,7 @@ RUSSIAN = Texts(
     ),
     too_large="Файл слишком большой: я принимаю файлы до {max_mb} МБ. Пришлите, пожалуйста, файл поменьше.",
     too_many_pixels="В снимке слишком много пикселей: я принимаю до {max_mp} мегапикселей. Пришлите снимок поменьше.",
+    too_slow="Этот снимок слишком большой, я не успею закрыть на нём лица. Пришлите снимок поменьше.",
     corrupt="Не удалось прочитать снимок: похоже, файл повреждён. Пришлите его ещё раз или попробуйте другой.",
     failed="При обработке снимка что-то пошло не так. Попробуйте ещё раз.",
     timeout="Извините, снимок обрабатывался слишком долго, и я прервал работу. Попробуйте позже.",

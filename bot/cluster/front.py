@@ -142,7 +142,8 @@ class ClusterJobs(AdmittingJobs):
                 await self.redis.set(keys.input_key(job_id), job.data, px=ttl_ms)
                 kicker = self._kicker.with_task_id(job_id)
                 choice = choice_document(job)
-                await kicker.kiq(job_id, job.kind, job.options.filter, until, self.instance, job.strict, choice)
+                arguments = (job.kind, job.options.filter, until, self.instance, job.strict, choice, job.priced)
+                await kicker.kiq(job_id, *arguments)
         except (RedisError, OSError, SendTaskError) as error:
             logger.warning("queueing failed: Redis unreachable (%s)", type(error).__name__)
             await self._forget(ids)

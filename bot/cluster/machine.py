@@ -73,8 +73,10 @@ class WorkerMachine:
             front: str,
             strict: bool = False,
             choice: dict[str, Any] | None = None,
+            priced: float = 0.0,
         ) -> dict[str, Any]:
-            return outcome_document(await self.run_job(job_id, kind, filter_name, deadline, front, strict, choice))
+            outcome = await self.run_job(job_id, kind, filter_name, deadline, front, strict, choice, priced)
+            return outcome_document(outcome)
 
         self.broker.register_task(run_job, task_name=TASK_NAME)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -89,6 +91,7 @@ class WorkerMachine:
         front: str,
         strict: bool = False,
         choice: dict[str, Any] | None = None,
+        priced: float = 0.0,
     ) -> Outcome:
         """One job; its input is read (not taken) so that another worker can still run it if this one dies, and
         deleted with the outcome saved. A job whose front is gone is not run: its result would never be read. A GIF
@@ -107,7 +110,7 @@ class WorkerMachine:
         started = time.perf_counter()
         options, faces = with_choice(self.settings.options(filter_name, strict), choice)
         progress = None if kind == MediaKind.IMAGE else self._progress_to_redis(job_id)
-        job = Job(data, options, MediaKind(kind), strict, faces)
+        job = Job(data, options, MediaKind(kind), strict, faces, float(priced))
         future = self.pool.submit(job, local_deadline, progress=progress)
         del data, job
         try:

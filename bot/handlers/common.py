@@ -8,15 +8,18 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import replace
 
 import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
+import anonymizer
 from anonymizer import errors
-from anonymizer.options import Result
+from anonymizer.options import Options, Result
 from bot.admission import BusyError, UnavailableError
 from bot.jobs import DeadlineExceededError
+from bot.pricing import JobSize
 from bot.settings import BotSettings
 from bot.texts import Texts, duration_text
 
@@ -29,6 +32,11 @@ PHOTO_UPLOAD_LIMIT = 10 * MEGABYTE
 # allows, waiting this long times the attempt number in between.
 DOWNLOAD_ATTEMPTS = 3
 DOWNLOAD_RETRY_DELAY = 0.5
+
+
+class TooSlowError(Exception):
+    """A picture that would outlast its budget even on an idle bot (its header's size, priced): refused at once
+    rather than stopped at the deadline, which would hold a worker process for nothing."""
 
 
 class DownloadError(Exception):
@@ -97,6 +105,8 @@ def error_text(error: BaseException, settings: BotSettings, texts: Texts, video:
         return texts.too_many_pixels.format(max_mp=settings.max_pixels // 1_000_000)
     if isinstance(error, errors.UnsupportedFormatError):
         return texts.unsupported
+    if isinstance(error, TooSlowError):
+        return texts.too_slow
     unreadable = isinstance(error, errors.EmptyInputError | errors.CorruptImageError)
     if isinstance(error, errors.CorruptMediaError) or (video and unreadable):
         return texts.video_corrupt
@@ -129,3 +139,10 @@ def format_note(result: Result, texts: Texts) -> list[str]:
     if result.input_format and result.format != result.input_format:
         return [texts.format_changed.format(format=result.format)]
     return []
+
+
+async def real_size(data: bytes, size: JobSize, options: Options) -> JobSize:
+    """What a file sent as a document really is, from its header (an image's pixels, a video's frame and length),
+    never from its byte size: a small file can hold a huge picture. AnonymizerError for one over the limits."""
+    info = await asyncio.to_thread(anonymizer.probe, data, options)
+    return replace(size, pixels=info.width * info.height, duration=info.duration or size.duration)

@@ -22,10 +22,18 @@ from redis.exceptions import RedisError
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import Result
 from bot import metrics
-from bot.admission import BusyError, UnavailableError
+from bot.admission import ESTIMATE_HEADROOM, BusyError, Ticket, UnavailableError
 from bot.context import RequestContext
 from bot.handlers.buttons import album_keyboard, result_keyboard
-from bot.handlers.common import PHOTO_UPLOAD_LIMIT, download, error_text, format_note, refusal
+from bot.handlers.common import (
+    PHOTO_UPLOAD_LIMIT,
+    TooSlowError,
+    download,
+    error_text,
+    format_note,
+    real_size,
+    refusal,
+)
 from bot.handlers.inputs import Picture, clip_of, output_name, picture_of, picture_refusal
 from bot.jobs import DeadlineExceededError, Job
 from bot.middlewares import AlbumMiddleware
@@ -35,20 +43,41 @@ from bot.settings import BotSettings
 logger = logging.getLogger(__name__)
 
 async def anonymize_pictures(
-    pictures: list[Picture], request: RequestContext, deadline: float, strict: bool
+    pictures: list[Picture], request: RequestContext, ticket: Ticket, deadline: float, strict: bool
 ) -> list[Result | BaseException]:
     """Download and anonymize the pictures (`strict`: with the most thorough detection); one Result or error per
-    picture, in order."""
-    settings = request.settings
-    downloads = await asyncio.gather(
-        *(download(request.bot, picture.file_id, settings, deadline) for picture in pictures), return_exceptions=True
+    picture, in order. A file's real size is read from its header once downloaded: the request is priced again
+    (BusyError if it no longer fits), and a picture that could not be done in time even alone is refused."""
+    settings, jobs = request.settings, request.jobs
+    downloads: list[bytes | BaseException] = list(
+        await asyncio.gather(
+            *(download(request.bot, picture.file_id, settings, deadline) for picture in pictures),
+            return_exceptions=True,
+        )
     )
     options = settings.options(await request.filter_name(), strict)
-    jobs = [Job(data, options, strict=strict) for data in downloads if isinstance(data, bytes)]
-    results = iter(await request.jobs.run(jobs, deadline) if jobs else [])
+    sizes = [picture.job_size(strict) for picture in pictures]
+    for index, (picture, data) in enumerate(zip(pictures, downloads, strict=True)):
+        if isinstance(data, bytes) and picture.pixels is None:
+            try:
+                sizes[index] = await real_size(data, sizes[index], options)
+            except AnonymizerError as refused:
+                downloads[index] = refused
+    estimates = [jobs.estimate_seconds(size) for size in sizes]
+    time_left = deadline - settings.limits().reply_reserve - time.monotonic()
+    for index, estimate in enumerate(estimates):
+        if isinstance(downloads[index], bytes) and estimate * ESTIMATE_HEADROOM > time_left:
+            downloads[index] = TooSlowError()
+    todo = [(data, estimate) for data, estimate in zip(downloads, estimates, strict=True) if isinstance(data, bytes)]
+    if todo and any(picture.pixels is None for picture in pictures):
+        await jobs.reprice(ticket, [estimate for _, estimate in todo])
+    run = [Job(data, options, strict=strict, priced=estimate) for data, estimate in todo]
+    results = iter(await jobs.run(run, deadline) if run else [])
     outcomes = [next(results) if isinstance(data, bytes) else data for data in downloads]
     for picture, outcome in zip(pictures, outcomes, strict=True):
-        if isinstance(outcome, BaseException) and not isinstance(outcome, AnonymizerError | DeadlineExceededError):
+        if isinstance(outcome, BaseException) and not isinstance(
+            outcome, AnonymizerError | DeadlineExceededError | TooSlowError
+        ):
             logger.warning("chat %s: picture failed: %s", picture.message.chat.id, type(outcome).__name__)
     return outcomes
 
@@ -215,11 +244,11 @@ async def serve_pictures(
     try:
         estimates = [request.jobs.estimate_seconds(picture.job_size(strict)) for _, picture in accepted]
         async with (
-            request.jobs.admission(request.user_id, estimates, deadline),
+            request.jobs.admission(request.user_id, estimates, deadline) as ticket,
             ChatActionSender(bot=request.bot, chat_id=anchor.chat.id, action=action),
         ):
             pictures = [picture for _, picture in accepted]
-            outcomes = await anonymize_pictures(pictures, request, deadline, strict)
+            outcomes = await anonymize_pictures(pictures, request, ticket, deadline, strict)
             if album:
                 await reply_album(anchor, accepted, outcomes, refused, request)
             else:

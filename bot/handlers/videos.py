@@ -25,7 +25,7 @@ from anonymizer.options import MediaKind, Result
 from bot import metrics
 from bot.admission import Lane
 from bot.context import RequestContext
-from bot.handlers.common import download, error_text, refusal
+from bot.handlers.common import download, error_text, real_size, refusal
 from bot.handlers.images import format_note
 from bot.handlers.inputs import Clip, SentAs, clip_of, clip_refusal, output_name
 from bot.jobs import Job
@@ -172,7 +172,11 @@ async def handle_clip(message: Message, request: RequestContext) -> None:
         async with request.jobs.admission(request.user_id, [estimate], deadline, Lane.VIDEOS) as ticket:
             updater = asyncio.create_task(status.keep_up())
             data = await download(request.bot, clip.file_id, settings, deadline)
-            job = Job(data, settings.options(await request.filter_name()), kind=clip.kind)
+            options = settings.options(await request.filter_name())
+            if clip.as_document:  # priced by its bytes until now: its header says what it is
+                estimate = request.jobs.estimate_seconds(await real_size(data, clip.job_size(), options))
+                ticket = await request.jobs.reprice(ticket, [estimate])
+            job = Job(data, options, kind=clip.kind, priced=estimate)
             del data
             status.queued = True
             (result,) = await request.jobs.run([job], deadline, ticket=ticket, progress=status.progress)

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from anonymizer.options import Options, Result
+from anonymizer.options import Result
+from bot.jobs import Job
 from bot.pool import ProcessPool
 from bot.texts import ENGLISH
 from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
@@ -58,9 +59,9 @@ async def test_a_worker_killed_mid_job_costs_only_that_users_request(
     doomed_jobs: list[Future[Result]] = []
     submit = worker_pool.submit
 
-    def recording_submit(data: bytes, options: Options, deadline: float | None = None, **extra: Any) -> Future[Result]:
-        future = submit(data, options, deadline, **extra)
-        if data == doomed_photo:
+    def recording_submit(job: Job, deadline: float | None = None, **extra: Any) -> Future[Result]:
+        future = submit(job, deadline, **extra)
+        if job.data == doomed_photo:
             doomed_jobs.append(future)
         return future
 

@@ -62,7 +62,7 @@ async def test_a_job_past_its_deadline_is_stopped_and_its_worker_replaced(
 async def test_a_crashed_worker_fails_only_its_own_job(worker_pool: ProcessPool, big_photo: bytes) -> None:
     images = service(worker_pool)
     small = jpeg(astronaut_bgr())
-    doomed = worker_pool.submit(big_photo, Options())
+    doomed = worker_pool.submit(Job(big_photo, Options()))
     while (victim := worker_pool.pid_running(doomed)) is None:
         await asyncio.sleep(0.01)
     others = asyncio.gather(*(anonymize(images, small, time.monotonic() + 60) for _ in range(3)))
@@ -116,7 +116,7 @@ async def test_a_job_stops_at_its_deadline_even_if_nobody_abandons_it(
     """The deadline travels with the job, so a job whose abandonment was lost (the race of the hand-written pool:
     abandoned between being taken and being recorded as running) still cannot run past it."""
     started = time.monotonic()
-    future = worker_pool.submit(big_photo, Options(), deadline=started + 0.3)
+    future = worker_pool.submit(Job(big_photo, Options()), deadline=started + 0.3)
 
     with pytest.raises(DeadlineExceededError):
         await asyncio.wrap_future(future)
@@ -126,10 +126,24 @@ async def test_a_job_stops_at_its_deadline_even_if_nobody_abandons_it(
 async def test_a_job_whose_deadline_passed_in_the_queue_is_never_started(
     worker_pool: ProcessPool, big_photo: bytes
 ) -> None:
-    blockers = [worker_pool.submit(big_photo, Options()) for _ in range(worker_pool.size)]
-    late = worker_pool.submit(jpeg(astronaut_bgr()), Options(), deadline=time.monotonic() + 0.1)
+    blockers = [worker_pool.submit(Job(big_photo, Options())) for _ in range(worker_pool.size)]
+    late = worker_pool.submit(Job(jpeg(astronaut_bgr()), Options()), deadline=time.monotonic() + 0.1)
 
     with pytest.raises(DeadlineExceededError):
         await asyncio.wrap_future(late)
     await asyncio.gather(*(asyncio.wrap_future(blocker) for blocker in blockers))
     assert worker_pool.outstanding == 0
+
+
+async def test_a_job_stopped_at_its_deadline_teaches_the_price_that_it_costs_more(
+    worker_pool: ProcessPool, big_photo: bytes
+) -> None:
+    """Priced at a tenth of a second, stopped after half a second: the speed model now prices every photo higher,
+    so admission stops letting in what cannot finish."""
+    before = worker_pool.speed.slowdown
+    future = worker_pool.submit(Job(big_photo, Options(), priced=0.1 * before), deadline=time.monotonic() + 0.5)
+
+    with pytest.raises(DeadlineExceededError):
+        await asyncio.wrap_future(future)
+    assert worker_pool.speed.slowdown > before * 1.5
+    worker_pool.speed.slowdown = before
