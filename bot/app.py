@@ -21,7 +21,7 @@ from bot import metrics
 from bot.context import RequestContextMiddleware
 from bot.deployment import Deployment
 from bot.handlers import create_routers
-from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
+from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware, ThrottleMiddleware
 from bot.retry import RetryRequests
 from bot.settings import BotSettings
 from bot.texts import ENGLISH, RUSSIAN
@@ -67,6 +67,7 @@ def create_dispatcher(settings: BotSettings, deployment: Deployment) -> Dispatch
     dispatcher.update.outer_middleware(LanguageMiddleware())
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))
+    dispatcher.update.outer_middleware(ThrottleMiddleware(deployment.rate_counter(), settings.messages_per_minute))
     for middleware in deployment.update_middlewares():
         dispatcher.update.outer_middleware(middleware)
     dispatcher.update.outer_middleware(dispatcher.fsm)

@@ -11,12 +11,13 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.fsm.storage.base import BaseStorage
 
 from bot.jobs import JobService
+from bot.middlewares import MemoryRateCounter, RateCounter
 from bot.originals import Originals
 
 
 class Deployment:
-    """What a deployment supplies: the job service, the storage of the users' choices, the store of originals,
-    middlewares for updates in and requests out, and background tasks."""
+    """What a deployment supplies: the job service, the storage of the users' choices, the store of originals, the
+    count of each user's cheap updates, middlewares for updates in and requests out, and background tasks."""
 
     jobs: JobService
     storage: BaseStorage
@@ -24,6 +25,10 @@ class Deployment:
     # With a webhook, whether Telegram hears "done" only once an update is answered, so that an update whose front
     # died is delivered again; it takes a claim on each update (the cluster's) to keep that from answering twice.
     webhook_answers_first: ClassVar[bool] = False
+
+    def rate_counter(self) -> RateCounter:
+        """Where each user's cheap updates are counted (the throttle's memory)."""
+        return MemoryRateCounter()
 
     def update_middlewares(self) -> list[BaseMiddleware]:
         """Outer middlewares every update passes before the handlers (after the language is known)."""

@@ -19,13 +19,20 @@ from typing import Any, Protocol
 from detectors import Detection
 from filters import Region
 
+# What one result may ask of the workers within its hour: a second look (a slow one), and this many renders of the
+# user's choice of faces (each a job like a photo's); past them the user is asked to send the photo again.
+SECOND_LOOKS_PER_RESULT = 1
+RENDERS_PER_RESULT = 30
+
 
 @dataclass(frozen=True)
 class Original:
     """The user's picture behind a result: enough to fetch it again from Telegram, to price it, and to paint it
     again as its sender chooses: the faces found (in reading order: face n is `faces[n - 1]`), the numbers of those
     the sender shows, and the regions the sender drew. `strict` marks a second look's result (it offers no third);
-    `album` lists an album's pictures with faces (their places and messages), whose chooser is a message apart."""
+    `album` lists an album's pictures with faces (their places and messages), whose chooser is a message apart;
+    `second_looks` and `renders` count what was asked of it, each limited so that one result cannot keep the
+    workers busy for its hour."""
 
     user_id: int
     file_id: str
@@ -38,6 +45,8 @@ class Original:
     shown: frozenset[int] = field(default_factory=frozenset)
     regions: tuple[Region, ...] = ()
     album: tuple[tuple[int, int], ...] = ()
+    second_looks: int = 0
+    renders: int = 0
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "shown": sorted(self.shown)})

@@ -113,6 +113,9 @@ class BotSettings(PipelineSettings):
     per_user_limit: int = Field(
         10, gt=0, description="Pictures in flight per user (each picture of an album counts; a video counts one)."
     )
+    messages_per_minute: int = Field(
+        30, gt=0, description="Texts, commands and button presses per user a minute; past them, one notice and silence."
+    )
     deadline_seconds: float = Field(15.0, gt=0, description="From the update's arrival to the reply.")
     video_deadline_seconds: float = Field(
         300.0, gt=0, description="From a video's arrival to the video sent back (progress is shown meanwhile)."

@@ -65,6 +65,9 @@ class Texts:
     choose_expired: str
     choose_not_yours: str
     choose_gone: str
+    choose_too_often: str
+    strict_again: str
+    slow_down: str
     commands: dict[str, str]
 
 
@@ -164,6 +167,9 @@ ENGLISH = Texts(
     choose_expired="This result is too old to change now. Send the photo again.",
     choose_not_yours="Only the person who sent this photo can choose its faces.",
     choose_gone="That picture was deleted, so there is nothing to change. Send the photo again.",
+    choose_too_often="This picture has been changed many times. Send the photo again to start over.",
+    strict_again="I have already looked harder at this photo. Send it again if you want a fresh look.",
+    slow_down="That is a lot of messages at once. I will answer again in a minute.",
     commands={
         "start": "What this bot does",
         "help": "How to use it, how well it works, what it keeps",
@@ -278,6 +284,9 @@ RUSSIAN = Texts(
     choose_expired="Этот результат уже слишком старый, чтобы его менять. Пришлите фото ещё раз.",
     choose_not_yours="Выбрать лица может только тот, кто прислал этот снимок.",
     choose_gone="Этот снимок удалён, менять нечего. Пришлите фото ещё раз.",
+    choose_too_often="Этот снимок меняли уже много раз. Пришлите фото ещё раз, чтобы начать заново.",
+    strict_again="Я уже внимательно смотрел на это фото. Пришлите его ещё раз, если нужен новый поиск.",
+    slow_down="Слишком много сообщений подряд. Я снова отвечу через минуту.",
     commands={
         "start": "Что умеет бот",
         "help": "Как пользоваться, насколько хорошо работает, что хранится",

@@ -33,9 +33,9 @@ from bot.handlers.buttons import (
     result_keyboard,
 )
 from bot.handlers.common import PHOTO_UPLOAD_LIMIT, download, format_note, refusal
-from bot.handlers.inputs import output_name
+from bot.inputs import output_name
 from bot.jobs import DeadlineExceededError, Job
-from bot.originals import Original
+from bot.originals import RENDERS_PER_RESULT, Original
 from bot.pricing import JobSize
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,11 @@ class Chooser:
         """Render and put the picture in place of the result: the preview with the face buttons, or the final with
         the result's own buttons."""
         request, texts, started = self.request, self.request.texts, time.monotonic()
+        if original.renders >= RENDERS_PER_RESULT:
+            await self.query.answer(texts.choose_too_often, show_alert=True)
+            return
+        original = replace(original, renders=original.renders + 1)
+        await request.originals.update(self.panel.chat.id, self.result_id, original)
         try:
             result = await render(request, original, preview=preview)
         except (BusyError, UnavailableError, DeadlineExceededError, AnonymizerError) as error:

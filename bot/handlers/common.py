@@ -18,6 +18,7 @@ import anonymizer
 from anonymizer import errors
 from anonymizer.options import Options, Result
 from bot.admission import BusyError, UnavailableError
+from bot.inputs import Clip, Picture
 from bot.jobs import DeadlineExceededError
 from bot.pricing import JobSize
 from bot.settings import BotSettings
@@ -146,3 +147,23 @@ async def real_size(data: bytes, size: JobSize, options: Options) -> JobSize:
     never from its byte size: a small file can hold a huge picture. AnonymizerError for one over the limits."""
     info = await asyncio.to_thread(anonymizer.probe, data, options)
     return replace(size, pixels=info.width * info.height, duration=info.duration or size.duration)
+
+
+def picture_refusal(picture: Picture, settings: BotSettings, texts: Texts) -> str | None:
+    """Refuse what the metadata already shows to be too big, before anything is downloaded."""
+    if picture.file_size is not None and picture.file_size > settings.max_file_bytes:
+        return error_text(errors.InputTooLargeError(), settings, texts)
+    if picture.pixels is not None and picture.pixels > settings.max_pixels:
+        return error_text(errors.TooManyPixelsError(), settings, texts)
+    return None
+
+
+def clip_refusal(clip: Clip, settings: BotSettings, texts: Texts) -> str | None:
+    """Refuse a clip whose metadata shows it too big, too long or too large a picture, before downloading it."""
+    if clip.file_size is not None and clip.file_size > settings.max_file_bytes:
+        return error_text(errors.InputTooLargeError(), settings, texts, video=True)
+    if clip.duration is not None and clip.duration > settings.max_video_seconds:
+        return error_text(errors.MediaTooLongError(), settings, texts, video=True)
+    if clip.pixels is not None and clip.pixels > settings.max_video_pixels:
+        return error_text(errors.TooManyPixelsError(), settings, texts, video=True)
+    return None

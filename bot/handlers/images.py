@@ -31,10 +31,11 @@ from bot.handlers.common import (
     download,
     error_text,
     format_note,
+    picture_refusal,
     real_size,
     refusal,
 )
-from bot.handlers.inputs import Picture, clip_of, output_name, picture_of, picture_refusal
+from bot.inputs import Picture, clip_of, output_name, picture_of
 from bot.jobs import DeadlineExceededError, Job
 from bot.middlewares import AlbumMiddleware
 from bot.originals import Original
@@ -102,6 +103,7 @@ def original_of(request: RequestContext, picture: Picture, result: Result | None
         picture.file_name,
         strict,
         faces,
+        second_looks=int(strict),
     )
 
 

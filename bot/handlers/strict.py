@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
@@ -19,9 +20,10 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.context import RequestContext
 from bot.handlers.buttons import SecondLook
+from bot.handlers.common import picture_refusal
 from bot.handlers.images import serve_pictures
-from bot.handlers.inputs import Picture, clip_of, picture_of, picture_refusal
-from bot.originals import Original
+from bot.inputs import Picture, clip_of, picture_of
+from bot.originals import SECOND_LOOKS_PER_RESULT, Original
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,15 @@ logger = logging.getLogger(__name__)
 def picture_of_original(anchor: Message, original: Original) -> Picture:
     """The remembered original as a picture of a request, answered as a reply to `anchor`."""
     return Picture(anchor, original.file_id, original.file_size, original.pixels, original.as_document, None)
+
+
+async def second_look_allowed(request: RequestContext, chat_id: int, result_id: int, original: Original) -> bool:
+    """Whether this result may have its (one) second look, counting it if so: a slow job that one user could
+    otherwise ask for again and again for the hour the result is remembered."""
+    if original.second_looks >= SECOND_LOOKS_PER_RESULT:
+        return False
+    await request.originals.update(chat_id, result_id, replace(original, second_looks=original.second_looks + 1))
+    return True
 
 
 async def original_for_command(message: Message, request: RequestContext) -> tuple[Picture | None, str | None]:
@@ -42,6 +53,8 @@ async def original_for_command(message: Message, request: RequestContext) -> tup
             return None, texts.strict_how
         if original.user_id != request.user_id:
             return None, texts.strict_not_yours
+        if not await second_look_allowed(request, message.chat.id, replied.message_id, original):
+            return None, texts.strict_again
         return picture_of_original(message, original), None
     if replied.from_user is None or replied.from_user.id != request.user_id:
         return None, texts.strict_not_yours
@@ -75,6 +88,9 @@ def create_router() -> Router:
             return
         if original.user_id != request.user_id:
             await query.answer(texts.strict_not_yours, show_alert=True)
+            return
+        if not await second_look_allowed(request, result.chat.id, result.message_id, original):
+            await query.answer(texts.strict_again, show_alert=True)
             return
         await query.answer(texts.strict_started)
         with contextlib.suppress(TelegramBadRequest):  # one press is enough: the button goes

@@ -25,9 +25,9 @@ from anonymizer.options import MediaKind, Result
 from bot import metrics
 from bot.admission import Lane
 from bot.context import RequestContext
-from bot.handlers.common import download, error_text, real_size, refusal
+from bot.handlers.common import clip_refusal, download, error_text, real_size, refusal
 from bot.handlers.images import format_note
-from bot.handlers.inputs import Clip, SentAs, clip_of, clip_refusal, output_name
+from bot.inputs import Clip, SentAs, clip_of, output_name
 from bot.jobs import Job
 from bot.settings import BOT_API_UPLOAD_LIMIT
 from bot.texts import Texts, duration_text

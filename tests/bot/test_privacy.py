@@ -23,7 +23,7 @@ from bot.__main__ import BadTokenError
 from bot.app import create_bot
 from bot.cluster import machine
 from bot.handlers.common import DownloadError, download
-from bot.handlers.inputs import picture_of
+from bot.inputs import picture_of
 from bot.jobs import WorkerStartError
 from bot.pool import ProcessPool
 from bot.settings import EXIT_CONFIGURATION, BotSettings, PipelineSettings

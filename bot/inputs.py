@@ -1,5 +1,5 @@
 """What a message carries, from its metadata alone (nothing downloaded yet): a picture (a photo or an image file) or
-a clip (a video, a GIF, a video note, or a video or GIF file), and what the metadata already shows to be too big.
+a clip (a video, a GIF, a video note, or a video or GIF file).
 
 The kind decides how the result goes back: a photo as a photo, a file as a file, a video with sendVideo, a GIF
 (which Telegram delivers as an MP4 animation) with sendAnimation, a video note as a video note.
@@ -13,13 +13,9 @@ from pathlib import PurePath
 
 from aiogram.types import Message
 
-from anonymizer.errors import InputTooLargeError, MediaTooLongError, TooManyPixelsError
 from anonymizer.formats import IMAGE_MIME_TYPES, IMAGE_SUFFIXES, MIME_TYPES, SUFFIXES, VIDEO_MIME_TYPES, VIDEO_SUFFIXES
 from anonymizer.options import MediaKind
-from bot.handlers.common import error_text
 from bot.pricing import JobSize
-from bot.settings import BotSettings
-from bot.texts import Texts
 
 
 class SentAs(StrEnum):
@@ -116,26 +112,6 @@ def clip_of(message: Message) -> Clip | None:
     else:
         return None
     return Clip(message, document.file_id, sent_as, document.file_size, as_document=True, file_name=document.file_name)
-
-
-def picture_refusal(picture: Picture, settings: BotSettings, texts: Texts) -> str | None:
-    """Refuse what the metadata already shows to be too big, before anything is downloaded."""
-    if picture.file_size is not None and picture.file_size > settings.max_file_bytes:
-        return error_text(InputTooLargeError(), settings, texts)
-    if picture.pixels is not None and picture.pixels > settings.max_pixels:
-        return error_text(TooManyPixelsError(), settings, texts)
-    return None
-
-
-def clip_refusal(clip: Clip, settings: BotSettings, texts: Texts) -> str | None:
-    """Refuse a clip whose metadata shows it too big, too long or too large a picture, before downloading it."""
-    if clip.file_size is not None and clip.file_size > settings.max_file_bytes:
-        return error_text(InputTooLargeError(), settings, texts, video=True)
-    if clip.duration is not None and clip.duration > settings.max_video_seconds:
-        return error_text(MediaTooLongError(), settings, texts, video=True)
-    if clip.pixels is not None and clip.pixels > settings.max_video_pixels:
-        return error_text(TooManyPixelsError(), settings, texts, video=True)
-    return None
 
 
 def output_name(file_name: str | None, result_format: str, default: str = "photo.jpg") -> str:
