@@ -67,11 +67,7 @@ class RedisLedger:
             check_admission(tickets, capacity, self.limits, request, now)
             return {request.id: request}
 
-        try:
-            await self._transact(change)
-        except (RedisError, OSError) as error:
-            logger.warning("admission: Redis unreachable (%s)", type(error).__name__)
-            raise UnavailableError from None
+        await self._decide(change)
 
     async def reprice(self, ticket: Ticket, work: float, pictures: int) -> Ticket:
         repriced = replace(ticket, work=work, pictures=pictures)
@@ -83,11 +79,7 @@ class RedisLedger:
             check_admission(others, capacity, self.limits, repriced, now)
             return {repriced.id: repriced}
 
-        try:
-            await self._transact(change)
-        except (RedisError, OSError) as error:
-            logger.warning("admission: Redis unreachable (%s)", type(error).__name__)
-            raise UnavailableError from None
+        await self._decide(change)
         return repriced
 
     async def release(self, ticket: Ticket) -> None:
@@ -117,6 +109,14 @@ class RedisLedger:
         now = self.clock()
         raw = await self.redis.hvals(keys.ADMITTED)
         return live(list(map(decoded, raw)), now)
+
+    async def _decide(self, change: Change) -> None:
+        """A change that admits or refuses: without Redis, nothing can be admitted."""
+        try:
+            await self._transact(change)
+        except (RedisError, OSError) as error:
+            logger.warning("admission: Redis unreachable (%s)", type(error).__name__)
+            raise UnavailableError from None
 
     async def _transact(self, change: Change) -> bool:
         """Apply `change` to the live tickets atomically; True if it wrote (or had nothing to write)."""

@@ -65,18 +65,9 @@ class WorkerMachine:
         self.broker = create_broker(redis_url)
         self.broker.is_worker_process = True
 
-        async def run_job(
-            job_id: str,
-            kind: str,
-            filter_name: str,
-            deadline: float,
-            front: str,
-            strict: bool = False,
-            choice: dict[str, Any] | None = None,
-            priced: float = 0.0,
-        ) -> dict[str, Any]:
-            outcome = await self.run_job(job_id, kind, filter_name, deadline, front, strict, choice, priced)
-            return outcome_document(outcome)
+        async def run_job(*arguments: Any) -> dict[str, Any]:
+            """The queue's task: the job's message in, its outcome's JSON out (`run_job` names the arguments)."""
+            return outcome_document(await self.run_job(*arguments))
 
         self.broker.register_task(run_job, task_name=TASK_NAME)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

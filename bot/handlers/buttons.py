@@ -7,6 +7,7 @@ album's pictures cannot carry buttons, so their chooser lives in a message of it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -29,25 +30,24 @@ class ChooseFaces(CallbackData, prefix="choose"):
     result: int = 0
 
 
-class FaceToggle(CallbackData, prefix="face"):
+class Pick(StrEnum):
+    """What a button of the chooser does."""
+
+    TOGGLE = "t"
+    PAGE = "p"
+    COVER_ALL = "c"
+    SHOW_ALL = "s"
+    DONE = "d"
+
+
+class FaceChoice(CallbackData, prefix="face"):
+    """A press in the chooser of a result: what it does, to which face (TOGGLE), on which page it was made or which
+    page it turns to (PAGE)."""
+
     result: int
-    number: int
-    page: int
-
-
-class FacePage(CallbackData, prefix="fpage"):
-    result: int
-    page: int
-
-
-class FacesAll(CallbackData, prefix="fall"):
-    result: int
-    show: bool
-    page: int
-
-
-class FacesDone(CallbackData, prefix="fdone"):
-    result: int
+    pick: Pick
+    number: int = 0
+    page: int = 0
 
 
 def result_keyboard(texts: Texts, original: Original) -> InlineKeyboardMarkup | None:
@@ -76,16 +76,19 @@ def chooser_keyboard(texts: Texts, result: int, original: Original, page: int) -
     last = min(len(original.faces), first + FACES_PER_PAGE - 1)
     for number in range(first, last + 1):
         state = SHOWN if number in original.shown else COVERED
-        builder.button(text=f"{number} {state}", callback_data=FaceToggle(result=result, number=number, page=page))
+        builder.button(
+            text=f"{number} {state}",
+            callback_data=FaceChoice(result=result, pick=Pick.TOGGLE, number=number, page=page),
+        )
     on_page = last - first + 1
     sizes = [FACES_PER_ROW] * (on_page // FACES_PER_ROW) + [on_page % FACES_PER_ROW]
     if page > 0:
-        builder.button(text="‹", callback_data=FacePage(result=result, page=page - 1))
+        builder.button(text="‹", callback_data=FaceChoice(result=result, pick=Pick.PAGE, page=page - 1))
     if last < len(original.faces):
-        builder.button(text="›", callback_data=FacePage(result=result, page=page + 1))
+        builder.button(text="›", callback_data=FaceChoice(result=result, pick=Pick.PAGE, page=page + 1))
     sizes.append((page > 0) + (last < len(original.faces)))
-    builder.button(text=texts.cover_all, callback_data=FacesAll(result=result, show=False, page=page))
-    builder.button(text=texts.show_all, callback_data=FacesAll(result=result, show=True, page=page))
-    builder.button(text=texts.choose_done, callback_data=FacesDone(result=result))
+    builder.button(text=texts.cover_all, callback_data=FaceChoice(result=result, pick=Pick.COVER_ALL, page=page))
+    builder.button(text=texts.show_all, callback_data=FaceChoice(result=result, pick=Pick.SHOW_ALL, page=page))
+    builder.button(text=texts.choose_done, callback_data=FaceChoice(result=result, pick=Pick.DONE))
     builder.adjust(*[size for size in sizes if size], 2, 1)
     return builder.as_markup()

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import replace
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import BufferedInputFile, CallbackQuery, InputMediaDocument, InputMediaPhoto, Message
 
@@ -24,10 +24,8 @@ from bot.admission import BusyError, UnavailableError
 from bot.context import RequestContext
 from bot.handlers.buttons import (
     ChooseFaces,
-    FacePage,
-    FacesAll,
-    FacesDone,
-    FaceToggle,
+    FaceChoice,
+    Pick,
     album_keyboard,
     chooser_keyboard,
     result_keyboard,
@@ -77,6 +75,16 @@ def final_caption(original: Original, result: Result, request: RequestContext) -
     else:
         text = (texts.strict_covered if original.strict else texts.faces_covered).format(count=count)
     return "\n".join([text, *format_note(result, texts)])
+
+
+def chosen(original: Original, press: FaceChoice) -> frozenset[int]:
+    """The faces shown once this press is applied (a number that is no face's changes nothing)."""
+    every = frozenset(range(1, len(original.faces) + 1))
+    if press.pick == Pick.TOGGLE:
+        return original.shown ^ ({press.number} & every)
+    if press.pick == Pick.SHOW_ALL:
+        return every
+    return frozenset() if press.pick == Pick.COVER_ALL else original.shown
 
 
 class Chooser:
@@ -161,30 +169,16 @@ def create_router() -> Router:
         if (original := await chooser.original()) is not None:
             await chooser.paint(original, preview=True)
 
-    @router.callback_query(FaceToggle.filter())
-    async def toggle(query: CallbackQuery, callback_data: FaceToggle, request: RequestContext) -> None:
-        chooser = Chooser(query, callback_data.result, request)
-        if (original := await chooser.original()) is not None and 1 <= callback_data.number <= len(original.faces):
-            shown = original.shown ^ {callback_data.number}
-            await chooser.show_choices(replace(original, shown=shown), callback_data.page)
-
-    @router.callback_query(FacePage.filter())
-    async def turn_page(query: CallbackQuery, callback_data: FacePage, request: RequestContext) -> None:
-        chooser = Chooser(query, callback_data.result, request)
-        if (original := await chooser.original()) is not None:
-            await chooser.show_choices(original, callback_data.page)
-
-    @router.callback_query(FacesAll.filter())
-    async def all_faces(query: CallbackQuery, callback_data: FacesAll, request: RequestContext) -> None:
-        chooser = Chooser(query, callback_data.result, request)
-        if (original := await chooser.original()) is not None:
-            shown = frozenset(range(1, len(original.faces) + 1)) if callback_data.show else frozenset()
-            await chooser.show_choices(replace(original, shown=shown), callback_data.page)
-
-    @router.callback_query(FacesDone.filter())
-    async def done(query: CallbackQuery, callback_data: FacesDone, request: RequestContext) -> None:
+    @router.callback_query(FaceChoice.filter(F.pick == Pick.DONE))
+    async def done(query: CallbackQuery, callback_data: FaceChoice, request: RequestContext) -> None:
         chooser = Chooser(query, callback_data.result, request)
         if (original := await chooser.original()) is not None:
             await chooser.paint(original, preview=False)
+
+    @router.callback_query(FaceChoice.filter())
+    async def change(query: CallbackQuery, callback_data: FaceChoice, request: RequestContext) -> None:
+        chooser = Chooser(query, callback_data.result, request)
+        if (original := await chooser.original()) is not None:
+            await chooser.show_choices(replace(original, shown=chosen(original, callback_data)), callback_data.page)
 
     return router

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.handlers.buttons import FACES_PER_PAGE, FacePage, FaceToggle, chooser_keyboard
+from bot.handlers.buttons import FACES_PER_PAGE, FaceChoice, Pick, chooser_keyboard
 from bot.originals import Original
 from bot.texts import ENGLISH
 from detectors import Detection
@@ -30,7 +30,7 @@ def test_each_button_says_whether_its_face_is_shown_and_toggles_that_face() -> N
     shown = Original(1, "file", False, faces=CROWD.faces[:3], shown=frozenset({2}))
     rows = chooser_keyboard(ENGLISH, 0, shown, 0).inline_keyboard
     assert [button.text for button in rows[0]] == ["1 ✓", "2 ○", "3 ✓"]
-    assert FaceToggle.unpack(rows[0][1].callback_data or "") == FaceToggle(result=0, number=2, page=0)
+    assert FaceChoice.unpack(rows[0][1].callback_data or "") == FaceChoice(result=0, pick=Pick.TOGGLE, number=2)
     assert FACES_PER_PAGE == 20
     page_button = chooser_keyboard(ENGLISH, 77, CROWD, 0).inline_keyboard[4][0]
-    assert FacePage.unpack(page_button.callback_data or "") == FacePage(result=77, page=1)
+    assert FaceChoice.unpack(page_button.callback_data or "") == FaceChoice(result=77, pick=Pick.PAGE, page=1)
