@@ -70,7 +70,7 @@ async def test_help_prints_usage_and_the_settings_instead_of_a_missing_token_err
     assert process.returncode == 0
     text = stdout.decode()
     assert text.startswith("usage:")
-    assert all(name in text for name in ("BOT_TOKEN", "REDIS_URL", "WEBHOOK_URL", "WORKERS"))
+    assert all(name in text for name in ("BOT_TOKEN", "REDIS_URL", "REDIS_ALLOW_NO_PASSWORD", "WEBHOOK_URL", "WORKERS"))
     assert not stderr
 
 
