@@ -1,4 +1,5 @@
-"""A cluster's Redis as a public bot must treat it: what is read from it is data, never code."""
+"""A cluster's Redis as a public bot must treat it: what is read from it is data, never code; TLS with the CA the
+operator gives. Real redis-servers (one of them speaking TLS only, with a certificate made here)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,31 @@ import json
 import pickle
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiogram.fsm.storage.base import StorageKey
+from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from anonymizer.options import Options
+from anonymizer.options import Options, Result
 from bot.cluster import keys
+from bot.cluster.deployment import ClusterDeployment
 from bot.cluster.front import ClusterJobs
+from bot.cluster.machine import WorkerMachine
 from bot.jobs import Job, WorkerFailedError
-from testing.cluster import RedisServer
+from bot.pool import ProcessPool
+from bot.settings import PipelineSettings
+from testing.cluster import RedisServer, make_certificates, wait_for_workers
 from testing.fake_telegram import TOKEN
 from testing.images import astronaut_bgr, jpeg
 from tests.bot.helpers import bot_settings_for
+
+PASSWORD = "TlsRedisPasswordForTests0123456789"
+USER_ID = 6002
 
 
 class RunsACommand:
@@ -62,3 +75,43 @@ async def test_a_pickled_result_planted_in_redis_is_refused_not_run(redis_server
     assert isinstance(outcome, WorkerFailedError), "the planted value was taken for a result"
     assert not still_planted, "the front never read the planted value: the test proved nothing"
     assert not marker.exists(), "the front unpickled what it read from Redis"
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server that speaks TLS only and asks for a password, with a CA and certificate made for this module."""
+    directory = tmp_path_factory.mktemp("tls-redis")
+    server = RedisServer(directory, tls=make_certificates(directory), password=PASSWORD).start()
+    yield server
+    server.stop()
+
+
+async def test_a_front_and_a_worker_machine_work_through_rediss_with_the_ca_given(
+    tls_redis: RedisServer, worker_pool: ProcessPool
+) -> None:
+    """Jobs, results, heartbeats and the users' choices all cross TLS, the CA named in the URL (the worker machine
+    runs in this process, on the session's worker processes); a client without the CA is turned away."""
+    url = tls_redis.url()
+    machine = WorkerMachine(PipelineSettings(_env_file=None, redis_url=url), worker_pool, url)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(machine.serve(stop))
+    deployment = ClusterDeployment(bot_settings_for(TOKEN, redis_url=url))
+    try:
+        await asyncio.to_thread(wait_for_workers, tls_redis.client(), worker_pool.size, 30)
+        await deployment.start()
+        key = StorageKey(bot_id=1, chat_id=USER_ID, user_id=USER_ID)
+        await deployment.storage.set_data(key, {"filter": "blur"})
+        choice = await deployment.storage.get_data(key)
+        deadline = time.monotonic() + 30
+        data = jpeg(astronaut_bgr())
+        async with deployment.jobs.admission(USER_ID, [1.0], deadline) as ticket:
+            (result,) = await deployment.jobs.run([Job(data, deployment.settings.options())], deadline, ticket=ticket)
+    finally:
+        await deployment.close()
+        stop.set()
+        await serving
+    assert isinstance(result, Result) and result.detections, "no picture came back through rediss://"
+    assert choice == {"filter": "blur"}
+    without_ca = Redis.from_url(url.partition("?")[0])
+    with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+        without_ca.ping()
