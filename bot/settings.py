@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -248,6 +248,7 @@ def entry_point(
         print(f"{program}: {describe_error(error)}", file=sys.stderr)
         return EXIT_CONFIGURATION
     configure_logging(settings.log_level, settings.secrets())
+    _forget_secret_variables(settings_class)
     try:
         return run(settings)
     except StartupError as error:
@@ -255,6 +256,19 @@ def entry_point(
         return EXIT_CONFIGURATION
     except KeyboardInterrupt:
         return 0
+
+
+def _forget_secret_variables(settings_class: type[BaseSettings]) -> None:
+    """The settings hold the secrets now (the token, the Redis URL, the webhook's secret); out of this process's
+    environment they go, so that no process it starts inherits them: the worker processes, which decode what
+    strangers send, never hold them."""
+    secret = {
+        name
+        for name, field in settings_class.model_fields.items()
+        if SecretStr in (field.annotation, *get_args(field.annotation))
+    }
+    for variable in [variable for variable in os.environ if variable.lower() in secret]:
+        del os.environ[variable]
 
 
 def usage(program: str, settings_class: type[BaseSettings]) -> str:

@@ -321,7 +321,7 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
     confirmed, and an update delivered twice is answered once."""
     for key in redis_server.client().scan_iter("photo-anon:update:*"):
         redis_server.client().delete(key)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     front_process = front(
         redis_server.url(),
         telegram.base_url,
@@ -331,6 +331,7 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
         WEBHOOK_SECRET="webhook-secret",
         WEBHOOK_HOST="127.0.0.1",
         WEBHOOK_PORT=str(port),
+        METRICS_PORT=str(metrics_port),
     )
     try:
         await telegram.wait_for(lambda call: call.method == "setWebhook", timeout=60)
@@ -341,12 +342,15 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
             first = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
             answered_when_confirmed = len(answers(telegram, message))
             again = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
-            async with http.get(f"http://127.0.0.1:{port}/health") as health:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/health") as health:
                 healthy = health.status
+            async with http.get(f"http://127.0.0.1:{port}/health") as public:
+                on_the_webhook_listener = public.status
         await asyncio.sleep(1.0)
     finally:
         await asyncio.to_thread(front_process.stop)
     assert first.status == 200 and again.status == 200 and healthy == 200
+    assert on_the_webhook_listener == 404, "/health is served on the public webhook listener"
     assert answered_when_confirmed == 1, "Telegram heard 'done' before the user had an answer"
     (reply,) = answers(telegram, message)
     assert reply.method == "sendPhoto"

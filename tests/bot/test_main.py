@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import psutil
+
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from testing.cluster import free_port
@@ -18,9 +20,16 @@ from testing.paths import ROOT
 ALICE = FakeUser(1001, "Alice", "en")
 
 
-async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
+def environments_below(pid: int) -> list[bytes]:
+    """The environment of every process `pid` started (its worker processes), as /proc shows it."""
+    return [Path(f"/proc/{child.pid}/environ").read_bytes() for child in psutil.Process(pid).children(recursive=True)]
+
+
+async def test_the_bot_process_answers_finishes_its_work_on_sigterm_and_keeps_the_token_from_its_workers(
     telegram: FakeTelegramServer, tmp_path: Path
 ) -> None:
+    """The token given in the environment (as systemd's EnvironmentFile or a container gives it) stays in the bot's
+    own process: the worker processes, which decode whatever strangers send, are started without it."""
     env = {key: value for key, value in os.environ.items() if key.lower() not in BotSettings.model_fields}
     env.update(PYTHONPATH=str(ROOT), BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.base_url, WORKERS="1")
     process = await asyncio.create_subprocess_exec(
@@ -29,6 +38,7 @@ async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
     try:
         telegram.send_text(ALICE, "/start")
         (welcome,) = await telegram.wait_for(lambda call: call.method == "sendMessage", timeout=60)
+        workers_environments = environments_below(process.pid)
         photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
         await telegram.wait_for(lambda call: call.method == "getFile", timeout=30)
 
@@ -46,6 +56,10 @@ async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
     log = stderr.decode()
     assert "update 1 (message) chat 1001" in log
     assert TOKEN.partition(":")[2] not in log
+    assert workers_environments, "the bot started no worker process"
+    assert not any(TOKEN.partition(":")[2].encode() in environment for environment in workers_environments), (
+        "a worker process holds the token"
+    )
 
 
 def bot_environment(**settings: str) -> dict[str, str]:
@@ -150,3 +164,4 @@ async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_red
     assert stderr.decode().strip().splitlines() == [
         "photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"
     ]
+

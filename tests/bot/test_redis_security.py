@@ -1,5 +1,6 @@
 """A cluster's Redis as a public bot must treat it: what is read from it is data, never code; TLS with the CA the
-operator gives. Real redis-servers (one of them speaking TLS only, with a certificate made here)."""
+operator gives; strangers write nothing to it. Real redis-servers (one of them speaking TLS only, with a certificate
+made here), a front as a process, the fake Bot API."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ from bot.cluster.machine import WorkerMachine
 from bot.jobs import Job, WorkerFailedError
 from bot.pool import ProcessPool
 from bot.settings import PipelineSettings
-from testing.cluster import RedisServer, make_certificates, wait_for_workers
-from testing.fake_telegram import TOKEN
+from bot.texts import ENGLISH
+from testing.cluster import RedisServer, front, make_certificates, wait_for_workers
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
 from testing.images import astronaut_bgr, jpeg
 from tests.bot.helpers import bot_settings_for
 
 PASSWORD = "TlsRedisPasswordForTests0123456789"
-USER_ID = 6002
+STRANGER = FakeUser(6001, "Mallory", "en")
+MEMBER = FakeUser(6002, "Alice", "en")
 
 
 class RunsACommand:
@@ -99,12 +102,12 @@ async def test_a_front_and_a_worker_machine_work_through_rediss_with_the_ca_give
     try:
         await asyncio.to_thread(wait_for_workers, tls_redis.client(), worker_pool.size, 30)
         await deployment.start()
-        key = StorageKey(bot_id=1, chat_id=USER_ID, user_id=USER_ID)
+        key = StorageKey(bot_id=1, chat_id=MEMBER.id, user_id=MEMBER.id)
         await deployment.storage.set_data(key, {"filter": "blur"})
         choice = await deployment.storage.get_data(key)
         deadline = time.monotonic() + 30
         data = jpeg(astronaut_bgr())
-        async with deployment.jobs.admission(USER_ID, [1.0], deadline) as ticket:
+        async with deployment.jobs.admission(MEMBER.id, [1.0], deadline) as ticket:
             (result,) = await deployment.jobs.run([Job(data, deployment.settings.options())], deadline, ticket=ticket)
     finally:
         await deployment.close()
@@ -115,3 +118,22 @@ async def test_a_front_and_a_worker_machine_work_through_rediss_with_the_ca_give
     without_ca = Redis.from_url(url.partition("?")[0])
     with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         without_ca.ping()
+
+
+async def test_a_strangers_update_writes_no_claim_to_redis(
+    telegram: FakeTelegramServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The allowed-users check comes before the claim that makes each update answered once: strangers cannot fill
+    Redis with day-long keys."""
+    front_process = front(redis_server.url(), telegram.base_url, tmp_path, ALLOWED_USER_IDS=str(MEMBER.id))
+    try:
+        await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=60)
+        telegram.send_photo(STRANGER, jpeg(astronaut_bgr()))
+        (refusal,) = await telegram.wait_for(lambda call: call.chat_id == STRANGER.id, timeout=20)
+        member = telegram.send_text(MEMBER, "/start")
+        (welcome,) = await telegram.wait_for(lambda call: call.chat_id == MEMBER.id, timeout=20)
+    finally:
+        await asyncio.to_thread(front_process.stop)
+    assert refusal.text == ENGLISH.not_allowed and welcome.text == ENGLISH.start
+    claims = {key.decode() for key in redis_server.client().scan_iter("photo-anon:update:*")}
+    assert claims == {keys.update_key(int(TOKEN.partition(":")[0]), telegram.update_id_of(member))}, claims
