@@ -256,4 +256,6 @@ async def test_a_restart_mid_work_answers_every_update_exactly_once(
     # The confirming getUpdates at the stop may hand over one update the stopping bot never handles: Telegram gives
     # that one again after the restart. What must never come twice is an update that was handled.
     after_restart = telegram.deliveries
-    assert all(after_restart[id_] == delivered_before_restart[id_] for id_ in handled_ids), "a handled update came again"
+    assert all(after_restart[id_] == delivered_before_restart[id_] for id_ in handled_ids), (
+        "a handled update came again"
+    )
