@@ -8,14 +8,13 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
 from testing.cluster import Process, free_port
-from testing.fake_telegram import REPLY_METHODS, TOKEN, Call, FakeTelegramServer, FakeUser
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
 from testing.images import astronaut_bgr, composite, jpeg
 from testing.paths import ROOT
 
@@ -168,15 +167,6 @@ async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_red
     ]
 
 
-def answers_to(telegram: FakeTelegramServer, message: dict[str, Any]) -> list[Call]:
-    chat_id, message_id = message["chat"]["id"], message["message_id"]
-    return [
-        call
-        for call in telegram.calls
-        if call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
-    ]
-
-
 async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_once(
     telegram: FakeTelegramServer, tmp_path: Path
 ) -> None:
@@ -195,7 +185,7 @@ async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_on
         await telegram.wait_for(lambda call: call.method == "getFile", timeout=90, count=len(messages))
     finally:
         first.kill()
-    answered_before_the_kill = sum(bool(answers_to(telegram, message)) for message in messages)
+    answered_before_the_kill = sum(bool(telegram.answers_to(message)) for message in messages)
 
     second = Process("bot", tmp_path / "second.log", env, tmp_path).start()
     try:
@@ -206,9 +196,9 @@ async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_on
 
     assert answered_before_the_kill == 0, "an answer left before the kill: the test did not kill mid-burst"
     assert min(telegram.deliveries.values()) >= 2, "Telegram did not deliver the photos again"
-    counts = [len(answers_to(telegram, message)) for message in messages]
+    counts = [len(telegram.answers_to(message)) for message in messages]
     assert counts == [1] * len(messages), f"answers per photo: {counts}"
     honest = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed, ENGLISH.busy.split("{")[0])
     for message in messages:
-        (answer,) = answers_to(telegram, message)
+        (answer,) = telegram.answers_to(message)
         assert answer.method == "sendPhoto" or answer.text.startswith(honest), answer.text
