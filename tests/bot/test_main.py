@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
@@ -167,19 +168,21 @@ async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_red
     ]
 
 
+@pytest.mark.timeout(240)  # two starts of the bot, each loading and timing its worker
 async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_once(
     telegram: FakeTelegramServer, tmp_path: Path
 ) -> None:
     """Six photos in flight when the bot is SIGKILLed: Telegram never heard they were answered, so it delivers them
-    again and the bot started again answers each, once. (Killed before any answer left: an answer sent in the
-    instant before the kill, and not yet confirmed, would be sent again, the window bot.polling documents.)"""
+    again and the bot started again answers each, once. Killed before any answer left: an answer sent before the
+    kill, and not yet confirmed, would be sent again (bot.polling). The budget is long enough for all six to be
+    admitted on one worker however slow the machine, so that none is answered "busy" at once."""
     users = [FakeUser(7000 + index, f"User{index}", "en") for index in range(6)]
     photos = [
         jpeg(composite((1600, 1200), [(100 + 40 * index, 150, 300)], background=40 + 5 * index)[0], quality=90)
         for index in range(6)
     ]
     messages = [telegram.send_photo(user, photo) for user, photo in zip(users, photos, strict=True)]
-    env = bot_environment(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.base_url, WORKERS="1")
+    env = bot_environment(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.base_url, WORKERS="1", DEADLINE_SECONDS="90")
     first = Process("bot", tmp_path / "first.log", env, tmp_path).start()
     try:
         await telegram.wait_for(lambda call: call.method == "getFile", timeout=90, count=len(messages))
@@ -189,7 +192,7 @@ async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_on
 
     second = Process("bot", tmp_path / "second.log", env, tmp_path).start()
     try:
-        await asyncio.gather(*(telegram.reply_to(message, timeout=60) for message in messages))
+        await asyncio.gather(*(telegram.reply_to(message, timeout=90) for message in messages))
         await asyncio.sleep(1.0)  # a second answer would come now
     finally:
         await asyncio.to_thread(second.stop)
@@ -198,7 +201,4 @@ async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_on
     assert min(telegram.deliveries.values()) >= 2, "Telegram did not deliver the photos again"
     counts = [len(telegram.answers_to(message)) for message in messages]
     assert counts == [1] * len(messages), f"answers per photo: {counts}"
-    honest = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed, ENGLISH.busy.split("{")[0])
-    for message in messages:
-        (answer,) = telegram.answers_to(message)
-        assert answer.method == "sendPhoto" or answer.text.startswith(honest), answer.text
+    assert [telegram.answers_to(message)[0].method for message in messages] == ["sendPhoto"] * len(messages)
