@@ -17,7 +17,6 @@ from aiogram.types import BotCommand, BotCommandScopeDefault
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
-from bot import metrics
 from bot.context import RequestContextMiddleware
 from bot.deployment import Deployment
 from bot.handlers import create_routers
@@ -104,8 +103,8 @@ async def on_shutdown(settings: BotSettings, request_log: RequestLogMiddleware) 
 def create_webhook_app(
     bot: Bot, dispatcher: Dispatcher, settings: BotSettings, deployment: Deployment, **data: Any
 ) -> web.Application:
-    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header; /metrics and
-    /health beside it."""
+    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header; nothing else
+    (/metrics and /health are on METRICS_HOST's server)."""
     assert settings.webhook_secret is not None
     app = web.Application()
     SimpleRequestHandler(
@@ -115,5 +114,4 @@ def create_webhook_app(
         secret_token=settings.webhook_secret.get_secret_value(),
     ).register(app, path=settings.webhook_path)
     setup_application(app, dispatcher, bot=bot, **data)
-    metrics.add_routes(app, deployment.jobs.healthy)
     return app

@@ -4,16 +4,18 @@ commands (`python -m bot`, `python -m bot.worker`) read them and fail on them.""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import re
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.asyncio.connection import ConnectKwargs, parse_url
 
 import filters
 from anonymizer.options import DEFAULT_DETECTOR, DEFAULT_FILTER, MAX_INPUT_PIXELS, STRICT_DETECTOR, Options
@@ -61,7 +63,12 @@ class PipelineSettings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="Worker processes (default: CPU count)."
     )
     redis_url: SecretStr | None = Field(
-        None, description="redis://host:port/db: distributed mode (python -m bot is then the front only)."
+        None,
+        description="redis://:PASSWORD@host:port/db, or rediss://...?ssl_ca_certs=/path/ca.crt for TLS: distributed "
+        "mode (python -m bot is then the front only).",
+    )
+    redis_allow_no_password: bool = Field(
+        False, description="Accept a REDIS_URL without a password on another machine (a network you trust)."
     )
     metrics_port: int | None = Field(
         None, gt=0, lt=65536, description="Serve /metrics (Prometheus) and /health on this port."
@@ -75,6 +82,22 @@ class PipelineSettings(BaseSettings):
         if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level.upper()
+
+    @model_validator(mode="after")
+    def _redis_needs_a_password(self) -> Self:
+        """Pictures and the queue pass through Redis: one another machine reaches must ask for a password."""
+        if self.redis_url is None:
+            return self
+        try:
+            connection = parse_url(self.redis_url.get_secret_value())
+        except ValueError as error:
+            raise ValueError(f"REDIS_URL: {error}") from None
+        if not connection.get("password") and not _on_this_machine(connection) and not self.redis_allow_no_password:
+            raise ValueError(
+                "REDIS_URL has no password and points at another machine: add one (redis://:PASSWORD@host:6379/0, see "
+                "deploy/redis.conf) or set REDIS_ALLOW_NO_PASSWORD=true"
+            )
+        return self
 
     def secrets(self) -> list[str]:
         """What must never appear in a log: the Redis URL carries Redis's password."""
@@ -100,6 +123,17 @@ class PipelineSettings(BaseSettings):
             max_output_bytes=BOT_API_UPLOAD_LIMIT,
         )
         return replace(options.strict(), detector=self.strict_detector) if strict else options
+
+
+def _on_this_machine(connection: ConnectKwargs) -> bool:
+    """A Unix socket, localhost or a loopback address."""
+    if "path" in connection:
+        return True
+    host = connection.get("host", "localhost")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class BotSettings(PipelineSettings):
@@ -219,6 +253,7 @@ def entry_point(
         print(f"{program}: {describe_error(error)}", file=sys.stderr)
         return EXIT_CONFIGURATION
     configure_logging(settings.log_level, settings.secrets())
+    _forget_secret_variables(settings_class)
     try:
         return run(settings)
     except StartupError as error:
@@ -226,6 +261,19 @@ def entry_point(
         return EXIT_CONFIGURATION
     except KeyboardInterrupt:
         return 0
+
+
+def _forget_secret_variables(settings_class: type[BaseSettings]) -> None:
+    """The settings hold the secrets now (the token, the Redis URL, the webhook's secret); out of this process's
+    environment they go, so that no process it starts inherits them: the worker processes, which decode what
+    strangers send, never hold them."""
+    secret = {
+        name
+        for name, field in settings_class.model_fields.items()
+        if SecretStr in (field.annotation, *get_args(field.annotation))
+    }
+    for variable in [variable for variable in os.environ if variable.lower() in secret]:
+        del os.environ[variable]
 
 
 def usage(program: str, settings_class: type[BaseSettings]) -> str:

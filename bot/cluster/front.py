@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from redis.exceptions import RedisError
 from taskiq import AsyncResultBackend
-from taskiq.exceptions import SendTaskError
+from taskiq.exceptions import SendTaskError, TaskiqError
 from taskiq.kicker import AsyncKicker
 
 from anonymizer.options import Result
@@ -172,7 +172,11 @@ class ClusterJobs(AdmittingJobs):
                         done, total = (int(part) for part in report.split())
                         progress(done, total)
                 if await backend.is_result_ready(job_id):
-                    result = await backend.get_result(job_id)
+                    try:
+                        result = await backend.get_result(job_id)
+                    except (ValueError, TaskiqError):  # not a result of ours: planted, or garbled
+                        logger.warning("job %s: its result is not a result's JSON (planted in Redis?); refused", job_id)
+                        return WorkerFailedError("MalformedResult")
                     if result.is_err or not isinstance(result.return_value, dict):
                         return WorkerFailedError("TaskFailed")
                     data = await self.redis.getdel(keys.output_key(job_id))

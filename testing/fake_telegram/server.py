@@ -468,14 +468,12 @@ class FakeTelegramServer:
 
     async def reply_to(self, message: dict[str, Any], *, timeout: float = 30.0) -> Call:
         """The bot's answer (text, photo, file or album) to a user's message, replying to it in the same chat."""
-        chat_id, message_id = message["chat"]["id"], message["message_id"]
-        calls = await self.wait_for(
-            lambda call: (
-                call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
-            ),
-            timeout=timeout,
-        )
+        calls = await self.wait_for(lambda call: _answers(call, message), timeout=timeout)
         return calls[0]
+
+    def answers_to(self, message: dict[str, Any]) -> list[Call]:
+        """Every answer the bot sent so far to a user's message (replying to it in the same chat), in order."""
+        return [call for call in self.calls if _answers(call, message)]
 
     def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [call for call in self.calls if call.method == method and (chat_id is None or call.chat_id == chat_id)]
@@ -763,6 +761,15 @@ class FakeTelegramServer:
         if isinstance(reference, str) and reference in self.files:
             return self.files[reference]
         return self.add_file(self._upload(reference, files).data, kind=kind)
+
+
+def _answers(call: Call, message: dict[str, Any]) -> bool:
+    """Whether the call is the bot's answer to that message: a text, picture, file or album replying to it."""
+    return (
+        call.method in REPLY_METHODS
+        and call.chat_id == message["chat"]["id"]
+        and call.reply_to_message_id == message["message_id"]
+    )
 
 
 class _ApiError(Exception):

@@ -20,7 +20,7 @@ from bot.cluster import keys
 from bot.cluster.connection import REDELIVER_AFTER_MS
 from bot.texts import ENGLISH
 from testing.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
-from testing.fake_telegram import REPLY_METHODS, TOKEN, FakeTelegramServer, FakeUser, Fault
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg
 from testing.media import Scene, bgr_frames, changed, make_clip
 from tests.bot.helpers import PAINTED, UNCHANGED, change, choose_and_show, decode, is_own_picture, numbered, user_photos
@@ -65,19 +65,10 @@ async def start_front(telegram: FakeTelegramServer, url: str, directory: Path, *
     return process
 
 
-def answers(telegram: FakeTelegramServer, message: dict[str, Any]) -> list[Any]:
-    chat_id, message_id = message["chat"]["id"], message["message_id"]
-    return [
-        call
-        for call in telegram.calls
-        if call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
-    ]
-
-
 async def exactly_one_answer_each(telegram: FakeTelegramServer, messages: list[dict[str, Any]], timeout: float) -> None:
     await asyncio.gather(*(telegram.reply_to(message, timeout=timeout) for message in messages))
     await asyncio.sleep(1.0)  # a second answer would come now
-    counts = [len(answers(telegram, message)) for message in messages]
+    counts = [len(telegram.answers_to(message)) for message in messages]
     assert counts == [1] * len(messages), f"answers per request: {counts}"
 
 
@@ -104,7 +95,7 @@ async def test_ten_users_at_once_through_two_worker_machines_get_their_own_pictu
         await exactly_one_answer_each(telegram, messages, timeout=30)
 
         for message, (image, boxes) in zip(messages, photos, strict=True):
-            (reply,) = answers(telegram, message)
+            (reply,) = telegram.answers_to(message)
             assert reply.method == "sendPhoto"
             assert is_own_picture(decode(reply.file("photo").data), image, boxes), "a user got another's picture"
         async with aiohttp.ClientSession() as http:
@@ -187,7 +178,7 @@ async def test_a_video_goes_through_the_queue_with_its_progress_and_runs_once_ho
     for index in (0, 149, 300, 449):
         original, boxes = scene.frames()[index]
         assert changed(original, frames[index], boxes[0]) > 25, f"the face is bare in frame {index}"
-    assert [call.method for call in answers(telegram, message)] == ["sendMessage", "sendVideo"]
+    assert [call.method for call in telegram.answers_to(message)] == ["sendMessage", "sendVideo"]
     assert telegram.calls_of("deleteMessage", USERS[0].id), "the status goes once the video is back"
     assert sum([await jobs_done(port) for port in ports]) - before == 2, "the video ran twice (or not at all)"
     redis = redis_server.client()
@@ -211,7 +202,7 @@ async def test_a_front_killed_mid_burst_and_started_again_answers_everything_onc
     finally:
         await asyncio.to_thread(second.stop)
     assert max(telegram.deliveries.values()) >= 2, "nothing was delivered again: the test proved nothing"
-    (album_reply,) = answers(telegram, album[0])
+    (album_reply,) = telegram.answers_to(album[0])
     assert album_reply.method == "sendMediaGroup" and len(album_reply.media) == 3, "the album came back in part"
 
 
@@ -237,7 +228,7 @@ async def test_redis_restarted_mid_run_everything_reconnects(
         await asyncio.to_thread(front_process.stop)
     assert reply.method == "sendPhoto"
     for message in in_flight:
-        (answer,) = answers(telegram, message)
+        (answer,) = telegram.answers_to(message)
         assert answer.method == "sendPhoto" or answer.text in APOLOGY_OR_BUSY
 
 
@@ -289,7 +280,7 @@ async def test_telegrams_flood_limit_is_honoured_and_nothing_is_lost(
         await asyncio.to_thread(front_process.stop)
     assert flood.hits == 3
     for message in messages:
-        attempts = answers(telegram, message)
+        attempts = telegram.answers_to(message)
         delivered = [call for call in attempts if not is_refused(call)]
         assert len(delivered) == 1, "a reply was lost or sent twice"
         refused = [call for call in attempts if is_refused(call)]
@@ -322,7 +313,7 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
     confirmed, and an update delivered twice is answered once."""
     for key in redis_server.client().scan_iter("photo-anon:update:*"):
         redis_server.client().delete(key)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     front_process = front(
         redis_server.url(),
         telegram.base_url,
@@ -332,6 +323,7 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
         WEBHOOK_SECRET="webhook-secret",
         WEBHOOK_HOST="127.0.0.1",
         WEBHOOK_PORT=str(port),
+        METRICS_PORT=str(metrics_port),
     )
     try:
         await telegram.wait_for(lambda call: call.method == "setWebhook", timeout=60)
@@ -340,16 +332,19 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
         headers = {"X-Telegram-Bot-Api-Secret-Token": "webhook-secret"}
         async with aiohttp.ClientSession() as http:
             first = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
-            answered_when_confirmed = len(answers(telegram, message))
+            answered_when_confirmed = len(telegram.answers_to(message))
             again = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
-            async with http.get(f"http://127.0.0.1:{port}/health") as health:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/health") as health:
                 healthy = health.status
+            async with http.get(f"http://127.0.0.1:{port}/health") as public:
+                on_the_webhook_listener = public.status
         await asyncio.sleep(1.0)
     finally:
         await asyncio.to_thread(front_process.stop)
     assert first.status == 200 and again.status == 200 and healthy == 200
+    assert on_the_webhook_listener == 404, "/health is served on the public webhook listener"
     assert answered_when_confirmed == 1, "Telegram heard 'done' before the user had an answer"
-    (reply,) = answers(telegram, message)
+    (reply,) = telegram.answers_to(message)
     assert reply.method == "sendPhoto"
 
 
@@ -386,11 +381,11 @@ async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
 
         await exactly_one_answer_each(telegram, messages, timeout=30)
         for message, (_, image, boxes) in zip(messages, burst, strict=True):
-            (reply,) = answers(telegram, message)
+            (reply,) = telegram.answers_to(message)
             if reply.method == "sendPhoto":
                 assert is_own_picture(decode(reply.file("photo").data), image, boxes)
             else:
                 assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
-        assert sum(answers(telegram, m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
+        assert sum(telegram.answers_to(m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
     finally:
         await asyncio.to_thread(front_process.stop)

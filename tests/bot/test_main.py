@@ -1,4 +1,5 @@
-"""`python -m bot` as a user runs it: serves through the configured Bot API server, stops gracefully on SIGTERM."""
+"""`python -m bot` as a user runs it: serves through the configured Bot API server, stops gracefully on SIGTERM,
+loses nothing when killed."""
 
 from __future__ import annotations
 
@@ -8,19 +9,29 @@ import signal
 import sys
 from pathlib import Path
 
+import psutil
+import pytest
+
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
-from testing.cluster import free_port
+from testing.cluster import Process, free_port
 from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
-from testing.images import astronaut_bgr, jpeg
+from testing.images import astronaut_bgr, composite, jpeg
 from testing.paths import ROOT
 
 ALICE = FakeUser(1001, "Alice", "en")
 
 
-async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
+def environments_below(pid: int) -> list[bytes]:
+    """The environment of every process `pid` started (its worker processes), as /proc shows it."""
+    return [Path(f"/proc/{child.pid}/environ").read_bytes() for child in psutil.Process(pid).children(recursive=True)]
+
+
+async def test_the_bot_process_answers_finishes_its_work_on_sigterm_and_keeps_the_token_from_its_workers(
     telegram: FakeTelegramServer, tmp_path: Path
 ) -> None:
+    """The token given in the environment (as systemd's EnvironmentFile or a container gives it) stays in the bot's
+    own process: the worker processes, which decode whatever strangers send, are started without it."""
     env = {key: value for key, value in os.environ.items() if key.lower() not in BotSettings.model_fields}
     env.update(PYTHONPATH=str(ROOT), BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.base_url, WORKERS="1")
     process = await asyncio.create_subprocess_exec(
@@ -29,6 +40,7 @@ async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
     try:
         telegram.send_text(ALICE, "/start")
         (welcome,) = await telegram.wait_for(lambda call: call.method == "sendMessage", timeout=60)
+        workers_environments = environments_below(process.pid)
         photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
         await telegram.wait_for(lambda call: call.method == "getFile", timeout=30)
 
@@ -46,6 +58,10 @@ async def test_the_bot_process_answers_and_finishes_its_work_on_sigterm(
     log = stderr.decode()
     assert "update 1 (message) chat 1001" in log
     assert TOKEN.partition(":")[2] not in log
+    assert workers_environments, "the bot started no worker process"
+    assert not any(TOKEN.partition(":")[2].encode() in environment for environment in workers_environments), (
+        "a worker process holds the token"
+    )
 
 
 def bot_environment(**settings: str) -> dict[str, str]:
@@ -70,7 +86,7 @@ async def test_help_prints_usage_and_the_settings_instead_of_a_missing_token_err
     assert process.returncode == 0
     text = stdout.decode()
     assert text.startswith("usage:")
-    assert all(name in text for name in ("BOT_TOKEN", "REDIS_URL", "WEBHOOK_URL", "WORKERS"))
+    assert all(name in text for name in ("BOT_TOKEN", "REDIS_URL", "REDIS_ALLOW_NO_PASSWORD", "WEBHOOK_URL", "WORKERS"))
     assert not stderr
 
 
@@ -150,3 +166,39 @@ async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_red
     assert stderr.decode().strip().splitlines() == [
         "photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"
     ]
+
+
+@pytest.mark.timeout(240)  # two starts of the bot, each loading and timing its worker
+async def test_the_bot_killed_mid_burst_and_started_again_answers_every_photo_once(
+    telegram: FakeTelegramServer, tmp_path: Path
+) -> None:
+    """Six photos in flight when the bot is SIGKILLed: Telegram never heard they were answered, so it delivers them
+    again and the bot started again answers each, once. Killed before any answer left: an answer sent before the
+    kill, and not yet confirmed, would be sent again (bot.polling). The budget is long enough for all six to be
+    admitted on one worker however slow the machine, so that none is answered "busy" at once."""
+    users = [FakeUser(7000 + index, f"User{index}", "en") for index in range(6)]
+    photos = [
+        jpeg(composite((1600, 1200), [(100 + 40 * index, 150, 300)], background=40 + 5 * index)[0], quality=90)
+        for index in range(6)
+    ]
+    messages = [telegram.send_photo(user, photo) for user, photo in zip(users, photos, strict=True)]
+    env = bot_environment(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.base_url, WORKERS="1", DEADLINE_SECONDS="90")
+    first = Process("bot", tmp_path / "first.log", env, tmp_path).start()
+    try:
+        await telegram.wait_for(lambda call: call.method == "getFile", timeout=90, count=len(messages))
+    finally:
+        first.kill()
+    answered_before_the_kill = sum(bool(telegram.answers_to(message)) for message in messages)
+
+    second = Process("bot", tmp_path / "second.log", env, tmp_path).start()
+    try:
+        await asyncio.gather(*(telegram.reply_to(message, timeout=90) for message in messages))
+        await asyncio.sleep(1.0)  # a second answer would come now
+    finally:
+        await asyncio.to_thread(second.stop)
+
+    assert answered_before_the_kill == 0, "an answer left before the kill: the test did not kill mid-burst"
+    assert min(telegram.deliveries.values()) >= 2, "Telegram did not deliver the photos again"
+    counts = [len(telegram.answers_to(message)) for message in messages]
+    assert counts == [1] * len(messages), f"answers per photo: {counts}"
+    assert [telegram.answers_to(message)[0].method for message in messages] == ["sendPhoto"] * len(messages)

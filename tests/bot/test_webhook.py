@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from bot.app import create_bot, create_dispatcher, create_webhook_app
 from bot.embedded import EmbeddedDeployment
@@ -61,3 +62,11 @@ async def test_webhook_takes_updates_with_the_secret_only(telegram: FakeTelegram
     (answer,) = await telegram.wait_for(lambda call: call.method == "sendMessage")
     assert answer.chat_id == ALICE.id and answer.text == ENGLISH.start
     assert len(telegram.calls_of("sendMessage")) == 1
+
+
+async def test_the_webhook_listener_serves_no_metrics_and_no_health(webhook_url: str) -> None:
+    """The webhook's listener faces the internet; how busy the bot is stays on METRICS_HOST's server."""
+    async with aiohttp.ClientSession() as http:
+        statuses = [(await http.get(URL(webhook_url).with_path(path))).status for path in ("/metrics", "/health")]
+
+    assert statuses == [404, 404]
