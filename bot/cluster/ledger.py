@@ -48,9 +48,13 @@ def encoded(ticket: Ticket) -> str:
     return json.dumps(asdict(ticket))
 
 
-def decoded(raw: bytes | str) -> Ticket:
-    document = json.loads(raw)
-    return Ticket(**{**document, "lane": Lane(document["lane"])})
+def decoded(raw: bytes | str) -> Ticket | None:
+    """The ticket, or None for anything else planted in the ledger (it is removed with the stale ones)."""
+    try:
+        document = json.loads(raw)
+        return Ticket(**{**document, "lane": Lane(document["lane"])})
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class RedisLedger:
@@ -107,8 +111,8 @@ class RedisLedger:
     async def tickets(self) -> list[Ticket]:
         """The tickets whose deadline has not passed (the queue depth the metrics show)."""
         now = self.clock()
-        raw = await self.redis.hvals(keys.ADMITTED)
-        return live(list(map(decoded, raw)), now)
+        tickets = [decoded(raw) for raw in await self.redis.hvals(keys.ADMITTED)]
+        return live([ticket for ticket in tickets if ticket is not None], now)
 
     async def _decide(self, change: Change) -> None:
         """A change that admits or refuses: without Redis, nothing can be admitted."""
@@ -142,8 +146,10 @@ class RedisLedger:
 
     async def _read(self, pipe: Pipeline, now: float) -> tuple[list[Ticket], list[str]]:
         """The tickets that count, and the ids of those past their deadline or of a front that is gone."""
-        tickets = [decoded(raw) for raw in (await pipe.hvals(keys.ADMITTED))]
+        entries = {key: decoded(raw) for key, raw in (await pipe.hgetall(keys.ADMITTED)).items()}
+        tickets = [ticket for ticket in entries.values() if ticket is not None]
         fronts = sorted({ticket.front for ticket in tickets} - {self.front})
         alive = {front for front in fronts if await pipe.exists(keys.front_key(front))} | {self.front}
         counted = [ticket for ticket in live(tickets, now) if ticket.front in alive]
-        return counted, [ticket.id for ticket in tickets if ticket not in counted]
+        stale = [key for key, ticket in entries.items() if ticket is None or ticket not in counted]
+        return counted, [key.decode() if isinstance(key, bytes) else key for key in stale]

@@ -49,10 +49,13 @@ async def census(redis: Redis | Pipeline) -> list[Announcement]:
     announced = await redis.hmget(keys.WORKER_INFO, alive) if alive else []
     machines = []
     for raw in announced:
-        if raw:
-            document = json.loads(raw)
-            document["curve"] = [tuple(point) for point in document["curve"]]
-            machines.append(Announcement(**document))
+        try:
+            document = json.loads(raw or "")
+            curve = [(float(mp), float(seconds)) for mp, seconds in document["curve"]]
+            processes, videos = int(document["processes"]), int(document["video_processes"])
+            machines.append(Announcement(processes, curve, videos, float(document["video_slowdown"])))
+        except (ValueError, TypeError, KeyError):
+            continue  # not what a worker machine writes: nothing a front counts on
     return machines
 
 

@@ -185,3 +185,20 @@ async def test_a_live_worker_keeps_its_long_job_and_a_dead_ones_job_is_handed_on
     await redis.aclose()
 
     assert [fields[b"data"] for _, fields in claimed] == [b"photo"], "only the dead worker's job is handed on"
+
+
+async def test_what_is_planted_in_the_ledger_or_the_heartbeats_is_ignored_and_admission_goes_on(
+    fronts: tuple[ClusterJobs, ClusterJobs],
+) -> None:
+    """Someone who can write to Redis plants entries that are not tickets or announcements: a front neither crashes
+    nor counts them, and the planted ticket is swept away."""
+    first, _ = fronts
+    await announce(first.redis, "machine-1", Announcement(2, CURVE))
+    await first.redis.hset(keys.WORKER_INFO, "planted", '{"processes": "many", "curve": []}')
+    await first.redis.zadd(keys.WORKERS, {"planted": time.time() + 60})
+    await first.redis.hset(keys.ADMITTED, "planted", "not a ticket")
+
+    await first.refresh()
+    async with first.admission(user_id=1, estimates=[1.0], deadline=time.monotonic() + 15):
+        assert not await first.redis.hexists(keys.ADMITTED, "planted")
+    assert first.processes == 2
