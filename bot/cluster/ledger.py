@@ -51,8 +51,9 @@ def encoded(ticket: Ticket) -> str:
 def decoded(raw: bytes | str) -> Ticket | None:
     """The ticket, or None for anything else planted in the ledger (it is removed with the stale ones)."""
     try:
-        document = json.loads(raw)
-        return Ticket(**{**document, "lane": Lane(document["lane"])})
+        d = json.loads(raw)
+        numbers = (float(d["work"]), int(d["pictures"]), float(d["deadline"]), float(d["admitted_at"]))
+        return Ticket(str(d["id"]), int(d["user_id"]), Lane(d["lane"]), *numbers, bool(d["started"]), str(d["front"]))
     except (ValueError, TypeError, KeyError):
         return None
 

@@ -197,8 +197,10 @@ async def test_what_is_planted_in_the_ledger_or_the_heartbeats_is_ignored_and_ad
     await first.redis.hset(keys.WORKER_INFO, "planted", '{"processes": "many", "curve": []}')
     await first.redis.zadd(keys.WORKERS, {"planted": time.time() + 60})
     await first.redis.hset(keys.ADMITTED, "planted", "not a ticket")
+    await first.redis.hset(keys.ADMITTED, "typed", '{"id": "typed", "user_id": 1, "lane": "photos", "work": "x"}')
 
     await first.refresh()
     async with first.admission(user_id=1, estimates=[1.0], deadline=time.monotonic() + 15):
         assert not await first.redis.hexists(keys.ADMITTED, "planted")
+        assert not await first.redis.hexists(keys.ADMITTED, "typed")
     assert first.processes == 2
