@@ -189,13 +189,13 @@ async def soak(directory: Path, redis: RedisServer) -> dict[str, Any]:
     async with FakeTelegramServer(TOKEN) as telegram:
         run = Soak(telegram, redis, directory)
         run.machines = [run.start_machine(index) for index in range(MACHINES)]
-        await asyncio.to_thread(wait_for_workers, redis.client(), MACHINES, 300)
         front_process = front(redis.url(), telegram.base_url, directory)
-        await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=120)
         users = [FakeUser(20_000 + index, f"User{index}", "en") for index in range(USERS)]
         hostile = FakeUser(29_999, "Hostile", "en")
-        until = time.monotonic() + DURATION_S
         try:
+            await asyncio.to_thread(wait_for_workers, redis.client(), MACHINES, 300)
+            await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=120)
+            until = time.monotonic() + DURATION_S
             with run.memory_watch(front_process):
                 await asyncio.gather(
                     run.faults(until),

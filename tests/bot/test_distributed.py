@@ -43,10 +43,12 @@ def workers(redis_server: RedisServer, cluster_dir: Path) -> Iterator[list[Proce
         worker(redis_server.url(), cluster_dir, "worker-a", METRICS_PORT=str(WORKER_METRICS_PORT)),
         worker(redis_server.url(), cluster_dir, "worker-b", METRICS_PORT=str(WORKER_B_METRICS_PORT)),
     ]
-    wait_for_workers(redis_server.client(), 2)
-    yield machines
-    for machine in machines:
-        machine.stop()
+    try:
+        wait_for_workers(redis_server.client(), 2)
+        yield machines
+    finally:  # a machine that never announced itself is stopped too, not left running after the tests
+        for machine in machines:
+            machine.stop()
 
 
 @pytest.fixture
