@@ -90,7 +90,8 @@ async def serve(settings: BotSettings) -> None:
             if settings.webhook_url:
                 await serve_webhook(bot, dispatcher, settings, deployment, stop)
             else:
-                await poll_until_answered(dispatcher, bot, stop, drain_seconds=settings.deadline_seconds + 5)
+                drain = settings.deadline_seconds + 5
+                await poll_until_answered(dispatcher, bot, stop, drain, answered=deployment.answered_updates())
         finally:
             for task in background:
                 task.cancel()

@@ -13,6 +13,7 @@ from aiogram.fsm.storage.base import BaseStorage
 from bot.jobs import JobService
 from bot.middlewares import MemoryRateCounter, RateCounter
 from bot.originals import Originals
+from bot.polling import AnsweredUpdates
 
 
 class Deployment:
@@ -29,6 +30,11 @@ class Deployment:
     def rate_counter(self) -> RateCounter:
         """Where each user's cheap updates are counted (the throttle's memory)."""
         return MemoryRateCounter()
+
+    def answered_updates(self) -> AnsweredUpdates | None:
+        """Where the ids of updates answered but not yet confirmed are kept across a restart (None: the update
+        middlewares keep them)."""
+        return None
 
     def update_middlewares(self) -> list[BaseMiddleware]:
         """Outer middlewares every update passes before the handlers (after the language is known)."""

@@ -16,6 +16,7 @@ from bot.admission import Capacity, LocalLedger, Ticket
 from bot.deployment import Deployment
 from bot.jobs import AdmittingJobs, DeadlineExceededError, Job, Progress, WorkerFailedError
 from bot.originals import MemoryOriginals
+from bot.polling import AnsweredUpdates
 from bot.pool import ProcessPool
 from bot.pricing import JobSize
 from bot.settings import BotSettings
@@ -104,11 +105,16 @@ class EmbeddedDeployment(Deployment):
     def __init__(self, settings: BotSettings, pool: ProcessPool, *, owns_pool: bool = False) -> None:
         self.pool = pool
         self.owns_pool = owns_pool
+        self.settings = settings
         self.jobs: EmbeddedJobs = EmbeddedJobs(pool, settings)
         self.storage = MemoryStorage()
         self.originals = MemoryOriginals(settings.strict_window_seconds)
         metrics.QUEUE_DEPTH.set_function(lambda: self.jobs.queue_depth)
         metrics.WORKERS_ALIVE.set_function(lambda: len(pool.worker_pids()))
+
+    def answered_updates(self) -> AnsweredUpdates:
+        bot_id = self.settings.bot_token.get_secret_value().partition(":")[0]
+        return AnsweredUpdates(self.settings.state_dir / f"answered-updates-{bot_id}")
 
     async def close(self) -> None:
         """A pool this deployment started is stopped with it: an answer still being made would only keep the stop

@@ -2,9 +2,13 @@
 
 aiogram's polling confirms a batch of updates with the next getUpdates, as soon as their handling has started, so a
 bot killed mid-burst loses every update it was working on: Telegram will not deliver them again. Here the offset
-never passes an update still being handled, so Telegram delivers it again to the bot that restarts. An update
-answered in the instant before the bot died, and not yet confirmed, is answered again, unless a claim makes sure it
-is not (the cluster's `bot.cluster.updates.DeduplicateUpdates`).
+never passes an update still being handled, so Telegram delivers it again to the bot that restarts.
+
+Telegram's offset confirms a prefix only: an update answered while an earlier one still runs (a photo behind a
+video) stays unconfirmed until that one is done. So that a bot killed meanwhile does not answer it again, the ids
+answered beyond the offset are kept: in a small file for the embedded bot (`AnsweredUpdates`), as the claims in
+Redis for the cluster's fronts (`bot.cluster.updates.DeduplicateUpdates`). What is left is the instant between an
+answer and its record.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import logging
 from contextlib import suppress
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -29,18 +34,53 @@ BUSY_POLL_INTERVAL_S = 0.25
 RETRY_DELAYS = (0.5, 1, 2, 5)
 
 
-def _finished(running: dict[int, asyncio.Task[Any]], update_id: int, task: asyncio.Task[Any]) -> None:
+class AnsweredUpdates:
+    """The ids of updates answered but not yet confirmed to Telegram, in a file (ids only, nothing of the users):
+    read at start, an id appended as its update is answered, rewritten without the ids Telegram has confirmed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.ids = {int(line) for line in path.read_text().split() if line.isdigit()}
+        except FileNotFoundError:
+            self.ids = set()
+
+    def add(self, update_id: int) -> None:
+        self.ids.add(update_id)
+        with self.path.open("a") as log:
+            log.write(f"{update_id}\n")
+
+    def confirmed_below(self, offset: int) -> None:
+        if not any(update_id < offset for update_id in self.ids):
+            return
+        self.ids = {update_id for update_id in self.ids if update_id >= offset}
+        written = self.path.with_suffix(".new")
+        written.write_text("".join(f"{update_id}\n" for update_id in sorted(self.ids)))
+        written.replace(self.path)
+
+
+def _finished(
+    running: dict[int, asyncio.Task[Any]], answered: AnsweredUpdates | None, update_id: int, task: asyncio.Task[Any]
+) -> None:
     running.pop(update_id, None)
+    if answered is not None and not task.cancelled():
+        answered.add(update_id)
     if not task.cancelled() and (error := task.exception()) is not None:
         logger.error("update %d failed outside its handler: %s", update_id, type(error).__name__)
 
 
 async def poll_until_answered(
-    dispatcher: Dispatcher, bot: Bot, stop: asyncio.Event, drain_seconds: float, polling_timeout: int = 10
+    dispatcher: Dispatcher,
+    bot: Bot,
+    stop: asyncio.Event,
+    drain_seconds: float,
+    polling_timeout: int = 10,
+    answered: AnsweredUpdates | None = None,
 ) -> None:
     """Take updates until `stop` is set, each handled in a task of its own; then give the ones in flight
     `drain_seconds` to be answered, and confirm to Telegram every update before the first still unanswered (those
-    are stopped, and delivered again when the bot is back)."""
+    are stopped, and delivered again when the bot is back). An update `answered` holds is not handled again."""
     workflow: dict[str, Any] = {"dispatcher": dispatcher, "bots": [bot], **dispatcher.workflow_data}
     allowed = dispatcher.resolve_used_update_types()
     await dispatcher.emit_startup(bot=bot, **workflow)
@@ -51,6 +91,8 @@ async def poll_until_answered(
     try:
         while not stop.is_set():
             offset = min(running) if running else taken_below or None
+            if answered is not None and offset is not None:
+                answered.confirmed_below(offset)
             request = GetUpdates(offset=offset, timeout=0 if running else polling_timeout, allowed_updates=allowed)
             fetch = asyncio.ensure_future(bot(request, request_timeout=int(polling_timeout + 30)))
             stopping = asyncio.ensure_future(stop.wait())
@@ -70,9 +112,12 @@ async def poll_until_answered(
             fresh = [update for update in updates if update.update_id >= taken_below]
             for update in fresh:
                 taken_below = update.update_id + 1
+                if answered is not None and update.update_id in answered.ids:
+                    logger.info("update %d was answered before a restart; not again", update.update_id)
+                    continue
                 task = asyncio.create_task(dispatcher.feed_update(bot, update))
                 running[update.update_id] = task
-                task.add_done_callback(partial(_finished, running, update.update_id))
+                task.add_done_callback(partial(_finished, running, answered, update.update_id))
             if running and not fresh:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), BUSY_POLL_INTERVAL_S)
@@ -86,6 +131,8 @@ async def poll_until_answered(
             logger.warning("stopping with %d update(s) unanswered; Telegram delivers them again", len(unanswered))
         if taken_below:
             await _confirm(bot, unanswered[0] if unanswered else taken_below)
+            if answered is not None:
+                answered.confirmed_below(unanswered[0] if unanswered else taken_below)
         await dispatcher.emit_shutdown(bot=bot, **workflow)
 
 

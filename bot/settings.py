@@ -11,8 +11,10 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar, get_args
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.asyncio.connection import ConnectKwargs, parse_url
@@ -161,6 +163,11 @@ class BotSettings(PipelineSettings):
         description="How long the 'Look harder' button under a result works (the original's file id is kept so long).",
     )
     album_window_seconds: float = Field(0.6, gt=0, description="How long to wait for the rest of an album.")
+    state_dir: Path = Field(
+        default_factory=lambda: platformdirs.user_state_path("photo-anonymization"),
+        description="Where the one-machine bot notes the ids of updates it answered and Telegram has not yet been "
+        "told of, so a restart does not answer them twice (ids only, nothing of the users).",
+    )
     request_timeout_seconds: float = Field(
         20.0, gt=0, description="A Bot API request (the long poll aside) unanswered this long is retried."
     )
