@@ -244,8 +244,11 @@ def _cover_all(
     mode = "RGBA" if transparent else "RGB"
     shown_at = 0
     for index, (delay, shown_ms) in enumerate(zip(layout.delays, layout.shown_ms, strict=True)):
-        gif.seek(index)
-        rgb = np.asarray(gif.convert(mode))
+        try:
+            gif.seek(index)
+            rgb = np.asarray(gif.convert(mode))
+        except Exception as error:  # whatever Pillow's reader raises on a damaged frame (IndexError, OSError...)
+            raise CorruptMediaError("The GIF is damaged or truncated and cannot be decoded.") from error
         pixels = np.ascontiguousarray(rgb[:, :, [2, 1, 0, 3]] if transparent else rgb[:, :, ::-1])
         yield from coverer.push(_on_canvas(pixels, layout), shown_at / 1000, delay)
         shown_at += shown_ms

@@ -28,6 +28,7 @@ from typing import Generic, Protocol, TypeVar
 import cv2
 import numpy as np
 
+from anonymizer.options import MAX_HELD_BYTES, MAX_HELD_FRAMES
 from detectors import Detection
 from filters import Region
 
@@ -360,8 +361,8 @@ class FrameCoverer(Generic[Payload]):
         painter: Painter,
         search_every: float = 0.0,
         tracker: Tracker | None = None,
-        max_held_frames: int = 2**31,
-        max_held_bytes: int = 2**63,
+        max_held_frames: int = MAX_HELD_FRAMES,
+        max_held_bytes: int = MAX_HELD_BYTES,
     ) -> None:
         if max_held_frames < 2:
             raise ValueError(f"max_held_frames must be at least 2, not {max_held_frames}")

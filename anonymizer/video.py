@@ -23,6 +23,7 @@ bounded in count and bytes (``Options.max_held_frames``, ``Options.max_held_byte
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import time
@@ -93,9 +94,31 @@ UNKNOWN_AUDIO_BITRATE = 320_000
 # and sound past the picture's end is cut). Interleaved files keep them a second or so apart: a file with this many
 # waiting and no picture yet is not a video, and with a picture, the sound runs on past the picture's end.
 MAX_WAITING_AUDIO_PACKETS = 2048
+# FFmpeg's readers size some allocations from counts a file gives before the bytes behind them are read: a
+# QuickTime "keys" box of 31 bytes can ask for 512 MB, a Matroska element for 256 MB. No single allocation for a file
+# within our limits needs more than a few 4K frames, so FFmpeg's own cap on one allocation (av_max_alloc, 2 GB by
+# default) is lowered to this for the whole process; PyAV does not expose it, so it is set in the libavutil the
+# process has loaded (found in /proc/self/maps: the servers run Linux).
+MAX_FFMPEG_ALLOCATION = 64 * 1024 * 1024
 # x264 writes its version and every setting into the first packet as a "user data" message (an H.264 SEI unit);
 # this filter drops SEI units, which the output needs none of.
 _DROP_ENCODER_MESSAGES = "filter_units=remove_types=6"
+
+
+def _cap_ffmpeg_allocations(max_bytes: int) -> None:
+    """Set FFmpeg's cap on a single allocation in the libavutil loaded with PyAV (see MAX_FFMPEG_ALLOCATION)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "libavutil" in line}
+    except OSError:
+        paths = set()
+    for path in paths:
+        ctypes.CDLL(path).av_max_alloc(ctypes.c_size_t(max_bytes))
+    if not paths:
+        log.warning("FFmpeg's allocations are not capped: its libavutil was not found in /proc/self/maps")
+
+
+_cap_ffmpeg_allocations(MAX_FFMPEG_ALLOCATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +226,12 @@ def _check(container: av.container.InputContainer, options: Options) -> VideoInf
     if not container.streams.video:
         raise UnsupportedFormatError("The file has no video picture.")
     stream = container.streams.video[0]
+    _check_decoder(stream, VIDEO_DECODERS, "picture")
     width, height = stream.codec_context.width, stream.codec_context.height
     if width <= 0 or height <= 0:
         raise CorruptMediaError("The video is damaged: its header gives no picture size.")
     if width * height > options.max_frame_pixels:
         raise too_many_pixels("video", width, height, options.max_frame_pixels)
-    _check_decoder(stream, VIDEO_DECODERS, "picture")
     rate = _nominal_rate(stream)
     duration = _duration(container, stream)
     frames = stream.frames or round(duration * float(rate))
@@ -234,12 +257,13 @@ def _check(container: av.container.InputContainer, options: Options) -> VideoInf
 
 
 def _check_decoder(stream: av.stream.Stream, allowed: dict[str, str], what: str) -> None:
-    """Refuse a stream whose decoder is not on the allow-list, naming its codec when the name is plain."""
-    name = stream.codec_context.name
+    """Refuse a stream whose decoder is not on the allow-list (or that has none), naming its codec when the name is
+    plain."""
+    name = stream.codec_context.name if stream.codec_context is not None else ""
     if name not in allowed:
-        codec = f"as {name.upper()}" if name.isalnum() else "in a format"
+        codec = f"in {name.upper()}, a format" if name.isalnum() else "in a format"  # "": no decoder at all
         supported = ", ".join(dict.fromkeys(allowed.values()))
-        raise UnsupportedFormatError(f"The video's {what} is coded {codec} we do not read (supported: {supported}).")
+        raise UnsupportedFormatError(f"The video's {what} is {codec} we do not read (we read {supported}).")
 
 
 def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction:
@@ -325,6 +349,7 @@ class _Writer:
         self.drop_messages: BitStreamFilterContext | None = None
         self.copy_audio = audio is not None and audio.codec_context.name in COPIED_AUDIO
         self.waiting_audio: deque[tuple[float, av.Packet]] = deque()
+        self.sound_start: float | None = None  # when the first sound re-encoded starts, and how long it has lasted
         self.sound_seconds = 0.0
         self.width = self.height = self.frames = 0
         # Frames keep the input stream's timestamps; the muxer may pick another time base for its own stream.
@@ -363,7 +388,7 @@ class _Writer:
     def audio_packet(self, packet: av.Packet) -> None:
         """Hold a sound packet until the picture reaches its time; refuse sound that runs past the length limit."""
         seconds = _packet_time(packet)
-        if seconds is None or self.input_audio is None:
+        if seconds is None:
             return  # nothing to place it by (the demuxer's end-of-stream marker has no time either)
         if seconds > self.max_duration:
             raise too_long("sound", None, self.max_duration)
@@ -381,7 +406,7 @@ class _Writer:
             if self.copy_audio:
                 self._copy_audio(packet, seconds)
             else:
-                self._encode_audio(packet)
+                self._encode_audio(packet, seconds)
 
     def _copy_audio(self, packet: av.Packet, seconds: float) -> None:
         assert self.audio is not None and packet.time_base is not None
@@ -390,11 +415,13 @@ class _Writer:
         packet.stream = self.audio
         self.output.mux(packet)
 
-    def _encode_audio(self, packet: av.Packet) -> None:
+    def _encode_audio(self, packet: av.Packet, seconds: float) -> None:
         assert self.audio is not None
+        if self.sound_start is None:
+            self.sound_start = seconds
         for frame in packet.decode():
-            if not isinstance(frame, av.AudioFrame) or self.sound_seconds >= self.end_time:
-                continue  # sound decoded past the picture's time (timestamps can lie about it): cut
+            if not isinstance(frame, av.AudioFrame) or self.sound_start + self.sound_seconds >= self.end_time:
+                continue  # more sound decoded than its timestamps said (they can lie): cut at the picture's end
             self.sound_seconds += frame.samples / (frame.sample_rate or 1)
             frame.pts = None
             for encoded in self.audio.encode(frame):
