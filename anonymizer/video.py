@@ -23,12 +23,14 @@ bounded in count and bytes (``Options.max_held_frames``, ``Options.max_held_byte
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import io
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -96,29 +98,43 @@ UNKNOWN_AUDIO_BITRATE = 320_000
 MAX_WAITING_AUDIO_PACKETS = 2048
 # FFmpeg's readers size some allocations from counts a file gives before the bytes behind them are read: a
 # QuickTime "keys" box of 31 bytes can ask for 512 MB, a Matroska element for 256 MB. No single allocation for a file
-# within our limits needs more than a few 4K frames, so FFmpeg's own cap on one allocation (av_max_alloc, 2 GB by
-# default) is lowered to this for the whole process; PyAV does not expose it, so it is set in the libavutil the
-# process has loaded (found in /proc/self/maps: the servers run Linux).
-MAX_FFMPEG_ALLOCATION = 64 * 1024 * 1024
+# within our limits needs more than a few frames (a 4K frame is 25 MB as BGR), so while a stranger's file is open,
+# FFmpeg's own cap on one allocation (av_max_alloc, 2 GB by default) is lowered to this. PyAV does not expose it: it
+# is set in the libavutil the process has loaded (found in /proc/self/maps: the servers run Linux).
+MAX_FFMPEG_ALLOCATION = 128 * 1024 * 1024
+_FFMPEG_DEFAULT_MAX_ALLOCATION = 2**31 - 1
 # x264 writes its version and every setting into the first packet as a "user data" message (an H.264 SEI unit);
 # this filter drops SEI units, which the output needs none of.
 _DROP_ENCODER_MESSAGES = "filter_units=remove_types=6"
 
 
-def _cap_ffmpeg_allocations(max_bytes: int) -> None:
-    """Set FFmpeg's cap on a single allocation in the libavutil loaded with PyAV (see MAX_FFMPEG_ALLOCATION)."""
+@functools.cache
+def _av_max_alloc() -> Callable[[int], None] | None:
+    """FFmpeg's av_max_alloc in the libavutil PyAV loaded, or None (with a warning) where it cannot be found."""
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "libavutil" in line}
+            path = next((line.split(maxsplit=5)[-1].strip() for line in maps if "libavutil" in line), None)
     except OSError:
-        paths = set()
-    for path in paths:
-        ctypes.CDLL(path).av_max_alloc(ctypes.c_size_t(max_bytes))
-    if not paths:
-        log.warning("FFmpeg's allocations are not capped: its libavutil was not found in /proc/self/maps")
+        path = None
+    if path is None:
+        log.warning("FFmpeg's allocations cannot be capped: its libavutil is not in /proc/self/maps")
+        return None
+    function = ctypes.CDLL(path).av_max_alloc
+    function.argtypes = [ctypes.c_size_t]
+    return function
 
 
-_cap_ffmpeg_allocations(MAX_FFMPEG_ALLOCATION)
+@contextlib.contextmanager
+def _allocations_capped() -> Iterator[None]:
+    """FFmpeg's single allocations held to MAX_FFMPEG_ALLOCATION meanwhile (see there)."""
+    set_max_alloc = _av_max_alloc()
+    if set_max_alloc is not None:
+        set_max_alloc(MAX_FFMPEG_ALLOCATION)
+    try:
+        yield
+    finally:
+        if set_max_alloc is not None:
+            set_max_alloc(_FFMPEG_DEFAULT_MAX_ALLOCATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +166,7 @@ def container_format(data: bytes) -> str | None:
 
 def probe_video(data: bytes, options: Options = DEFAULT_OPTIONS) -> VideoInfo:
     """The video's size, frames and duration from its header, after checking them against ``options``' limits."""
-    with _open(data, options) as container:
+    with _opened(data, options) as container:
         return _check(container, options)
 
 
@@ -200,6 +216,13 @@ class _TimedFilter:
         painted = self.painter.apply(image, regions)
         self.timings["filter"] += time.perf_counter() - mark
         return painted
+
+
+@contextlib.contextmanager
+def _opened(data: bytes, options: Options) -> Iterator[av.container.InputContainer]:
+    """The container of a stranger's file, open (and FFmpeg's allocations capped) for the ``with`` block."""
+    with _allocations_capped(), _open(data, options) as container:
+        yield container
 
 
 def _open(data: bytes, options: Options) -> av.container.InputContainer:
@@ -504,7 +527,7 @@ def _transcode(
     timings: dict[str, float],
 ) -> Result:
     start = time.perf_counter()
-    with _open(data, options) as container:
+    with _opened(data, options) as container:
         info = _check(container, options)
         coverer = coverer_for() if coverer_for is not None else None
         stream = container.streams.video[0]
