@@ -266,6 +266,21 @@ def test_decompression_bomb_is_refused_from_the_header(make_bomb, size, monkeypa
         decode_image(bomb)
 
 
+def test_pillow_reads_a_photo_under_the_callers_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's own bomb check is set from the options while it reads a photo, never left at its 89 MP default."""
+    photo = pillow_bytes(Image.fromarray(astronaut_rgb()), "PNG")
+    limits = []
+    opened = Image.open
+
+    def recording(*args, **kwargs) -> Image.Image:
+        limits.append(Image.MAX_IMAGE_PIXELS)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", recording)
+    decode_image(photo, max_pixels=1_000_000)
+    assert limits == [1_000_000]
+
+
 def test_pixel_limit_is_the_callers() -> None:
     data = pillow_bytes(Image.fromarray(astronaut_rgb()), "PNG")
     with pytest.raises(TooManyPixelsError):
