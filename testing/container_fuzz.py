@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import av
 import numpy as np
 import pillow_heif
 from PIL import Image
@@ -59,6 +60,7 @@ _EBML_MASTERS = frozenset({0x1A45DFA3, 0x18538067, 0x1654AE6B, 0xAE, 0xE0, 0xE1,
 _EBML_MASTERS |= {0x114D9B74, 0x4DBB, 0x1C53BB6B, 0xBB, 0x1254C367, 0x7373}
 _EBML_TIMES = frozenset({0x2AD7B1, 0x23E383, 0xE7, 0x4489, 0xA3, 0xA1, 0xB3})
 _EBML_STREAMS = frozenset({0xAE, 0x1F43B675, 0xA3, 0xE0, 0xE1})
+_BIT_EXACT = {"fflags": "+bitexact"}
 _EXTREMES = (0, 1, 2, 0x7F, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF)
 
 
@@ -86,15 +88,28 @@ def _picture(image_format: str) -> bytes:
 def seed_files() -> dict[str, bytes]:
     """One real file of each container the project reads."""
     pillow_heif.register_heif_opener()
+    mp4 = make_clip(_SCENE, container="mp4", audio="aac", reproducible=True)
     return {
-        "mp4": make_clip(_SCENE, container="mp4", audio="aac"),
-        "mov": make_clip(_SCENE, container="mov", audio="aac", rotation=90, frame_ms=(33, 50, 41)),
-        "mkv": make_clip(_SCENE, container="matroska", audio="libopus"),
+        "mp4": mp4,
+        "mov": make_clip(_SCENE, container="mov", audio="aac", rotation=90, frame_ms=(33, 50, 41), reproducible=True),
+        "mkv": _remuxed(mp4, "matroska"),
         "webm": make_clip(_SCENE, container="webm", codec="libvpx", audio="libopus"),
         "gif": make_gif(_SCENE),
         "heic": _picture("HEIF"),
         "avif": _picture("AVIF"),
     }
+
+
+def _remuxed(data: bytes, container: str) -> bytes:
+    """The same packets in another container (one encoding fewer to keep reproducible)."""
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(data)) as source, av.open(buffer, "w", format=container, options=_BIT_EXACT) as output:
+        streams = {stream: output.add_stream_from_template(stream) for stream in source.streams}
+        for packet in source.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream]
+                output.mux(packet)
+    return buffer.getvalue()
 
 
 def iso_units(data: bytes, start: int = 0, end: int | None = None, parents: tuple[Unit, ...] = ()) -> list[Unit]:

@@ -53,22 +53,27 @@ def make_clip(
     frame_ms: Sequence[int] | None = None,
     rate: int = 30,
     sound_seconds: float | None = None,
+    reproducible: bool = False,
 ) -> bytes:
     """A video file of ``scene``: stored turned by ``rotation`` with the display matrix saying so, optional sound.
 
     ``frame_ms`` gives each frame's own duration (variable frame rate, millisecond timestamps); else ``rate`` frames a
     second, in the header and in the timestamps alike. The sound lasts as long as the picture, or ``sound_seconds``.
+    ``reproducible`` makes the same bytes on every call (a fuzzing corpus is built from them).
     """
     scene = scene or Scene()
     frames = [pixels for pixels, _ in scene.frames()]
     buffer = io.BytesIO()
-    options = {"movflags": "use_metadata_tags"} if container in ("mov", "mp4") else {}
+    # Bit-exact: the same file every time (Matroska's muxer otherwise draws random segment and track ids).
+    options = {"fflags": "+bitexact"} | ({"movflags": "use_metadata_tags"} if container in ("mov", "mp4") else {})
     output = av.open(buffer, "w", format=container, options=options)
     output.metadata.update(tags or {})
     stored = rotated_for_storage(frames[0], rotation)
     video = output.add_stream(codec, rate=rate)
     video.height, video.width = stored.shape[:2]
     video.pix_fmt = "yuv420p"
+    if codec == "libx264" and reproducible:
+        video.options = {"preset": "ultrafast"}  # x264's slower presets do not write the same bytes twice
     time_base = Fraction(1, 1000) if frame_ms else Fraction(1, rate)
     video.codec_context.time_base = time_base
     for key, value in (tags or {}).items():
