@@ -96,11 +96,11 @@ UNKNOWN_AUDIO_BITRATE = 320_000
 # and sound past the picture's end is cut). Interleaved files keep them a second or so apart: a file with this many
 # waiting and no picture yet is not a video, and with a picture, the sound runs on past the picture's end.
 MAX_WAITING_AUDIO_PACKETS = 2048
-# FFmpeg's readers size some allocations from counts a file gives before the bytes behind them are read: a
-# QuickTime "keys" box of 31 bytes can ask for 512 MB, a Matroska element for 256 MB. No single allocation for a file
-# within our limits needs more than a few frames (a 4K frame is 25 MB as BGR), so while a stranger's file is open,
-# FFmpeg's own cap on one allocation (av_max_alloc, 2 GB by default) is lowered to this. PyAV does not expose it: it
-# is set in the libavutil the process has loaded (found in /proc/self/maps: the servers run Linux).
+# FFmpeg's readers size some allocations from counts a file gives before the bytes behind them are read: the count
+# in a QuickTime "keys" box of 31 bytes can ask for 512 MB (the fuzzing corpus found it). No single allocation for a
+# file within our limits needs more than a few frames (a 4K frame is 25 MB as BGR), so while a stranger's file is
+# open, FFmpeg's own cap on one allocation (av_max_alloc, 2 GB by default) is lowered to this. PyAV does not expose
+# it: it is set in the libavutil the process has loaded (found in /proc/self/maps: the servers run Linux).
 MAX_FFMPEG_ALLOCATION = 128 * 1024 * 1024
 _FFMPEG_DEFAULT_MAX_ALLOCATION = 2**31 - 1
 # x264 writes its version and every setting into the first packet as a "user data" message (an H.264 SEI unit);
