@@ -40,7 +40,7 @@ setup(
         "av>=16,<19",
         "pillow-heif>=1.0,<2",
     ],
-    package_data={name: ["py.typed"] for name in TYPED},
+    package_data={**{name: ["py.typed"] for name in TYPED}, "bot.cluster": ["scripts/*.lua"]},
     extras_require={
         "bot": BOT,
         "bench": BENCH,

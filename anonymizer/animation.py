@@ -31,7 +31,7 @@ from anonymizer.errors import (
     too_many_pixels,
 )
 from anonymizer.guards import MAX_HEADER_UNITS, MAX_STRAY_HEADER_BYTES, PILLOW_BOMB_ERRORS, pillow_pixel_limit
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
 from anonymizer.tracking import FrameCoverer, search_interval, shrunk_search
 from anonymizer.video import Progress
@@ -123,7 +123,7 @@ def anonymize_gif(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Pro
         height=layout.height,
         timings=timings,
         input_format="GIF",
-        kind="animation",
+        kind=MediaKind.ANIMATION,
         frames=written,
         tracks=coverer.tracks,
         duration=layout.duration,

@@ -34,10 +34,10 @@ from tqdm import tqdm
 import detectors
 import filters
 from anonymizer import options as defaults
-from anonymizer.errors import AnonymizerError, too_large
+from anonymizer.errors import AnonymizerError, ChoiceError, too_large
 from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES, suffix_of
 from anonymizer.media import MediaInfo, anonymize_media, output_format_of, probe
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import detect, warm_up
 from detectors import Chain, Detection, ModelMissingError
 from detectors.download import DOWNLOADED, FAILED, download
@@ -136,6 +136,22 @@ def _parser() -> argparse.ArgumentParser:
         help="GIFs and videos: search faces on frames shrunk to this longest side, 0 for full size "
         "(default: %(default)s)",
     )
+    anonymize_parser.add_argument(
+        "--keep",
+        type=_face_numbers,
+        action="append",
+        metavar="N[,N...]",
+        help="leave these faces uncovered, numbered as `photo-anon detect` lists them (reading order: top to "
+        "bottom, left to right); one photo only",
+    )
+    anonymize_parser.add_argument(
+        "--add",
+        type=_region,
+        action="append",
+        metavar="X,Y,W,H",
+        help="also cover this region (left, top, width, height in pixels of the upright photo), such as a face the "
+        "detector missed, with the same filter, mask and margin; repeatable; photos only",
+    )
     anonymize_parser.set_defaults(run=_run_anonymize)
 
     detect_parser = commands.add_parser("detect", help="list the faces in photos without changing them")
@@ -211,6 +227,32 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _face_numbers(text: str) -> frozenset[int]:
+    """``--keep``: face numbers from 1, separated by commas, else a usage error."""
+    malformed = argparse.ArgumentTypeError(f"face numbers from 1 separated by commas, such as 2,5, not {text!r}")
+    try:
+        numbers = frozenset(int(part) for part in text.split(","))
+    except ValueError:
+        raise malformed from None
+    if min(numbers) < 1:
+        raise malformed
+    return numbers
+
+
+def _region(text: str) -> filters.Region:
+    """``--add``: X,Y,W,H in whole pixels, the region's left and top edges and a size of at least 1 x 1."""
+    malformed = argparse.ArgumentTypeError(
+        f"a region as X,Y,W,H in pixels (left, top, width, height), such as 40,60,120,150, not {text!r}"
+    )
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise malformed from None
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise malformed
+    return filters.Region(x, y, w, h)
+
+
 def _version() -> str:
     """The installed distribution's version (setup.py is its one source)."""
     try:
@@ -230,6 +272,8 @@ def _options(args: argparse.Namespace) -> Options:
         min_margin=getattr(args, "min_margin", defaults.DEFAULT_MIN_MARGIN),
         detect_every=getattr(args, "detect_every", defaults.DETECT_EVERY),
         detect_side=getattr(args, "detect_side", defaults.DETECT_SIDE),
+        keep=frozenset().union(*getattr(args, "keep", None) or ()),
+        add=getattr(args, "add", None) or (),
     )
     if options.detect_every < 1 or options.detect_side < 0:
         raise UsageError("--detect-every must be at least 1 and --detect-side at least 0")
@@ -348,8 +392,15 @@ def _output_mode(source: os.stat_result) -> int:
     return stat.S_IMODE(source.st_mode) & 0o666 & ~umask
 
 
-def _face_json(face: Detection) -> dict[str, object]:
-    return {**asdict(face), "score": round(face.score, 4)}
+def _faces_json(faces: Sequence[Detection], kept: frozenset[int] | None = None) -> list[dict[str, object]]:
+    """Each face with its number, as ``--keep`` takes it, and after ``anonymize`` whether it was left uncovered."""
+    records: list[dict[str, object]] = []
+    for number, face in enumerate(faces, 1):
+        record: dict[str, object] = {"number": number, **asdict(face), "score": round(face.score, 4)}
+        if kept is not None:
+            record["kept"] = number in kept
+        records.append(record)
+    return records
 
 
 Done = TypeVar("Done")
@@ -403,6 +454,8 @@ class _Reporter:
         """What ``work`` returns for one file, or None after one error line: one file never stops the batch."""
         try:
             return work()
+        except ChoiceError as error:  # --keep or --add does not fit this picture, which only its decoding could tell
+            raise UsageError(f"{path}: {error}") from None
         except AnonymizerError as error:
             self.error(path, str(error))
         except OSError as error:  # reading is an AnonymizerError (see _read): this is the output
@@ -457,6 +510,8 @@ def _each_input(
 
 
 def _run_anonymize(args: argparse.Namespace) -> int:
+    if args.keep and (len(args.inputs) > 1 or args.inputs[0].is_dir()):
+        raise UsageError("--keep takes one photo, not several or a folder: face numbers belong to one picture")
     options = _options(args)
     explicit_files = [item for item in args.inputs if not item.is_dir()]
     single_file = len(args.inputs) == 1 and len(explicit_files) == 1
@@ -500,24 +555,29 @@ def _run_anonymize(args: argparse.Namespace) -> int:
                     "input_format": result.input_format,
                     "width": result.width,
                     "height": result.height,
-                    "faces": [_face_json(face) for face in result.detections],
+                    "faces": _faces_json(result.detections, result.kept),
                     "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
                 }
-                if result.kind != "image":
+                if result.kind != MediaKind.IMAGE:
                     record.update(frames=result.frames, tracks=result.tracks, duration=round(result.duration, 3))
                 report.line(json.dumps(record))
             else:
-                report.line(f"{path}: {_summary(result)} -> {target}")
+                report.line(f"{path}: {_summary(result, options)} -> {target}")
         report.end_file()
         report.step()
     return report.exit_code()
 
 
-def _summary(result: Result) -> str:
-    if result.kind == "image":
+def _summary(result: Result, options: Options) -> str:
+    if result.kind == MediaKind.IMAGE:
         faces = len(result.detections)
         converted = f" (written as {result.format})" if result.format != result.input_format else ""
-        return f"{faces} face{'s' * (faces != 1)} covered{converted}"
+        covered = f"{faces} face{'s' * (faces != 1)} covered"
+        if result.kept:
+            kept = ", ".join(map(str, sorted(result.kept)))
+            covered = f"{faces - len(result.kept)} of {covered} (left uncovered: {kept})"
+        added = len(options.add)
+        return covered + (f", and {added} added region{'s' * (added != 1)}" if added else "") + converted
     tracks = result.tracks
     return f"{tracks} face{'s' * (tracks != 1)} followed and covered over {result.frames} frames"
 
@@ -541,11 +601,13 @@ def _run_detect(args: argparse.Namespace) -> int:
                     "input": str(path),
                     "width": width,
                     "height": height,
-                    "faces": [_face_json(face) for face in faces],
+                    "faces": _faces_json(faces),
                 }
                 report.line(json.dumps(record))
             else:
-                boxes = "; ".join(f"{f.x},{f.y} {f.w}x{f.h} {f.score:.2f} {f.detector}" for f in faces)
+                boxes = "; ".join(
+                    f"#{number} {f.x},{f.y} {f.w}x{f.h} {f.score:.2f} {f.detector}" for number, f in enumerate(faces, 1)
+                )
                 report.line(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}" + (f": {boxes}" if faces else ""))
         report.step()
     return report.exit_code()

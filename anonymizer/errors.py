@@ -33,6 +33,11 @@ class CorruptMediaError(AnonymizerError):
     """The bytes look like a supported video or animation but cannot be decoded to the end."""
 
 
+class ChoiceError(AnonymizerError):
+    """The user's choice does not fit the picture: a face number it does not have, a region outside it, or a
+    choice made for a GIF or video (only photos take one)."""
+
+
 # The refusals of the limits every kind of input shares, worded once: ``what`` names the input ("file", "GIF",
 # "video", "sound"). A count the input only showed while being read is given as None ("more than the limit").
 

@@ -28,9 +28,9 @@ from typing import Generic, Protocol, TypeVar
 import cv2
 import numpy as np
 
+import filters
 from anonymizer.options import MAX_HELD_BYTES, MAX_HELD_FRAMES
 from detectors import Detection
-from filters import Region
 
 Payload = TypeVar("Payload")
 
@@ -38,7 +38,7 @@ Payload = TypeVar("Payload")
 class Painter(Protocol):
     """What covers the faces of a frame: a ``filters.Filter``, or anything with its ``apply``."""
 
-    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray: ...
+    def apply(self, image: np.ndarray, regions: Sequence[filters.Box]) -> np.ndarray: ...
 
 
 # A face missed on keyframes for up to a third of a second is the same face when it is found again near where it
@@ -115,7 +115,7 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class PixelBox:
-    """A box in whole pixels, what filters take (``filters.Region``)."""
+    """A box in whole pixels, what filters take (``filters.Box``)."""
 
     x: int
     y: int

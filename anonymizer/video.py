@@ -49,11 +49,11 @@ from anonymizer.errors import (
     too_many_pixels,
 )
 from anonymizer.formats import is_heif
-from anonymizer.options import MAX_FRAME_RATE, Options, Result
+from anonymizer.options import MAX_FRAME_RATE, MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
 from anonymizer.tracking import REFERENCE_RATE, FrameCoverer, Painter, search_interval, shrunk_search
 from detectors import Detection
-from filters import Region
+from filters import Box
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class _TimedFilter:
     def __init__(self, painter: Painter, timings: dict[str, float]) -> None:
         self.painter, self.timings = painter, timings
 
-    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    def apply(self, image: np.ndarray, regions: Sequence[Box]) -> np.ndarray:
         mark = time.perf_counter()
         painted = self.painter.apply(image, regions)
         self.timings["filter"] += time.perf_counter() - mark
@@ -579,7 +579,7 @@ def _transcode(
         height=writer.height,
         timings=timings,
         input_format=info.format,
-        kind="video",
+        kind=MediaKind.VIDEO,
         frames=writer.frames,
         tracks=coverer.tracks if coverer is not None else 0,
         duration=writer.end_time,

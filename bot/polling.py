@@ -1,17 +1,16 @@
-"""Long polling that confirms an update to Telegram only once it has been answered (distributed mode).
+"""Long polling that confirms an update to Telegram only once it has been answered.
 
 aiogram's polling confirms a batch of updates with the next getUpdates, as soon as their handling has started, so a
-front killed mid-burst loses every update it was working on: Telegram will not deliver them again. Here the offset
-never passes an update still being handled, so Telegram delivers it again to the front that restarts, and the
-claim in Redis (`bot.distributed.DeduplicateUpdates`) makes sure that an update already answered is not answered
-twice.
+bot killed mid-burst loses every update it was working on: Telegram will not deliver them again. Here the offset
+never passes an update still being handled, so Telegram delivers it again to the bot that restarts. An update
+answered in the instant before the bot died, and not yet confirmed, is answered again, unless a claim makes sure it
+is not (the cluster's `bot.cluster.updates.DeduplicateUpdates`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from contextlib import suppress
 from functools import partial
 from typing import Any
@@ -19,13 +18,15 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.methods import GetUpdates
 
+from bot.retry import Outage
+
 logger = logging.getLogger(__name__)
 
 # While updates are being handled Telegram returns them again at once (they are unconfirmed), so the next poll
 # waits this long instead of spinning.
 BUSY_POLL_INTERVAL_S = 0.25
 # Waits after a failed getUpdates, growing to the last.
-RETRY_DELAYS = (1, 2, 5, 10, 30)
+RETRY_DELAYS = (0.5, 1, 2, 5)
 
 
 def _finished(running: dict[int, asyncio.Task[Any]], update_id: int, task: asyncio.Task[Any]) -> None:
@@ -34,19 +35,19 @@ def _finished(running: dict[int, asyncio.Task[Any]], update_id: int, task: async
         logger.error("update %d failed outside its handler: %s", update_id, type(error).__name__)
 
 
-async def poll_until_answered(dispatcher: Dispatcher, bot: Bot, polling_timeout: int = 10) -> None:
-    """Take updates until SIGINT or SIGTERM, each handled in a task of its own; then finish the ones in flight."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+async def poll_until_answered(
+    dispatcher: Dispatcher, bot: Bot, stop: asyncio.Event, drain_seconds: float, polling_timeout: int = 10
+) -> None:
+    """Take updates until `stop` is set, each handled in a task of its own; then give the ones in flight
+    `drain_seconds` to be answered, and confirm to Telegram every update before the first still unanswered (those
+    are stopped, and delivered again when the bot is back)."""
     workflow: dict[str, Any] = {"dispatcher": dispatcher, "bots": [bot], **dispatcher.workflow_data}
     allowed = dispatcher.resolve_used_update_types()
     await dispatcher.emit_startup(bot=bot, **workflow)
     logger.info("polling; an update is confirmed to Telegram only once answered")
     running: dict[int, asyncio.Task[Any]] = {}
     taken_below = 0
-    failures = 0
+    outage = Outage("Telegram's getUpdates", RETRY_DELAYS, logger)
     try:
         while not stop.is_set():
             offset = min(running) if running else taken_below or None
@@ -63,14 +64,9 @@ async def poll_until_answered(dispatcher: Dispatcher, bot: Bot, polling_timeout:
             try:
                 updates = fetch.result()
             except Exception as error:  # Telegram unreachable for a while: retry, one line per outage
-                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
-                if failures == 0:
-                    logger.warning("getUpdates failed (%s); retrying", type(error).__name__)
-                failures += 1
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await outage.wait(error, stop)
                 continue
-            failures = 0
+            outage.over()
             fresh = [update for update in updates if update.update_id >= taken_below]
             for update in fresh:
                 taken_below = update.update_id + 1
@@ -82,5 +78,20 @@ async def poll_until_answered(dispatcher: Dispatcher, bot: Bot, polling_timeout:
                     await asyncio.wait_for(stop.wait(), BUSY_POLL_INTERVAL_S)
     finally:
         if running:
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            await asyncio.wait(list(running.values()), timeout=drain_seconds)
+        unanswered = sorted(running)
+        for task in list(running.values()):
+            task.cancel()
+        if unanswered:
+            logger.warning("stopping with %d update(s) unanswered; Telegram delivers them again", len(unanswered))
+        if taken_below:
+            await _confirm(bot, unanswered[0] if unanswered else taken_below)
         await dispatcher.emit_shutdown(bot=bot, **workflow)
+
+
+async def _confirm(bot: Bot, offset: int) -> None:
+    """Tell Telegram that every update below `offset` is answered, so a restart is not given them again."""
+    try:
+        await bot(GetUpdates(offset=offset, limit=1, timeout=0))
+    except Exception as error:  # the bot is stopping anyway; at worst an update is answered twice
+        logger.warning("could not confirm the last updates: %s", type(error).__name__)

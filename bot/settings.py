@@ -1,17 +1,24 @@
-"""The bot's settings, read from the environment or a `.env` file and mapped onto the pipeline's Options."""
+"""The bot's settings, read from the environment or a `.env` file and mapped onto the pipeline's Options; how both
+commands (`python -m bot`, `python -m bot.worker`) read them and fail on them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import signal
+import sys
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import filters
 from anonymizer.options import DEFAULT_DETECTOR, DEFAULT_FILTER, MAX_INPUT_PIXELS, STRICT_DETECTOR, Options
+from bot.admission import Limits
+from bot.logs import configure_logging
 
 # The filters a user can pick with /mode: every registered one, the default first (the order of the buttons).
 FILTER_CHOICES = (DEFAULT_FILTER, *(name for name in filters.available() if name != DEFAULT_FILTER))
@@ -25,11 +32,15 @@ BOT_API_UPLOAD_LIMIT = 50 * 1024 * 1024
 # Phones record at most this many frames a second outside slow motion: a video's frame limit follows its length.
 MAX_VIDEO_FRAME_RATE = 60
 
+# Seconds of each request's deadline kept back to send the answer (an upload of a few megabytes).
+REPLY_RESERVE_S = 1.5
+
 MISSING_TOKEN_HINT = " (create a bot with @BotFather and put its token in .env: see .env.example)"
+EXIT_CONFIGURATION = 2
 
 
-class WorkerSettings(BaseSettings):
-    """What a machine that runs the pipeline needs: the embedded bot and `python -m bot.worker` share these."""
+class PipelineSettings(BaseSettings):
+    """What a machine that runs the pipeline needs: the embedded bot and a cluster's worker machines share these."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -65,6 +76,10 @@ class WorkerSettings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level.upper()
 
+    def secrets(self) -> list[str]:
+        """What must never appear in a log: the Redis URL carries Redis's password."""
+        return [self.redis_url.get_secret_value()] if self.redis_url else []
+
     @property
     def video_processes(self) -> int:
         """How many of this machine's worker processes may hold a video at once."""
@@ -87,7 +102,7 @@ class WorkerSettings(BaseSettings):
         return replace(options.strict(), detector=self.strict_detector) if strict else options
 
 
-class BotSettings(WorkerSettings):
+class BotSettings(PipelineSettings):
     """Everything the bot can be told from outside; each default is defined once, here or in Options."""
 
     bot_token: SecretStr = Field(description="The token @BotFather gave the bot (required).")
@@ -95,7 +110,12 @@ class BotSettings(WorkerSettings):
         DEFAULT_FILTER, description=f"Filter until a user picks one: {', '.join(FILTER_CHOICES)}."
     )
     queue_limit: int = Field(40, gt=0, description="Images waiting or being processed, all users together.")
-    per_user_limit: int = Field(2, gt=0, description="Requests (a photo, a file or an album) in flight per user.")
+    per_user_limit: int = Field(
+        10, gt=0, description="Pictures in flight per user (each picture of an album counts; a video counts one)."
+    )
+    messages_per_minute: int = Field(
+        30, gt=0, description="Texts, commands and button presses per user a minute; past them, one notice and silence."
+    )
     deadline_seconds: float = Field(15.0, gt=0, description="From the update's arrival to the reply.")
     video_deadline_seconds: float = Field(
         300.0, gt=0, description="From a video's arrival to the video sent back (progress is shown meanwhile)."
@@ -154,6 +174,58 @@ class BotSettings(WorkerSettings):
 
     def options(self, filter_name: str | None = None, strict: bool = False) -> Options:
         return super().options(filter_name or self.default_filter, strict)
+
+    def secrets(self) -> list[str]:
+        """The token and its secret half on its own, besides the Redis URL."""
+        token = self.bot_token.get_secret_value()
+        return [token, token.partition(":")[2], *super().secrets()]
+
+    def limits(self) -> Limits:
+        """Admission's limits, the same in both deployments."""
+        return Limits(self.queue_limit, self.per_user_limit, self.video_queue_limit, REPLY_RESERVE_S)
+
+
+Settings = TypeVar("Settings", bound=PipelineSettings)
+
+
+class StartupError(Exception):
+    """A reason not to start, told in one line on stderr (exit code 2)."""
+
+
+def stop_on_signals() -> asyncio.Event:
+    """Set on SIGINT or SIGTERM, so a server stops gracefully."""
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    return stop
+
+
+def entry_point(
+    program: str,
+    invocation: str,
+    settings_class: type[Settings],
+    argv: list[str] | None,
+    run: Callable[[Settings], int],
+) -> int:
+    """What both commands do first: `--help` prints the usage and every setting; bad settings or a StartupError are
+    one line on stderr and exit code 2; logging starts with every secret redacted, before anything can log."""
+    args = sys.argv[1:] if argv is None else argv
+    if "-h" in args or "--help" in args:
+        print(usage(invocation, settings_class))
+        return 0
+    try:
+        settings = settings_class()
+    except ValidationError as error:
+        print(f"{program}: {describe_error(error)}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    configure_logging(settings.log_level, settings.secrets())
+    try:
+        return run(settings)
+    except StartupError as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    except KeyboardInterrupt:
+        return 0
 
 
 def usage(program: str, settings_class: type[BaseSettings]) -> str:

@@ -4,6 +4,7 @@ free port (no persistence, its own temporary directory), worker machines (`pytho
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from bot.cluster import keys
 from bot.settings import BotSettings
 from testing.fake_telegram import TOKEN
 from testing.paths import ROOT
@@ -161,8 +163,8 @@ def wait_for_workers(redis: Redis, processes: int, timeout: float = 120) -> None
     """Until the worker machines have loaded their models and announced `processes` processes in all."""
 
     def announced() -> bool:
-        alive = redis.zrangebyscore("photo-anon:workers:alive", time.time(), "+inf")
-        counts = redis.hmget("photo-anon:workers:info", alive) if alive else []
-        return sum(int(count or 0) for count in counts) >= processes
+        alive = redis.zrangebyscore(keys.WORKERS, time.time(), "+inf")
+        machines = redis.hmget(keys.WORKER_INFO, alive) if alive else []
+        return sum(json.loads(machine)["processes"] for machine in machines if machine) >= processes
 
     wait_until(announced, timeout, f"{processes} worker process(es) did not announce themselves")

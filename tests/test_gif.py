@@ -10,7 +10,7 @@ from PIL import GifImagePlugin, Image
 
 from anonymizer import Options, anonymize_media, probe
 from anonymizer.errors import CorruptMediaError, MediaTooLongError, TooManyPixelsError
-from testing.hostile_media import gif_frame_bomb
+from testing.hostile import gif_frame_bomb
 from testing.media import Scene, changed, gif_frames, make_gif
 
 PAINTED = 25

@@ -22,7 +22,7 @@ from anonymizer.errors import (
 )
 from anonymizer.tracking import FrameCoverer
 from anonymizer.video import reencode_video
-from testing.hostile_media import clip_at_rate, face_in_the_middle
+from testing.hostile import clip_at_rate, face_in_the_middle
 from testing.images import composite, face_crop
 from testing.leaks import DETAIL_LIMIT, SSIM_LIMIT, face_gray, found, similarity
 from testing.media import (

@@ -91,6 +91,12 @@ class Call:
             items.append({**item, "data": uploaded.data if uploaded else None})
         return items
 
+    @property
+    def edited_media(self) -> UploadedFile:
+        """For editMessageMedia: the file put in place of the message's photo or document."""
+        reference = str(self.params["media"]["media"])
+        return self.files[reference.removeprefix("attach://")]
+
     def file(self, field_name: str) -> UploadedFile:
         """The file uploaded for a parameter (`photo`, `document`, `video`, `animation`, `video_note`), sent inline
         or as `attach://<part>`."""
@@ -430,6 +436,14 @@ class FakeTelegramServer:
         )
         return query_id
 
+    def press_labelled(self, user: FakeUser, message: dict[str, Any], text: str) -> str:
+        """Press the button labelled `text` under a message, in its keyboard as the bot last set it (the message as
+        given when it is gone, as a user still sees a deleted message until the chat refreshes)."""
+        shown = self.messages.get((message["chat"]["id"], message["message_id"]), message)
+        rows = (shown.get("reply_markup") or {}).get("inline_keyboard", [])
+        (data,) = [button["callback_data"] for row in rows for button in row if button["text"] == text]
+        return self.press_button(user, shown, data)
+
     @property
     def confirmed_below(self) -> int:
         """Updates with an id below this were confirmed by the bot (getUpdates offset)."""
@@ -658,6 +672,36 @@ class FakeTelegramServer:
             messages.append(self._bot_message(call, media_group_id=group, **content, **_caption(item)))
         return messages
 
+    async def _method_editMessageMedia(self, call: Call) -> Any:
+        """A photo or file replaced in place, as Telegram does: an album's picture keeps its type, the caption is the
+        new media's, and a keyboard not given again is removed."""
+        message = self._message_to_edit(call)
+        media = call.params.get("media")
+        kind = media.get("type") if isinstance(media, dict) else None
+        if kind not in ("photo", "document"):
+            raise _ApiError(400, "Bad Request: can't parse InputMedia: unsupported type")
+        was = "photo" if "photo" in message else "document" if "document" in message else None
+        if was is None:
+            raise _ApiError(400, "Bad Request: there is no media in the message to edit")
+        if "media_group_id" in message and kind != was:
+            raise _ApiError(400, "Bad Request: can't change the media type of a message in an album")
+        stored = self._store_upload(media.get("media"), call.files, kind=f"{kind}s")
+        message.pop(was)
+        if kind == "photo":
+            width, height = _image_size(stored.data)
+            message["photo"] = [{**stored.as_json(), "width": width, "height": height}]
+        else:
+            message["document"] = {**stored.as_json(), "file_name": self._upload(media["media"], call.files).filename}
+        message.pop("caption", None)
+        message.update(_caption(media))
+        markup = call.params.get("reply_markup")
+        if isinstance(markup, dict):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        return message
+
     async def _method_editMessageText(self, call: Call) -> Any:
         message = self._message_to_edit(call)
         if "text" not in message:
@@ -701,6 +745,8 @@ class FakeTelegramServer:
             "from": self.bot_user,
             **content,
         }
+        if isinstance(call.params.get("reply_markup"), dict) and call.method != "sendMediaGroup":
+            message["reply_markup"] = call.params["reply_markup"]
         replied = self.messages.get((chat_id, call.reply_to_message_id or 0))
         if replied is not None:
             message["reply_to_message"] = replied

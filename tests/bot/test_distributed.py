@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 from redis import Redis
 
-from bot.distributed import REDELIVER_AFTER_MS
+from bot.cluster import keys
+from bot.cluster.connection import REDELIVER_AFTER_MS
 from bot.texts import ENGLISH
 from testing.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
 from testing.fake_telegram import REPLY_METHODS, TOKEN, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg
 from testing.media import Scene, bgr_frames, changed, make_clip
-from tests.bot.helpers import decode, is_own_picture, user_photos
+from tests.bot.helpers import PAINTED, UNCHANGED, change, choose_and_show, decode, is_own_picture, numbered, user_photos
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)
@@ -350,6 +351,25 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
     assert answered_when_confirmed == 1, "Telegram heard 'done' before the user had an answer"
     (reply,) = answers(telegram, message)
     assert reply.method == "sendPhoto"
+
+
+async def test_choosing_faces_through_the_cluster_shows_only_the_chosen_face(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    """The faces and the choice live in Redis; the render is a job on a worker machine like any photo's."""
+    image, boxes = composite((960, 400), [(40, 70, 100), (340, 55, 100), (640, 40, 100)], background=110)
+    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    try:
+        result = await telegram.reply_to(telegram.send_photo(USERS[7], jpeg(image)), timeout=30)
+        _, _, final = await choose_and_show(telegram, USERS[7], result.response, number=2)
+    finally:
+        await asyncio.to_thread(front_process.stop)
+    picture = decode(final.edited_media.data)
+    faces = numbered(boxes)
+    assert change(image, picture, faces[1]) < UNCHANGED
+    assert change(image, picture, faces[0]) > PAINTED and change(image, picture, faces[2]) > PAINTED
+    kept = keys.original_key(USERS[7].id, result.response["message_id"])
+    assert 0 < redis_server.client().pttl(kept) <= 3600 * 1000, "the choice is kept no longer than the result"
 
 
 async def test_a_worker_machine_killed_mid_burst_costs_no_answer(

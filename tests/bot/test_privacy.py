@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
@@ -15,21 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Message
 from PIL import Image, PngImagePlugin
 
 from anonymizer.options import Options
 from bot import __main__ as bot_process
-from bot import worker as worker_process
-from bot.__main__ import EXIT_CONFIGURATION, BadTokenError
-from bot.app import create_bot, create_dispatcher, create_service
+from bot.__main__ import BadTokenError
+from bot.app import create_bot
+from bot.cluster import machine
 from bot.handlers.common import DownloadError, download
-from bot.handlers.inputs import picture_of
+from bot.inputs import picture_of
 from bot.jobs import WorkerStartError
-from bot.settings import BotSettings, WorkerSettings
+from bot.pool import ProcessPool
+from bot.settings import EXIT_CONFIGURATION, BotSettings, PipelineSettings
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
+from testing.bots import run_embedded_bot
 from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, TOKEN, Call, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg, png
 from tests.bot.audit import disk_writes, forbid_disk_writes
@@ -245,15 +244,15 @@ def test_a_worker_machine_redacts_the_redis_password_from_every_log_as_it_starts
     """`python -m bot.worker` installs the redaction of the Redis URL, which carries Redis's password."""
     redis_url = "redis://:WorkerOnlyRedisPassword@127.0.0.1:1/0"
 
-    def leaky_start(settings: WorkerSettings) -> WorkerPool:
+    def leaky_start(settings: PipelineSettings) -> ProcessPool:
         logging.getLogger("redis").error("cannot connect to %s", redis_url)
         raise WorkerStartError("no models")
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setattr(worker_process, "start_pool", leaky_start)
+    monkeypatch.setattr(machine, "start_pool", leaky_start)
     with caplog.at_level(logging.INFO):
-        assert worker_process.main([]) == EXIT_CONFIGURATION
+        assert machine.main([]) == EXIT_CONFIGURATION
 
     assert "cannot connect to" in caplog.text
     assert "WorkerOnlyRedisPassword" not in caplog.text
@@ -298,13 +297,8 @@ async def auditing_bot(
     monkeypatch.setenv("TMPDIR", str(temporary))
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     monkeypatch.chdir(working)
-    pool = WorkerPool(TEST_WORKERS, Options(), initializer=forbid_disk_writes).start()
-    settings = bot_settings(telegram)
-    bot = create_bot(settings)
-    service = create_service(settings, pool)
-    dispatcher = create_dispatcher(settings, service, MemoryStorage())
-    polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
-    running = RunningBot(settings, bot, dispatcher, service, polling)
+    pool = ProcessPool(TEST_WORKERS, Options(), initializer=forbid_disk_writes).start()
+    running = run_embedded_bot(bot_settings(telegram), pool)
     try:
         await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=10)
         yield running, temporary, working

@@ -1,0 +1,190 @@
+"""Choosing which faces stay covered, in the chat: "Choose faces" under a result turns it into a preview (every face
+found still covered, outlined and numbered as `photo-anon detect` numbers them) with a button per face; "Done" paints
+the original again as chosen, in the same message.
+
+Choosing costs no detection: the faces of the first look are remembered with the original (bot.originals), and a
+render is a job like any photo's (admission, the photo lane, the budget) that paints those boxes. Only the sender of
+the photo can choose, and only while the result is remembered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import BufferedInputFile, CallbackQuery, InputMediaDocument, InputMediaPhoto, Message
+
+from anonymizer.errors import AnonymizerError
+from anonymizer.options import MediaKind, Result
+from bot import metrics
+from bot.admission import BusyError, UnavailableError
+from bot.context import RequestContext
+from bot.handlers.buttons import (
+    ChooseFaces,
+    FacePage,
+    FacesAll,
+    FacesDone,
+    FaceToggle,
+    album_keyboard,
+    chooser_keyboard,
+    result_keyboard,
+)
+from bot.handlers.common import PHOTO_UPLOAD_LIMIT, download, format_note, refusal
+from bot.inputs import output_name
+from bot.jobs import DeadlineExceededError, Job
+from bot.originals import RENDERS_PER_RESULT, Original
+from bot.pricing import JobSize
+
+logger = logging.getLogger(__name__)
+
+
+async def render(request: RequestContext, original: Original, *, preview: bool) -> Result:
+    """The original painted again on its remembered faces: the preview covers and numbers them all; the final
+    shows those the user chose to show. Raises what admission or the pipeline refuse it with."""
+    settings = request.settings
+    deadline = request.received_at + settings.deadline_seconds
+    size = JobSize(MediaKind.IMAGE, original.pixels, original.file_size, rerender=True)
+    options = replace(
+        settings.options(await request.filter_name()),
+        keep=frozenset() if preview else original.shown,
+        add=original.regions,
+        outline=preview,
+    )
+    async with request.jobs.admission(request.user_id, [request.jobs.estimate_seconds(size)], deadline):
+        data = await download(request.bot, original.file_id, settings, deadline)
+        (outcome,) = await request.jobs.run([Job(data, options, faces=original.faces)], deadline)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def result_media(original: Original, result: Result, caption: str) -> InputMediaPhoto | InputMediaDocument:
+    """The picture in the form its result had: a photo, or a file with its name."""
+    file = BufferedInputFile(result.data, filename=output_name(original.file_name, result.format))
+    if original.as_document or len(result.data) > PHOTO_UPLOAD_LIMIT:
+        return InputMediaDocument(media=file, caption=caption)
+    return InputMediaPhoto(media=file, caption=caption)
+
+
+def final_caption(original: Original, result: Result, request: RequestContext) -> str:
+    texts, count = request.texts, len(original.faces)
+    if original.shown:
+        shown = ", ".join(map(str, sorted(original.shown)))
+        text = texts.chosen_covered.format(covered=count - len(original.shown), count=count, shown=shown)
+    else:
+        text = (texts.strict_covered if original.strict else texts.faces_covered).format(count=count)
+    return "\n".join([text, *format_note(result, texts)])
+
+
+class Chooser:
+    """One press on a chooser's button: which result it is about, whose, and how to answer it."""
+
+    def __init__(self, query: CallbackQuery, result: int, request: RequestContext) -> None:
+        assert isinstance(query.message, Message)
+        self.query, self.request, self.panel = query, request, query.message
+        # The message the buttons are under, or (an album's picture, which cannot carry buttons) the one named.
+        self.result_id = result or self.panel.message_id
+        self.in_album = bool(result)
+
+    async def original(self) -> Original | None:
+        """The remembered original if the presser may choose on it; else the press is answered with why not."""
+        texts = self.request.texts
+        original = await self.request.originals.recall(self.panel.chat.id, self.result_id)
+        if original is None:
+            await self.query.answer(texts.choose_expired, show_alert=True)
+        elif original.user_id != self.request.user_id:
+            await self.query.answer(texts.choose_not_yours, show_alert=True)
+        else:
+            return original
+        return None
+
+    async def show_choices(self, original: Original, page: int = 0) -> None:
+        """The buttons' new state, at once."""
+        keyboard = chooser_keyboard(self.request.texts, self.result_id if self.in_album else 0, original, page)
+        await self.request.originals.update(self.panel.chat.id, self.result_id, original)
+        try:
+            await self.panel.edit_reply_markup(reply_markup=keyboard)
+        except TelegramBadRequest as error:
+            if "not modified" not in error.message:
+                await self.query.answer(self.request.texts.choose_gone, show_alert=True)
+                return
+        await self.query.answer()
+
+    async def paint(self, original: Original, *, preview: bool) -> None:
+        """Render and put the picture in place of the result: the preview with the face buttons, or the final with
+        the result's own buttons."""
+        request, texts, started = self.request, self.request.texts, time.monotonic()
+        if original.renders >= RENDERS_PER_RESULT:
+            await self.query.answer(texts.choose_too_often, show_alert=True)
+            return
+        original = replace(original, renders=original.renders + 1)
+        await request.originals.update(self.panel.chat.id, self.result_id, original)
+        try:
+            result = await render(request, original, preview=preview)
+        except (BusyError, UnavailableError, DeadlineExceededError, AnonymizerError) as error:
+            text, outcome = refusal(error, request.settings, texts)
+            await self.query.answer(text, show_alert=True)
+            metrics.REQUESTS.labels(outcome).inc()
+            return
+        caption = texts.choose_prompt if preview else final_caption(original, result, request)
+        keyboard = chooser_keyboard(texts, self.result_id if self.in_album else 0, original, 0) if preview else None
+        try:
+            await request.bot.edit_message_media(
+                media=result_media(original, result, caption),
+                chat_id=self.panel.chat.id,
+                message_id=self.result_id,
+                reply_markup=None if self.in_album else keyboard or result_keyboard(texts, original),
+            )
+            if self.in_album:
+                if preview:
+                    await self.panel.edit_text(texts.choose_prompt, reply_markup=keyboard)
+                else:
+                    await self.panel.edit_text(texts.choose_in_album, reply_markup=album_keyboard(original.album))
+        except TelegramBadRequest as error:
+            logger.info("chat %s: chooser not shown: %s", self.panel.chat.id, error.message)
+            await self.query.answer(texts.choose_gone, show_alert=True)
+            return
+        await self.query.answer()
+        metrics.REQUESTS.labels("result").inc()
+        metrics.REPLY_SECONDS.observe(time.monotonic() - started)
+
+
+def create_router() -> Router:
+    router = Router(name="choose")
+
+    @router.callback_query(ChooseFaces.filter())
+    async def open_chooser(query: CallbackQuery, callback_data: ChooseFaces, request: RequestContext) -> None:
+        chooser = Chooser(query, callback_data.result, request)
+        if (original := await chooser.original()) is not None:
+            await chooser.paint(original, preview=True)
+
+    @router.callback_query(FaceToggle.filter())
+    async def toggle(query: CallbackQuery, callback_data: FaceToggle, request: RequestContext) -> None:
+        chooser = Chooser(query, callback_data.result, request)
+        if (original := await chooser.original()) is not None and 1 <= callback_data.number <= len(original.faces):
+            shown = original.shown ^ {callback_data.number}
+            await chooser.show_choices(replace(original, shown=shown), callback_data.page)
+
+    @router.callback_query(FacePage.filter())
+    async def turn_page(query: CallbackQuery, callback_data: FacePage, request: RequestContext) -> None:
+        chooser = Chooser(query, callback_data.result, request)
+        if (original := await chooser.original()) is not None:
+            await chooser.show_choices(original, callback_data.page)
+
+    @router.callback_query(FacesAll.filter())
+    async def all_faces(query: CallbackQuery, callback_data: FacesAll, request: RequestContext) -> None:
+        chooser = Chooser(query, callback_data.result, request)
+        if (original := await chooser.original()) is not None:
+            shown = frozenset(range(1, len(original.faces) + 1)) if callback_data.show else frozenset()
+            await chooser.show_choices(replace(original, shown=shown), callback_data.page)
+
+    @router.callback_query(FacesDone.filter())
+    async def done(query: CallbackQuery, callback_data: FacesDone, request: RequestContext) -> None:
+        chooser = Chooser(query, callback_data.result, request)
+        if (original := await chooser.original()) is not None:
+            await chooser.paint(original, preview=False)
+
+    return router
