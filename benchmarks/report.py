@@ -12,8 +12,9 @@ The measurements (``make report`` runs them all, about an hour and a half on a 2
   the chains an operator or a user chooses between (CHAINS)
 - peer-quality.json, peer-speed.json: ``python -m benchmarks.peer --out data/reports quality --suite`` and ``speed``
 - video-slips.json: ``python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report FILE``
-- benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short python -m pytest benchmarks -q
-  --benchmark-json=data/reports/benchmarks.json`` (the bot and video benchmarks' short forms, as ``make report``)
+- benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short python -m pytest benchmarks -q
+  --benchmark-json=data/reports/benchmarks.json`` (the bot, video and fuzzing benchmarks' short forms, as
+  ``make report``)
 """
 
 from __future__ import annotations
@@ -205,9 +206,11 @@ def speed_table(stamped: bool = True) -> str:
     )
 
 
-# What `make report` runs: the bot and video benchmarks in their short forms (the table's "form" column says so).
+# What `make report` runs: the bot, video and fuzzing benchmarks in their short forms (the table's "form" column
+# says so).
 BENCHMARKS_COMMAND = (
-    "OVERLOAD=short VIDEO_BENCH=short python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json"
+    "OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short python -m pytest benchmarks -q "
+    "--benchmark-json=data/reports/benchmarks.json"
 )
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import resource
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -218,6 +222,90 @@ def test_an_output_that_would_replace_its_input_needs_overwrite(
     assert main(["anonymize", str(photo), "-o", str(photo), "--overwrite"]) == 0
     assert photo.read_bytes() != before
     assert face_changed(astronaut_bgr(), photo, ASTRONAUT_FACE)
+
+
+def single_photo(tmp_path: Path, mode: int = 0o644) -> Path:
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr())
+    photo.chmod(mode)
+    return photo
+
+
+def test_an_output_is_never_written_through_a_symbolic_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The output's name is a link to another file: that file is never written, with or without --overwrite."""
+    photo = single_photo(tmp_path)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "photo.anonymized.jpg"
+    link.symlink_to(victim)
+
+    assert main(["anonymize", str(photo), "--detector", "haar"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--overwrite" in err and str(link) in err
+    assert victim.read_text() == "keep me" and link.is_symlink()
+
+    assert main(["anonymize", str(photo), "--detector", "haar", "--overwrite"]) == 0
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink() and face_changed(astronaut_bgr(), link, ASTRONAUT_FACE)
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = single_photo(tmp_path)
+    earlier = tmp_path / "photo.anonymized.jpg"
+    earlier.write_bytes(b"an earlier output")
+
+    assert main(["anonymize", str(photo), "--detector", "haar"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "exists; --overwrite replaces it" in err
+    assert earlier.read_bytes() == b"an earlier output"
+
+    assert main(["anonymize", str(photo), "--detector", "haar", "--overwrite"]) == 0
+    assert face_changed(astronaut_bgr(), earlier, ASTRONAUT_FACE)
+
+
+def test_an_output_is_no_more_readable_than_its_input(tmp_path: Path) -> None:
+    photo = single_photo(tmp_path, mode=0o600)
+    assert main(["anonymize", str(photo), "--detector", "haar"]) == 0
+    assert stat.S_IMODE((tmp_path / "photo.anonymized.jpg").stat().st_mode) == 0o600
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 60 MB file named as a photo (the limit is 50 MB) costs no memory: it is measured, never read."""
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as file:
+        file.truncate(60 * 2**20)
+    tracemalloc.start()
+    try:
+        assert main(["anonymize", str(huge), "--detector", "haar"]) == 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "The file is 60.0 MB; the limit is 50.0 MB." in capsys.readouterr().err
+    assert peak < 20 * 2**20
+
+
+@pytest.mark.e2e
+def test_a_write_that_fails_half_way_leaves_no_half_file(tmp_path: Path) -> None:
+    """The disk fills up while the output is written (a file size limit stands in for it): nothing is left."""
+    photo = single_photo(tmp_path)
+
+    def small_files_only() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write instead of a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "anonymizer", "anonymize", str(photo), "--detector", "haar"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=small_files_only,
+    )
+    assert completed.returncode == 1 and "cannot write output" in completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["photo.jpg"]
 
 
 def test_missing_arguments_exit_with_usage_code() -> None:

@@ -43,6 +43,7 @@ from bot.settings import BotSettings
 
 logger = logging.getLogger(__name__)
 
+
 async def anonymize_pictures(
     pictures: list[Picture], request: RequestContext, ticket: Ticket, deadline: float, strict: bool
 ) -> list[Result | BaseException]:
@@ -291,4 +292,3 @@ def create_router(settings: BotSettings) -> Router:
         await handle_request([message], request)
 
     return router
-

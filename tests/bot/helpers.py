@@ -111,9 +111,7 @@ def markup_of(call: Call) -> dict[str, Any] | None:
     return markup if isinstance(markup, dict) else None
 
 
-async def press(
-    telegram: FakeTelegramServer, user: FakeUser, message: dict[str, Any], text: str, answer: str
-) -> Call:
+async def press(telegram: FakeTelegramServer, user: FakeUser, message: dict[str, Any], text: str, answer: str) -> Call:
     """Press the button labelled `text` under `message` (its keyboard as the bot last set it) and wait for the bot's
     call `answer` that follows."""
     before = len(telegram.calls)
