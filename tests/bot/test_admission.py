@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,55 +34,109 @@ def busy(retry_after: int) -> tuple[str, int]:
     return ("busy", retry_after)
 
 
-@dataclass(frozen=True)
-class Admit:
+class Harness(Protocol):
+    ledger: Any
+
+    async def workers(self, processes: int, video_slots: int) -> None: ...
+
+
+class Clock:
+    """The ledgers' time, moved on by the scenario instead of waited for."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Run:
+    """One scenario's ledger under test, its clock, and the tickets its steps named."""
+
+    def __init__(self, harness: Harness, clock: Clock) -> None:
+        self.harness, self.ledger, self.clock = harness, harness.ledger, clock
+        self.tickets: dict[str, Ticket] = {}
+        self.order = itertools.count()
+
+
+# A step of a scenario: something that happens to the ledger, with the answer it must get.
+Step = Callable[[Run], Awaitable[None]]
+
+
+async def answer(attempt: Awaitable[object]) -> object:
+    try:
+        await attempt
+    except BusyError as refused:
+        return busy(refused.retry_after)
+    except UnavailableError:
+        return UNAVAILABLE
+    return ADMITTED
+
+
+def admit(
+    name: str,
+    user: int,
+    work: float,
+    seconds: float = 15.0,
+    lane: Lane = Lane.PHOTOS,
+    pictures: int = 1,
+    expect: object = ADMITTED,
+) -> Step:
     """A request: `name` names its ticket for later steps; `seconds` is its budget from now."""
 
-    name: str
-    user: int
-    work: float
-    seconds: float = 15.0
-    lane: Lane = Lane.PHOTOS
-    pictures: int = 1
-    expect: object = ADMITTED
+    async def happen(run: Run) -> None:
+        run.clock.now += 0.001  # every request arrives after the one before
+        now = run.clock.now
+        ticket = Ticket(f"{name}-{next(run.order)}", user, lane, work, pictures, now + seconds, now, front="front-1")
+        assert await answer(run.ledger.admit(ticket)) == expect, f"admit {name}"
+        run.tickets[name] = ticket
+
+    return happen
 
 
-@dataclass(frozen=True)
-class Release:
-    name: str
-
-
-@dataclass(frozen=True)
-class Turn:
-    """May this video take a worker process now?"""
-
-    name: str
-    expect: bool
-
-
-@dataclass(frozen=True)
-class Reprice:
+def reprice(name: str, work: float, expect: object = ADMITTED) -> Step:
     """The request's files were read: its real price."""
 
-    name: str
-    work: float
-    expect: object = ADMITTED
+    async def happen(run: Run) -> None:
+        async def attempt() -> None:
+            ticket = run.tickets[name]
+            run.tickets[name] = await run.ledger.reprice(ticket, work, ticket.pictures)
+
+        assert await answer(attempt()) == expect, f"reprice {name} at {work} s"
+
+    return happen
 
 
-@dataclass(frozen=True)
-class Advance:
-    seconds: float
+def release(name: str) -> Step:
+    async def happen(run: Run) -> None:
+        await run.ledger.release(run.tickets[name])
+
+    return happen
 
 
-@dataclass(frozen=True)
-class Workers:
-    """The worker processes alive changes (a machine joins, or every one is gone)."""
+def turn(name: str, expect: bool) -> Step:
+    """May this video take a worker process now?"""
 
-    processes: int
-    video_slots: int = 1
+    async def happen(run: Run) -> None:
+        assert await run.ledger.take_turn(run.tickets[name]) is expect, f"turn of {name}"
+
+    return happen
 
 
-Step = Admit | Reprice | Release | Turn | Advance | Workers
+def advance(seconds: float) -> Step:
+    async def happen(run: Run) -> None:
+        run.clock.now += seconds
+
+    return happen
+
+
+def workers(processes: int, video_slots: int = 1) -> Step:
+    """The worker processes alive change (a machine joins, or every one is gone)."""
+
+    async def happen(run: Run) -> None:
+        await run.harness.workers(processes, video_slots)
+
+    return happen
 
 
 @dataclass(frozen=True)
@@ -103,11 +157,11 @@ SCENARIOS = [
     Scenario(
         "a user's requests in flight are limited, other users' are not",
         (
-            Admit("first", user=7, work=1.0),
-            Admit("again", user=7, work=1.0, expect=busy(1)),
-            Admit("other", user=8, work=1.0),
-            Release("first"),
-            Admit("later", user=7, work=1.0),
+            admit("first", user=7, work=1.0),
+            admit("again", user=7, work=1.0, expect=busy(1)),
+            admit("other", user=8, work=1.0),
+            release("first"),
+            admit("later", user=7, work=1.0),
         ),
         per_user_limit=1,
         queue_limit=10,
@@ -115,45 +169,45 @@ SCENARIOS = [
     Scenario(
         "the backlog counts, a worker that appears raises the capacity",
         (
-            Admit("six", user=1, work=6.0, seconds=10),
+            admit("six", user=1, work=6.0, seconds=10),
             # 6 s admitted plus 6 s, stretched by the headroom, do not fit 10 s on one process...
-            Admit("six more", user=2, work=6.0, seconds=10, expect=busy(6)),
-            Workers(2),
+            admit("six more", user=2, work=6.0, seconds=10, expect=busy(6)),
+            workers(2),
             # ...but do on two.
-            Admit("on two", user=2, work=6.0, seconds=10),
+            admit("on two", user=2, work=6.0, seconds=10),
         ),
         processes=1,
     ),
     Scenario(
         "all workers gone: unavailable at once, and back when one returns",
-        (Workers(0), Admit("none", user=1, work=1.0, expect=UNAVAILABLE), Workers(1), Admit("one", user=1, work=1.0)),
+        (workers(0), admit("none", user=1, work=1.0, expect=UNAVAILABLE), workers(1), admit("one", user=1, work=1.0)),
     ),
     Scenario(
         "the plan leaves room for jobs slower than the learned speed",
         (
-            Admit("four", user=1, work=4.0, seconds=9.5),
+            admit("four", user=1, work=4.0, seconds=9.5),
             # 8 s of planned work fits the 9.5 s left at the learned speed, but not 25 % slower: "busy" now beats an
             # apology at the deadline.
-            Admit("four more", user=2, work=4.0, seconds=9.5, expect=busy(4)),
-            Admit("three", user=3, work=3.0, seconds=9.5),
+            admit("four more", user=2, work=4.0, seconds=9.5, expect=busy(4)),
+            admit("three", user=3, work=3.0, seconds=9.5),
         ),
         processes=1,
     ),
     Scenario(
         "an idle lane takes any request, a busy one only what fits the deadline",
         (
-            Admit("huge", user=1, work=60.0, seconds=15),
-            Admit("small", user=2, work=0.5, seconds=15, expect=busy(30)),
-            Release("huge"),
-            Admit("small again", user=2, work=0.5, seconds=15),
+            admit("huge", user=1, work=60.0, seconds=15),
+            admit("small", user=2, work=0.5, seconds=15, expect=busy(30)),
+            release("huge"),
+            admit("small again", user=2, work=0.5, seconds=15),
         ),
     ),
     Scenario(
         "an album counts its pictures against the queue limit",
         (
-            Admit("album", user=1, work=8.0, pictures=8),
-            Admit("another album", user=2, work=3.0, pictures=3, expect=busy(4)),
-            Admit("one photo", user=2, work=1.0),
+            admit("album", user=1, work=8.0, pictures=8),
+            admit("another album", user=2, work=3.0, pictures=3, expect=busy(4)),
+            admit("one photo", user=2, work=1.0),
         ),
         queue_limit=9,
         per_user_limit=10,
@@ -161,43 +215,43 @@ SCENARIOS = [
     Scenario(
         "a user's pictures in flight are limited, an album counting each of its pictures",
         (
-            Admit("album", user=1, work=8.0, pictures=8),
-            Admit("another album", user=1, work=3.0, pictures=3, expect=busy(4)),
-            Admit("two photos", user=1, work=2.0, pictures=2),
-            Admit("one more", user=1, work=1.0, expect=busy(5)),
-            Admit("someone else's", user=2, work=1.0),
+            admit("album", user=1, work=8.0, pictures=8),
+            admit("another album", user=1, work=3.0, pictures=3, expect=busy(4)),
+            admit("two photos", user=1, work=2.0, pictures=2),
+            admit("one more", user=1, work=1.0, expect=busy(5)),
+            admit("someone else's", user=2, work=1.0),
         ),
         per_user_limit=10,
     ),
     Scenario(
         "a request priced again once its file was read keeps its place only if it still fits",
         (
-            Admit("photos", user=1, work=4.0, seconds=9.5),
-            Admit("file", user=2, work=1.0, seconds=9.5),
-            Reprice("file", work=12.0, expect=busy(2)),  # (4 + 12) x 1.25 / 2 processes > 9.5 s
-            Reprice("file", work=3.0),
-            Admit("one more", user=3, work=9.0, seconds=9.5, expect=busy(4)),  # at the file's old price it fitted
+            admit("photos", user=1, work=4.0, seconds=9.5),
+            admit("file", user=2, work=1.0, seconds=9.5),
+            reprice("file", work=12.0, expect=busy(2)),  # (4 + 12) x 1.25 / 2 processes > 9.5 s
+            reprice("file", work=3.0),
+            admit("one more", user=3, work=9.0, seconds=9.5, expect=busy(4)),  # at the file's old price it fitted
         ),
     ),
     Scenario(
         "a request past its deadline stops counting",
         (
-            Admit("stuck", user=1, work=14.0, seconds=15),
-            Admit("waiting", user=2, work=1.0, expect=busy(14)),
-            Advance(16),
-            Admit("after", user=2, work=1.0),
+            admit("stuck", user=1, work=14.0, seconds=15),
+            admit("waiting", user=2, work=1.0, expect=busy(14)),
+            advance(16),
+            admit("after", user=2, work=1.0),
         ),
         processes=1,
     ),
     Scenario(
         "a user with a video in flight sends a photo: the video still counts after the photo's deadline",
         (
-            Admit("video", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS),
-            Admit("photo", user=1, work=1.0, seconds=15),
-            Release("photo"),
-            Advance(20),
-            Admit("second video", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS),
-            Admit("third video", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS, expect=busy(15)),
+            admit("video", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS),
+            admit("photo", user=1, work=1.0, seconds=15),
+            release("photo"),
+            advance(20),
+            admit("second video", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS),
+            admit("third video", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS, expect=busy(15)),
         ),
         processes=4,
         video_slots=4,
@@ -205,77 +259,61 @@ SCENARIOS = [
     Scenario(
         "an admitted video takes its process out of the photos' plan",
         (
-            Admit("photos", user=1, work=4.0, seconds=9.5),
+            admit("photos", user=1, work=4.0, seconds=9.5),
             # 8 s of photos on two processes fits 9.5 s with the headroom...
-            Admit("more photos", user=2, work=4.0, seconds=9.5),
-            Release("more photos"),
-            Admit("video", user=3, work=30.0, seconds=300, lane=Lane.VIDEOS),
+            admit("more photos", user=2, work=4.0, seconds=9.5),
+            release("more photos"),
+            admit("video", user=3, work=30.0, seconds=300, lane=Lane.VIDEOS),
             # ...but not on the one process a video leaves.
-            Admit("too many photos", user=2, work=4.0, seconds=9.5, expect=busy(4)),
-            Release("video"),
-            Admit("photos again", user=2, work=4.0, seconds=9.5),
+            admit("too many photos", user=2, work=4.0, seconds=9.5, expect=busy(4)),
+            release("video"),
+            admit("photos again", user=2, work=4.0, seconds=9.5),
         ),
     ),
     Scenario(
         "a video starts only when the admitted photos still fit on the processes left",
         (
-            Admit("photos", user=1, work=8.0, seconds=9),
-            Admit("video", user=2, work=30.0, seconds=300, lane=Lane.VIDEOS),
+            admit("photos", user=1, work=8.0, seconds=9),
+            admit("video", user=2, work=30.0, seconds=300, lane=Lane.VIDEOS),
             # 8 s of photos fit 9 s on two processes; 10 s with the headroom is too much for one.
-            Turn("video", expect=False),
-            Release("photos"),
-            Admit("half the photos", user=1, work=4.0, seconds=9),
-            Turn("video", expect=True),
-            Turn("video", expect=True),  # once started, a video keeps its process
+            turn("video", expect=False),
+            release("photos"),
+            admit("half the photos", user=1, work=4.0, seconds=9),
+            turn("video", expect=True),
+            turn("video", expect=True),  # once started, a video keeps its process
         ),
     ),
     Scenario(
         "videos take their turns in order on the video slots",
         (
-            Admit("first", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS),
-            Admit("second", user=2, work=30.0, seconds=300, lane=Lane.VIDEOS),
-            Turn("second", expect=False),  # the first video admitted goes first
-            Turn("first", expect=True),
-            Turn("second", expect=False),  # one video slot
-            Release("first"),
-            Turn("second", expect=True),
+            admit("first", user=1, work=30.0, seconds=300, lane=Lane.VIDEOS),
+            admit("second", user=2, work=30.0, seconds=300, lane=Lane.VIDEOS),
+            turn("second", expect=False),  # the first video admitted goes first
+            turn("first", expect=True),
+            turn("second", expect=False),  # one video slot
+            release("first"),
+            turn("second", expect=True),
         ),
         video_queue_limit=3,
     ),
     Scenario(
         "the video lane is refused when full or too late, photos while the only process holds a video",
         (
-            Admit("running", user=1, work=60.0, seconds=100, lane=Lane.VIDEOS),
-            Turn("running", expect=True),
+            admit("running", user=1, work=60.0, seconds=100, lane=Lane.VIDEOS),
+            turn("running", expect=True),
             # 120 s of video, stretched by the headroom, cannot end within 100 s.
-            Admit("late", user=2, work=60.0, seconds=100, lane=Lane.VIDEOS, expect=busy(60)),
-            Admit("photo", user=3, work=0.5, expect=busy(60)),  # the only process is the video's
-            Admit("second", user=2, work=10.0, seconds=100, lane=Lane.VIDEOS),
-            Admit("third", user=3, work=10.0, seconds=100, lane=Lane.VIDEOS, expect=busy(70)),  # the lane is full
-            Release("running"),
-            Release("second"),
-            Admit("photo again", user=3, work=0.5),
+            admit("late", user=2, work=60.0, seconds=100, lane=Lane.VIDEOS, expect=busy(60)),
+            admit("photo", user=3, work=0.5, expect=busy(60)),  # the only process is the video's
+            admit("second", user=2, work=10.0, seconds=100, lane=Lane.VIDEOS),
+            admit("third", user=3, work=10.0, seconds=100, lane=Lane.VIDEOS, expect=busy(70)),  # the lane is full
+            release("running"),
+            release("second"),
+            admit("photo again", user=3, work=0.5),
         ),
         processes=1,
         video_queue_limit=2,
     ),
 ]
-
-
-class Harness(Protocol):
-    ledger: Any
-
-    async def workers(self, processes: int, video_slots: int) -> None: ...
-
-
-class Clock:
-    """The ledgers' time, moved on by the scenario instead of waited for."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class LocalHarness:
@@ -313,52 +351,9 @@ async def harness(request: pytest.FixtureRequest, redis_server: RedisServer) -> 
     await redis.aclose()
 
 
-async def answer_to(ledger: Any, ticket: Ticket) -> object:
-    try:
-        await ledger.admit(ticket)
-    except BusyError as refused:
-        return busy(refused.retry_after)
-    except UnavailableError:
-        return UNAVAILABLE
-    return ADMITTED
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[scenario.name for scenario in SCENARIOS])
 async def test_admission_scenario(scenario: Scenario, harness: Callable[..., Any]) -> None:
     clock = Clock(time.time())
-    under_test = await harness(scenario, clock)
-    ledger = under_test.ledger
-    tickets: dict[str, Ticket] = {}
-    order = itertools.count()
-    for index, step in enumerate(scenario.steps):
-        where = f"step {index + 1}: {step}"
-        if isinstance(step, Admit):
-            clock.now += 0.001  # every request arrives after the one before
-            ticket = Ticket(
-                id=f"{step.name}-{next(order)}",
-                user_id=step.user,
-                lane=step.lane,
-                work=step.work,
-                pictures=step.pictures,
-                deadline=clock.now + step.seconds,
-                admitted_at=clock.now,
-                front="front-1",
-            )
-            assert await answer_to(ledger, ticket) == step.expect, where
-            tickets[step.name] = ticket
-        elif isinstance(step, Reprice):
-            ticket = tickets[step.name]
-            try:
-                tickets[step.name] = await ledger.reprice(ticket, step.work, ticket.pictures)
-                answer: object = ADMITTED
-            except BusyError as refused:
-                answer = busy(refused.retry_after)
-            assert answer == step.expect, where
-        elif isinstance(step, Release):
-            await ledger.release(tickets[step.name])
-        elif isinstance(step, Turn):
-            assert await ledger.take_turn(tickets[step.name]) is step.expect, where
-        elif isinstance(step, Advance):
-            clock.now += step.seconds
-        else:
-            await under_test.workers(step.processes, step.video_slots)
+    run = Run(await harness(scenario, clock), clock)
+    for step in scenario.steps:
+        await step(run)

@@ -70,21 +70,25 @@ def bot_environment(directory: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-async def test_help_prints_usage_and_the_settings_instead_of_a_missing_token_error(tmp_path: Path) -> None:
+async def command(directory: Path, *arguments: str) -> tuple[int | None, str, str]:
+    """A command run to its end with no settings in its environment: its exit code, output and errors."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
-        "--help",
-        cwd=tmp_path,
-        env=bot_environment(tmp_path),
+        *arguments,
+        cwd=directory,
+        env=bot_environment(directory),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode, stdout.decode(), stderr.decode()
 
-    assert process.returncode == 0
-    text = stdout.decode()
+
+async def test_help_prints_usage_and_the_settings_instead_of_a_missing_token_error(tmp_path: Path) -> None:
+    returncode, text, stderr = await command(tmp_path, "bot", "--help")
+
+    assert returncode == 0
     assert text.startswith("usage:")
     assert all(name in text for name in ("BOT_TOKEN", "REDIS_URL", "REDIS_ALLOW_NO_PASSWORD", "WEBHOOK_URL", "WORKERS"))
     assert not stderr
@@ -145,25 +149,12 @@ async def test_telegram_unreachable_at_start_is_one_line_and_the_bot_waits_for_i
 
 
 async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_redis(tmp_path: Path) -> None:
-    helped = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.worker",
-        "--help",
-        cwd=tmp_path,
-        env=bot_environment(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    usage_text, _ = await asyncio.wait_for(helped.communicate(), timeout=60)
-    refused = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.worker", cwd=tmp_path, env=bot_environment(tmp_path), stderr=asyncio.subprocess.PIPE
-    )
-    _, stderr = await asyncio.wait_for(refused.communicate(), timeout=60)
+    helped, usage_text, _ = await command(tmp_path, "bot.worker", "--help")
+    refused, _, stderr = await command(tmp_path, "bot.worker")
 
-    assert helped.returncode == 0 and "REDIS_URL" in usage_text.decode() and "BOT_TOKEN" not in usage_text.decode()
-    assert refused.returncode == 2
-    assert stderr.decode().strip().splitlines() == [
+    assert helped == 0 and "REDIS_URL" in usage_text and "BOT_TOKEN" not in usage_text
+    assert refused == 2
+    assert stderr.strip().splitlines() == [
         "photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"
     ]
 

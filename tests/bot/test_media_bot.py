@@ -330,12 +330,19 @@ async def test_an_avif_file_comes_back_as_avif(telegram: FakeTelegramServer, run
 # -- the second look -------------------------------------------------------------------------------------------
 
 
+async def first_look(
+    telegram: FakeTelegramServer, running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Job], dict[str, Any], Call]:
+    """Alice's photo and its first look, with every job the bot runs from now on recorded."""
+    jobs = spy_on_jobs(running_bot.deployment.jobs, monkeypatch)
+    photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
+    return jobs, photo, await telegram.reply_to(photo)
+
+
 async def test_strict_as_a_reply_to_the_photo_looks_again_with_the_thorough_detectors(
     telegram: FakeTelegramServer, running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = spy_on_jobs(running_bot.deployment.jobs, monkeypatch)
-    photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
-    first = await telegram.reply_to(photo)
+    jobs, photo, first = await first_look(telegram, running_bot, monkeypatch)
     command = telegram.send_text(ALICE, "/strict", reply_to=photo)
 
     second = await telegram.reply_to(command, timeout=30)
@@ -359,9 +366,7 @@ async def test_strict_as_a_reply_to_the_photo_looks_again_with_the_thorough_dete
 async def test_the_look_harder_button_runs_the_original_again_once(
     telegram: FakeTelegramServer, running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = spy_on_jobs(running_bot.deployment.jobs, monkeypatch)
-    photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
-    first = await telegram.reply_to(photo)
+    jobs, photo, first = await first_look(telegram, running_bot, monkeypatch)
 
     query_id = telegram.press_button(ALICE, first.response, button_data(first))
     second = await telegram.wait_for(

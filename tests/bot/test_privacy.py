@@ -115,22 +115,18 @@ def jpeg_markers(data: bytes) -> set[int]:
     return markers
 
 
-def png_chunks(data: bytes) -> set[bytes]:
-    chunks, position = set(), 8
+def chunk_kinds(data: bytes, png: bool) -> set[bytes]:
+    """The kinds of a PNG's chunks (length, kind, data, CRC) or of a WebP's (kind, length, data padded to even)."""
+    kinds, position = set(), 8 if png else 12
     while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
-        chunks.add(kind)
-        position += 12 + length
-    return chunks
-
-
-def webp_chunks(data: bytes) -> set[bytes]:
-    chunks, position = set(), 12
-    while position + 8 <= len(data):
-        kind, length = struct.unpack("<4sI", data[position : position + 8])
-        chunks.add(kind)
-        position += 8 + length + (length & 1)
-    return chunks
+        if png:
+            length, kind = struct.unpack(">I4s", data[position : position + 8])
+            position += 12 + length
+        else:
+            kind, length = struct.unpack("<4sI", data[position : position + 8])
+            position += 8 + length + (length & 1)
+        kinds.add(kind)
+    return kinds
 
 
 def metadata_left(data: bytes, image_format: str) -> set[str]:
@@ -140,9 +136,10 @@ def metadata_left(data: bytes, image_format: str) -> set[str]:
         names = {0xE1: "APP1 (EXIF/XMP)", 0xED: "APP13 (IPTC)", 0xFE: "COM", 0xE2: "APP2 (ICC/FlashPix)"}
         left |= {names[marker] for marker in jpeg_markers(data) if marker in names}
     elif image_format == "PNG":
-        left |= {kind.decode() for kind in png_chunks(data) & {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"iCCP"}}
+        textual = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"iCCP"}
+        left |= {kind.decode() for kind in chunk_kinds(data, png=True) & textual}
     else:
-        left |= {kind.decode() for kind in webp_chunks(data) & {b"EXIF", b"XMP ", b"ICCP"}}
+        left |= {kind.decode() for kind in chunk_kinds(data, png=False) & {b"EXIF", b"XMP ", b"ICCP"}}
     return left
 
 
