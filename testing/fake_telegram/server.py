@@ -280,13 +280,14 @@ class FakeTelegramServer:
         return update_id
 
     def user_message(self, user: FakeUser, **content: Any) -> dict[str, Any]:
-        """Send a message from `user` in their private chat; returns the message as the bot will see it."""
+        """Send a message from `user` in their private chat; returns the message as the bot will see it. Fields
+        given as None (no caption, not in an album) are left out, as Telegram leaves them out."""
         message = {
             "message_id": self._next_message_id(user.id),
             "date": int(time.time()),
             "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
             "from": user.as_json(),
-            **content,
+            **{name: value for name, value in content.items() if value is not None},
         }
         self.messages[(user.id, message["message_id"])] = message
         self._update_of_message[(user.id, message["message_id"])] = self.push_update({"message": message})
@@ -328,12 +329,7 @@ class FakeTelegramServer:
             {**small.as_json(), "width": max(1, round(width * scale)), "height": max(1, round(height * scale))},
             {**full.as_json(), "width": width, "height": height},
         ]
-        content: dict[str, Any] = {"photo": sizes}
-        if caption is not None:
-            content["caption"] = caption
-        if media_group_id is not None:
-            content["media_group_id"] = media_group_id
-        return self.user_message(user, **content)
+        return self.user_message(user, photo=sizes, caption=caption, media_group_id=media_group_id)
 
     def send_document(
         self,
@@ -350,12 +346,7 @@ class FakeTelegramServer:
         document: dict[str, Any] = {**stored.as_json(), "file_name": file_name}
         if mime_type is not None:
             document["mime_type"] = mime_type
-        content: dict[str, Any] = {"document": document}
-        if caption is not None:
-            content["caption"] = caption
-        if media_group_id is not None:
-            content["media_group_id"] = media_group_id
-        return self.user_message(user, **content)
+        return self.user_message(user, document=document, caption=caption, media_group_id=media_group_id)
 
     def send_album(self, user: FakeUser, photos: list[bytes]) -> list[dict[str, Any]]:
         """An album of photos: one message per photo sharing a media_group_id, delivered back to back."""
@@ -385,10 +376,7 @@ class FakeTelegramServer:
         video = {**stored.as_json(), "width": width, "height": height, "duration": duration, "mime_type": mime_type}
         if file_name is not None:
             video["file_name"] = file_name
-        content: dict[str, Any] = {"video": video}
-        if media_group_id is not None:
-            content["media_group_id"] = media_group_id
-        return self.user_message(user, **content)
+        return self.user_message(user, video=video, media_group_id=media_group_id)
 
     def send_video_note(
         self, user: FakeUser, data: bytes, *, length: int, duration: int, file_size: int | None = None

@@ -57,6 +57,16 @@ async def telegram() -> AsyncIterator[FakeTelegramServer]:
         yield server
 
 
+@pytest.fixture
+async def cluster_front(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> AsyncIterator[Process]:
+    """A front with the default settings before the module's worker machines, stopped after the test."""
+    process = await start_front(telegram, redis_server.url(), cluster_dir)
+    yield process
+    await asyncio.to_thread(process.stop)
+
+
 async def start_front(telegram: FakeTelegramServer, url: str, directory: Path, **settings: str) -> Process:
     """A front for this test's fake Telegram, whose update ids start again at 1: Redis forgets the last test's."""
     redis = Redis.from_url(url)
@@ -121,17 +131,12 @@ async def test_ten_users_at_once_through_two_worker_machines_get_their_own_pictu
         assert TOKEN.partition(":")[2] not in process.log()
 
 
-async def test_an_album_comes_back_as_one_album_in_order(
-    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
-) -> None:
-    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
-    try:
-        pictures = [small_picture(index) for index in range(3)]
-        album = telegram.send_album(USERS[0], [jpeg(picture) for picture in pictures])
+async def test_an_album_comes_back_as_one_album_in_order(telegram: FakeTelegramServer, cluster_front: Process) -> None:
+    pictures = [small_picture(index) for index in range(3)]
+    album = telegram.send_album(USERS[0], [jpeg(picture) for picture in pictures])
 
-        reply = await telegram.reply_to(album[0], timeout=30)
-    finally:
-        await asyncio.to_thread(front_process.stop)
+    reply = await telegram.reply_to(album[0], timeout=30)
+
     assert reply.method == "sendMediaGroup" and len(reply.media) == 3
     backgrounds = [
         int(np.median(decode(reply.file(item["media"].removeprefix("attach://")).data)[-5:, -5:]))
@@ -351,16 +356,14 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
 
 
 async def test_choosing_faces_through_the_cluster_shows_only_the_chosen_face(
-    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+    telegram: FakeTelegramServer, redis_server: RedisServer, cluster_front: Process
 ) -> None:
     """The faces and the choice live in Redis; the render is a job on a worker machine like any photo's."""
     image, boxes = composite((960, 400), [(40, 70, 100), (340, 55, 100), (640, 40, 100)], background=110)
-    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
-    try:
-        result = await telegram.reply_to(telegram.send_photo(USERS[7], jpeg(image)), timeout=30)
-        _, _, final = await choose_and_show(telegram, USERS[7], result.response, number=2)
-    finally:
-        await asyncio.to_thread(front_process.stop)
+
+    result = await telegram.reply_to(telegram.send_photo(USERS[7], jpeg(image)), timeout=30)
+    _, _, final = await choose_and_show(telegram, USERS[7], result.response, number=2)
+
     picture = decode(final.edited_media.data)
     faces = numbered(boxes)
     assert change(image, picture, faces[1]) < UNCHANGED
@@ -370,24 +373,20 @@ async def test_choosing_faces_through_the_cluster_shows_only_the_chosen_face(
 
 
 async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
-    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+    telegram: FakeTelegramServer, workers: list[Process], cluster_front: Process
 ) -> None:
     """The module's last test: the machine it kills stays dead."""
-    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
-    try:
-        burst = [medium_photo(index) for index in range(8)]
-        messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
-        await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
+    burst = [medium_photo(index) for index in range(8)]
+    messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
+    await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
 
-        workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
+    workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
 
-        await exactly_one_answer_each(telegram, messages, timeout=30)
-        for message, (_, image, boxes) in zip(messages, burst, strict=True):
-            (reply,) = telegram.answers_to(message)
-            if reply.method == "sendPhoto":
-                assert is_own_picture(decode(reply.file("photo").data), image, boxes)
-            else:
-                assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
-        assert sum(telegram.answers_to(m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
-    finally:
-        await asyncio.to_thread(front_process.stop)
+    await exactly_one_answer_each(telegram, messages, timeout=30)
+    for message, (_, image, boxes) in zip(messages, burst, strict=True):
+        (reply,) = telegram.answers_to(message)
+        if reply.method == "sendPhoto":
+            assert is_own_picture(decode(reply.file("photo").data), image, boxes)
+        else:
+            assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
+    assert sum(telegram.answers_to(m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
