@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.settings import BotSettings
 from testing.fake_telegram import TOKEN
@@ -52,3 +53,28 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.options("solid").filter == "solid"
     assert settings.options().max_bytes == 20 * 1024 * 1024
     assert TOKEN not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "page"),
+    [
+        ("https://bot.example.com/editor", "https://bot.example.com/editor/"),
+        ("https://bot.example.com", "https://bot.example.com/"),
+        ("http://127.0.0.1:8080/editor/", "http://127.0.0.1:8080/editor/"),
+    ],
+)
+def test_the_editor_is_served_under_the_path_of_its_address(url: str, page: str) -> None:
+    settings = BotSettings(_env_file=None, bot_token=TOKEN, webapp_url=url)
+
+    assert settings.webapp_url == page
+    assert page.endswith(str(settings.webapp_path)) and str(settings.webapp_path).endswith("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://bot.example.com/editor/", "https://bot.example.com/editor/?chat=1", "bot.example.com/editor/"],
+    ids=["plain-http", "query", "no-scheme"],
+)
+def test_an_editor_address_telegram_would_not_open_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="webapp_url"):
+        BotSettings(_env_file=None, bot_token=TOKEN, webapp_url=url)
