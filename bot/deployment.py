@@ -11,16 +11,18 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.fsm.storage.base import BaseStorage
 
 from bot.jobs import JobService
+from bot.miniapp.ratelimit import RateLimit
 from bot.originals import Originals
 
 
 class Deployment:
-    """What a deployment supplies: the job service, the storage of the users' choices, the store of originals,
-    middlewares for updates in and requests out, and background tasks."""
+    """What a deployment supplies: the job service, the storage of the users' choices, the store of originals, the
+    count of each user's calls to the Mini App, middlewares for updates in and requests out, and background tasks."""
 
     jobs: JobService
     storage: BaseStorage
     originals: Originals
+    editor_limit: RateLimit
     # With a webhook, whether Telegram hears "done" only once an update is answered, so that an update whose front
     # died is delivered again; it takes a claim on each update (the cluster's) to keep that from answering twice.
     webhook_answers_first: ClassVar[bool] = False

@@ -14,6 +14,7 @@ from bot.cluster.connection import client_settings
 from bot.cluster.front import ClusterJobs
 from bot.cluster.originals import RedisOriginals
 from bot.cluster.pacing import SharedPacing
+from bot.cluster.ratelimit import RedisRateLimit
 from bot.cluster.updates import DeduplicateUpdates
 from bot.deployment import Deployment
 from bot.settings import BotSettings
@@ -31,6 +32,7 @@ class ClusterDeployment(Deployment):
         self.jobs: ClusterJobs = ClusterJobs(redis_url, settings.limits())
         self.storage = RedisStorage.from_url(redis_url, connection_kwargs=client_settings())
         self.originals = RedisOriginals(self.jobs.redis, settings.strict_window_seconds)
+        self.editor_limit = RedisRateLimit(self.jobs.redis)
 
     def update_middlewares(self) -> list[BaseMiddleware]:
         wait_limit = self.settings.deadline_seconds + 5

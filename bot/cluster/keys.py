@@ -47,3 +47,8 @@ def original_key(chat_id: int, result_message_id: int) -> str:
 def pace_key(bot_id: int, chat_id: int | str | None = None) -> str:
     """The next instant the bot (or the bot in one chat) may send a message."""
     return f"{PREFIX}:pace:{bot_id}" if chat_id is None else f"{PREFIX}:pace:{bot_id}:{chat_id}"
+
+
+def editor_calls_key(user_id: int) -> str:
+    """A user's calls to the Mini App's API in the current window (bot.miniapp.ratelimit), expiring with it."""
+    return f"{PREFIX}:editor:{user_id}"
