@@ -1,9 +1,11 @@
-"""Builds the bot, its dispatcher and the web app for webhooks over a deployment; shared by `python -m bot` and the
-tests."""
+"""Builds the bot, its dispatcher and its web server (the webhook's, or the Mini App editor's own under long
+polling) over a deployment; shared by `python -m bot` and the tests."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -22,6 +24,7 @@ from bot.context import RequestContextMiddleware
 from bot.deployment import Deployment
 from bot.handlers import create_routers
 from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware
+from bot.miniapp.server import Editor
 from bot.retry import RetryRequests
 from bot.settings import BotSettings
 from bot.texts import ENGLISH, RUSSIAN
@@ -104,7 +107,7 @@ def create_webhook_app(
     bot: Bot, dispatcher: Dispatcher, settings: BotSettings, deployment: Deployment, **data: Any
 ) -> web.Application:
     """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header; /metrics and
-    /health beside it."""
+    /health beside it, and the Mini App editor when WEBAPP_URL is set."""
     assert settings.webhook_secret is not None
     app = web.Application()
     SimpleRequestHandler(
@@ -115,4 +118,34 @@ def create_webhook_app(
     ).register(app, path=settings.webhook_path)
     setup_application(app, dispatcher, bot=bot, **data)
     metrics.add_routes(app, deployment.jobs.healthy)
+    if settings.webapp_url:
+        Editor(bot, dispatcher, settings, deployment).add_routes(app)
     return app
+
+
+def create_editor_app(
+    bot: Bot, dispatcher: Dispatcher, settings: BotSettings, deployment: Deployment
+) -> web.Application | None:
+    """The Mini App editor's own web server, for a bot that long-polls (a webhook's server carries the editor);
+    None when WEBAPP_URL is unset."""
+    if not settings.webapp_url:
+        return None
+    app = web.Application()
+    Editor(bot, dispatcher, settings, deployment).add_routes(app)
+    return app
+
+
+@asynccontextmanager
+async def served(app: web.Application | None, host: str, port: int) -> AsyncIterator[None]:
+    """`app` listening on host:port while the block runs; nothing when there is no app."""
+    if app is None:
+        yield
+        return
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        logger.info("web server on %s:%d", host, port)
+        yield
+    finally:
+        await runner.cleanup()
