@@ -79,6 +79,16 @@ async def result_with_editor(telegram: FakeTelegramServer, user: FakeUser, image
     return result, await editor_offered(telegram, result)
 
 
+async def photo_in_editor(
+    telegram: FakeTelegramServer, browser: Browser, user: FakeUser, device: dict[str, Any]
+) -> tuple[dict[str, Any], EditorPage]:
+    """`user` sends the photo and opens the editor from its result, which shows the three faces."""
+    result, url = await result_with_editor(telegram, user, PHOTO)
+    editor = await open_editor(browser, url, sign_init_data(TOKEN, user), user, device)
+    await expect(editor.page.locator(".face")).to_have_count(3)
+    return result, editor
+
+
 def policy_violations(editor: EditorPage) -> list[str]:
     return [line for line in editor.console if "Content Security Policy" in line]
 
@@ -86,11 +96,8 @@ def policy_violations(editor: EditorPage) -> list[str]:
 async def test_on_a_phone_a_tap_shows_a_face_and_a_finger_covers_what_was_missed(
     telegram: FakeTelegramServer, editor_bot: RunningBot, browser: Browser
 ) -> None:
-    alice = FakeUser(7001, "Alice", "en")
-    result, url = await result_with_editor(telegram, alice, PHOTO)
-    editor = await open_editor(browser, url, sign_init_data(TOKEN, alice), alice, PHONE)
+    result, editor = await photo_in_editor(telegram, browser, FakeUser(7001, "Alice", "en"), PHONE)
     page = editor.page
-    await expect(page.locator(".face")).to_have_count(3)
     await expect(page.locator("#status")).to_have_text(ENGLISH.editor["status"].format(covered=3, count=3, regions=0))
     whole = (await editor.picture_box())["width"]
 
@@ -129,11 +136,8 @@ async def test_on_a_phone_a_tap_shows_a_face_and_a_finger_covers_what_was_missed
 async def test_with_a_mouse_areas_are_moved_resized_deleted_and_undone(
     telegram: FakeTelegramServer, editor_bot: RunningBot, browser: Browser
 ) -> None:
-    boris = FakeUser(7002, "Boris", "en")
-    result, url = await result_with_editor(telegram, boris, PHOTO)
-    editor = await open_editor(browser, url, sign_init_data(TOKEN, boris), boris, DESKTOP)
+    result, editor = await photo_in_editor(telegram, browser, FakeUser(7002, "Boris", "en"), DESKTOP)
     page = editor.page
-    await expect(page.locator(".face")).to_have_count(3)
 
     # A rectangle drawn too small and beside the patch, then moved onto it and stretched from its corner.
     await page.locator("#box").click()
@@ -193,11 +197,8 @@ async def test_forged_expired_or_anothers_init_data_gets_nothing_of_the_picture(
 async def test_more_than_a_hundred_areas_are_refused_by_the_page_and_by_the_bot(
     telegram: FakeTelegramServer, editor_bot: RunningBot, browser: Browser
 ) -> None:
-    user = FakeUser(7030, "Vera", "en")
-    result, url = await result_with_editor(telegram, user, PHOTO)
-    editor = await open_editor(browser, url, sign_init_data(TOKEN, user), user, DESKTOP)
+    result, editor = await photo_in_editor(telegram, browser, FakeUser(7030, "Vera", "en"), DESKTOP)
     page = editor.page
-    await expect(page.locator(".face")).to_have_count(3)
 
     def areas(count: int) -> list[dict[str, Any]]:
         return [{"x": 10 * (i % 60), "y": 400 + 5 * (i // 60), "w": 20, "h": 20, "shape": "box"} for i in range(count)]
