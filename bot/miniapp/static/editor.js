@@ -136,9 +136,10 @@
 
   // -- the view: whole picture, zoomed, panned ---------------------------------------------------------------------
 
+  // The scale that shows the whole picture; a stage not laid out yet (Telegram still opening) counts as 1 px wide.
   function fitScale() {
     const box = stage.getBoundingClientRect();
-    return Math.min(box.width / width, box.height / height);
+    return Math.min(Math.max(1, box.width) / width, Math.max(1, box.height) / height);
   }
 
   function fit() {
