@@ -21,7 +21,7 @@ from playwright.async_api import Browser, expect
 from bot.miniapp.ratelimit import REQUESTS_PER_WINDOW
 from bot.miniapp.server import MAX_REGIONS
 from bot.pool import ProcessPool
-from bot.texts import ENGLISH
+from bot.texts import ENGLISH, texts_for
 from testing.bots import RunningBot, run_embedded_bot
 from testing.cluster import free_port
 from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
@@ -175,7 +175,8 @@ async def test_with_a_mouse_areas_are_moved_resized_deleted_and_undone(
 async def test_forged_expired_or_anothers_init_data_gets_nothing_of_the_picture(
     telegram: FakeTelegramServer, editor_bot: RunningBot, browser: Browser, device: dict[str, Any], owner_id: int
 ) -> None:
-    owner, other = FakeUser(owner_id, "Owner", "en"), FakeUser(owner_id + 10, "Other", "en")
+    # The other user's Telegram is in Russian: the page's words and the bot's follow it.
+    owner, other = FakeUser(owner_id, "Owner", "en"), FakeUser(owner_id + 10, "Другой", "ru")
     _, url = await result_with_editor(telegram, owner, PHOTO)
     downloads = len(telegram.downloads)
     attempts = {
@@ -185,8 +186,10 @@ async def test_forged_expired_or_anothers_init_data_gets_nothing_of_the_picture(
     }
     for name, (init_data, user, status) in attempts.items():
         editor = await open_editor(browser, url, init_data, user, device)
-        shown = ENGLISH.choose_not_yours if status == 403 else ENGLISH.editor_unauthorized
+        texts = texts_for(user.language_code)
+        shown = texts.choose_not_yours if status == 403 else texts.editor_unauthorized
         await expect(editor.page.locator("#message")).to_have_text(shown)
+        await expect(editor.page.locator("#apply")).to_have_text(texts.editor["apply"])
         api = url.split("?")[0] + "api/"
         assert editor.statuses[api + "result"] == status and editor.statuses[api + "original"] == status, name
         assert await editor.page.locator("#photo").get_attribute("src") is None, name
