@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODELS_FROM ?= $(if $(wildcard ../shared/models/SHA256SUMS),../shared/models,)
 FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM) --or-official,)
 
-.PHONY: setup models demo test typecheck bench compare report bot lint
+.PHONY: setup models demo test typecheck bench compare report bot lint screenshot
 
 $(BIN)/photo-anon: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ report: models
 
 bot: models
 	$(BIN)/python -m bot
+
+# The README's picture of the Mini App editor on a phone, taken by its browser test (Debian's chromium).
+screenshot: models
+	mkdir -p docs
+	MINIAPP_SCREENSHOT=docs/miniapp-editor.png $(BIN)/python -m pytest tests/bot/test_miniapp.py -q -k phone_a_tap
 
 typecheck: setup
 	$(BIN)/mypy

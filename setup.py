@@ -40,7 +40,11 @@ setup(
         "av>=16,<19",
         "pillow-heif>=1.0,<2",
     ],
-    package_data={**{name: ["py.typed"] for name in TYPED}, "bot.cluster": ["scripts/*.lua"]},
+    package_data={
+        **{name: ["py.typed"] for name in TYPED},
+        "bot.cluster": ["scripts/*.lua"],
+        "bot.miniapp": ["static/*"],
+    },
     extras_require={
         "bot": BOT,
         "bench": BENCH,
@@ -53,6 +57,8 @@ setup(
             "pytest-timeout>=2.3,<3",
             "hypothesis>=6.100,<7",
             "mypy>=2.4,<3",
+            # Drives Debian's Chromium (apt-get install chromium) in the Mini App editor's browser tests.
+            "playwright>=1.64,<2",
         ],
     },
     entry_points={

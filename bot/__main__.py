@@ -9,7 +9,6 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from aiogram import Bot, Dispatcher
 from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramNotFound,
@@ -17,10 +16,9 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiohttp import web
 
 from bot import metrics
-from bot.app import create_bot, create_dispatcher, create_webhook_app
+from bot.app import create_bot, create_dispatcher, create_editor_app, create_webhook_app, served
 from bot.cluster.deployment import ClusterDeployment
 from bot.deployment import Deployment
 from bot.embedded import EmbeddedDeployment
@@ -77,7 +75,8 @@ async def deployment_for(settings: BotSettings) -> AsyncIterator[Deployment]:
 
 
 async def serve(settings: BotSettings) -> None:
-    """Long polling unless WEBHOOK_URL is set; both stop gracefully on SIGINT or SIGTERM."""
+    """Long polling unless WEBHOOK_URL is set, with the Mini App editor's web server when WEBAPP_URL is set (on the
+    webhook's server, with a webhook); both stop gracefully on SIGINT or SIGTERM."""
     stop = stop_on_signals()
     async with deployment_for(settings) as deployment:
         bot = create_bot(settings, pacing=deployment.pacing())
@@ -88,28 +87,23 @@ async def serve(settings: BotSettings) -> None:
             metrics_runner = await metrics.serve(settings.metrics_host, settings.metrics_port, deployment.jobs.healthy)
         try:
             if settings.webhook_url:
-                await serve_webhook(bot, dispatcher, settings, deployment, stop)
+                async with served(
+                    create_webhook_app(bot, dispatcher, settings, deployment),
+                    settings.webhook_host,
+                    settings.webhook_port,
+                ):
+                    await stop.wait()
             else:
-                drain = settings.deadline_seconds + 5
-                await poll_until_answered(dispatcher, bot, stop, drain, answered=deployment.answered_updates())
+                editor = create_editor_app(bot, dispatcher, settings, deployment)
+                async with served(editor, settings.webapp_host, settings.webapp_port):
+                    drain = settings.deadline_seconds + 5
+                    await poll_until_answered(dispatcher, bot, stop, drain, answered=deployment.answered_updates())
         finally:
             for task in background:
                 task.cancel()
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
             await bot.session.close()
-
-
-async def serve_webhook(
-    bot: Bot, dispatcher: Dispatcher, settings: BotSettings, deployment: Deployment, stop: asyncio.Event
-) -> None:
-    runner = web.AppRunner(create_webhook_app(bot, dispatcher, settings, deployment), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

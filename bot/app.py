@@ -1,9 +1,11 @@
-"""Builds the bot, its dispatcher and the web app for webhooks over a deployment; shared by `python -m bot` and the
-tests."""
+"""Builds the bot, its dispatcher and its web server (the webhook's, or the Mini App editor's own under long
+polling) over a deployment; shared by `python -m bot` and the tests."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -21,6 +23,7 @@ from bot.context import RequestContextMiddleware
 from bot.deployment import Deployment
 from bot.handlers import create_routers
 from bot.middlewares import AllowedUsersMiddleware, LanguageMiddleware, RequestLogMiddleware, ThrottleMiddleware
+from bot.miniapp.server import Editor
 from bot.retry import RetryRequests
 from bot.settings import BotSettings
 from bot.texts import ENGLISH, RUSSIAN
@@ -66,7 +69,7 @@ def create_dispatcher(settings: BotSettings, deployment: Deployment) -> Dispatch
     dispatcher.update.outer_middleware(LanguageMiddleware())
     if settings.allowed_user_ids is not None:
         dispatcher.update.outer_middleware(AllowedUsersMiddleware(settings.allowed_user_ids))
-    dispatcher.update.outer_middleware(ThrottleMiddleware(deployment.rate_counter(), settings.messages_per_minute))
+    dispatcher.update.outer_middleware(ThrottleMiddleware(deployment.rates, settings.messages_per_minute))
     for middleware in deployment.update_middlewares():
         dispatcher.update.outer_middleware(middleware)
     dispatcher.update.outer_middleware(dispatcher.fsm)
@@ -103,8 +106,8 @@ async def on_shutdown(settings: BotSettings, request_log: RequestLogMiddleware) 
 def create_webhook_app(
     bot: Bot, dispatcher: Dispatcher, settings: BotSettings, deployment: Deployment, **data: Any
 ) -> web.Application:
-    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header; nothing else
-    (/metrics and /health are on METRICS_HOST's server)."""
+    """An aiohttp app that takes updates at WEBHOOK_PATH, checking Telegram's secret token header, and the Mini App
+    editor when WEBAPP_URL is set (/metrics and /health are on METRICS_HOST's server)."""
     assert settings.webhook_secret is not None
     app = web.Application()
     SimpleRequestHandler(
@@ -114,4 +117,34 @@ def create_webhook_app(
         secret_token=settings.webhook_secret.get_secret_value(),
     ).register(app, path=settings.webhook_path)
     setup_application(app, dispatcher, bot=bot, **data)
+    if settings.webapp_url:
+        Editor(bot, dispatcher, settings, deployment).add_routes(app)
     return app
+
+
+def create_editor_app(
+    bot: Bot, dispatcher: Dispatcher, settings: BotSettings, deployment: Deployment
+) -> web.Application | None:
+    """The Mini App editor's own web server, for a bot that long-polls (a webhook's server carries the editor);
+    None when WEBAPP_URL is unset."""
+    if not settings.webapp_url:
+        return None
+    app = web.Application()
+    Editor(bot, dispatcher, settings, deployment).add_routes(app)
+    return app
+
+
+@asynccontextmanager
+async def served(app: web.Application | None, host: str, port: int) -> AsyncIterator[None]:
+    """`app` listening on host:port while the block runs; nothing when there is no app."""
+    if app is None:
+        yield
+        return
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        logger.info("web server on %s:%d", host, port)
+        yield
+    finally:
+        await runner.cleanup()

@@ -11,25 +11,23 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.fsm.storage.base import BaseStorage
 
 from bot.jobs import JobService
-from bot.middlewares import MemoryRateCounter, RateCounter
+from bot.middlewares import RateCounter
 from bot.originals import Originals
 from bot.polling import AnsweredUpdates
 
 
 class Deployment:
     """What a deployment supplies: the job service, the storage of the users' choices, the store of originals, the
-    count of each user's cheap updates, middlewares for updates in and requests out, and background tasks."""
+    count of each user's cheap updates and Mini App calls, middlewares for updates in and requests out, and
+    background tasks."""
 
     jobs: JobService
     storage: BaseStorage
     originals: Originals
+    rates: RateCounter
     # With a webhook, whether Telegram hears "done" only once an update is answered, so that an update whose front
     # died is delivered again; it takes a claim on each update (the cluster's) to keep that from answering twice.
     webhook_answers_first: ClassVar[bool] = False
-
-    def rate_counter(self) -> RateCounter:
-        """Where each user's cheap updates are counted (the throttle's memory)."""
-        return MemoryRateCounter()
 
     def answered_updates(self) -> AnsweredUpdates | None:
         """Where the ids of updates answered but not yet confirmed are kept across a restart (None: the update

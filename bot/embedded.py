@@ -15,6 +15,7 @@ from bot import metrics
 from bot.admission import Capacity, LocalLedger, Ticket
 from bot.deployment import Deployment
 from bot.jobs import AdmittingJobs, DeadlineExceededError, Job, Progress, WorkerFailedError
+from bot.middlewares import MemoryRateCounter
 from bot.originals import MemoryOriginals
 from bot.polling import AnsweredUpdates
 from bot.pool import ProcessPool
@@ -100,7 +101,7 @@ def _in_this_loop(progress: Progress) -> Callable[[int, int], None]:
 
 
 class EmbeddedDeployment(Deployment):
-    """One machine: jobs in local processes, /mode choices and originals in memory."""
+    """One machine: jobs in local processes, /mode choices, originals and the Mini App's call counts in memory."""
 
     def __init__(self, settings: BotSettings, pool: ProcessPool, *, owns_pool: bool = False) -> None:
         self.pool = pool
@@ -109,6 +110,7 @@ class EmbeddedDeployment(Deployment):
         self.jobs: EmbeddedJobs = EmbeddedJobs(pool, settings)
         self.storage = MemoryStorage()
         self.originals = MemoryOriginals(settings.strict_window_seconds)
+        self.rates = MemoryRateCounter()
         metrics.QUEUE_DEPTH.set_function(lambda: self.jobs.queue_depth)
         metrics.WORKERS_ALIVE.set_function(lambda: len(pool.worker_pids()))
 

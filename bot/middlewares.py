@@ -137,21 +137,22 @@ class AlbumMiddleware(BaseMiddleware):
 
 
 class RateCounter(Protocol):
-    async def count(self, user_id: int, window: int) -> int:
-        """This user's updates in this window (a minute's number), the one at hand included."""
+    async def count(self, scope: str, user_id: int, window: int) -> int:
+        """What this user did in `scope` ("updates", "editor") in this window (a minute's number), this one
+        included."""
 
 
 class MemoryRateCounter:
     """The embedded bot's counts: this minute's and the last, nothing older."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[int, int], int] = {}
+        self._counts: dict[tuple[str, int, int], int] = {}
 
-    async def count(self, user_id: int, window: int) -> int:
-        for key in [key for key in self._counts if key[1] < window - 1]:
+    async def count(self, scope: str, user_id: int, window: int) -> int:
+        for key in [key for key in self._counts if key[2] < window - 1]:
             del self._counts[key]
-        self._counts[(user_id, window)] = self._counts.get((user_id, window), 0) + 1
-        return self._counts[(user_id, window)]
+        self._counts[(scope, user_id, window)] = self._counts.get((scope, user_id, window), 0) + 1
+        return self._counts[(scope, user_id, window)]
 
 
 class ThrottleMiddleware(BaseMiddleware):
@@ -169,7 +170,7 @@ class ThrottleMiddleware(BaseMiddleware):
         media = event.message is not None and (picture_of(event.message) or clip_of(event.message))
         if user is None or media or (event.message is None and event.callback_query is None):
             return await handler(event, data)
-        count = await self.counter.count(user.id, int(time.time() // 60))
+        count = await self.counter.count("updates", user.id, int(time.time() // 60))
         if count <= self.per_minute:
             return await handler(event, data)
         notice = data["texts"].slow_down if count == self.per_minute + 1 else None

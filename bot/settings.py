@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -38,6 +39,9 @@ MAX_VIDEO_FRAME_RATE = 60
 
 # Seconds of each request's deadline kept back to send the answer (an upload of a few megabytes).
 REPLY_RESERVE_S = 1.5
+
+# Hosts an http:// WEBAPP_URL may name: a browser on the bot's own machine, never Telegram.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 MISSING_TOKEN_HINT = " (create a bot with @BotFather and put its token in .env: see .env.example)"
 EXIT_CONFIGURATION = 2
@@ -183,6 +187,15 @@ class BotSettings(PipelineSettings):
     webhook_path: str = Field("/webhook", description="Path the webhook server takes updates on.")
     webhook_host: str = Field("0.0.0.0", description="Address the webhook server listens on.")
     webhook_port: int = Field(8080, gt=0, lt=65536, description="Port the webhook server listens on.")
+    webapp_url: str | None = Field(
+        None,
+        description="Public HTTPS URL of the Mini App editor (your reverse proxy to WEBAPP_PORT, or to WEBHOOK_PORT "
+        "with a webhook): an Edit button under results in private chats; none when unset.",
+    )
+    webapp_host: str = Field("0.0.0.0", description="Address the Mini App's server listens on without a webhook.")
+    webapp_port: int = Field(
+        8080, gt=0, lt=65536, description="Port the Mini App's server listens on without a webhook."
+    )
 
     @field_validator("bot_token")
     @classmethod
@@ -206,6 +219,27 @@ class BotSettings(PipelineSettings):
             items = [item for item in re.split(r"[,\s]+", value.strip("[] ")) if item]
             return frozenset(int(item) for item in items) if items else None
         return value
+
+    @field_validator("webapp_url")
+    @classmethod
+    def _webapp_url_is_https(cls, url: str | None) -> str | None:
+        """Telegram opens only HTTPS pages (plain HTTP is let through on this machine, to try the page in a browser);
+        the path ends with "/" so that the page's own files and API resolve beneath it."""
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        local = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        if not parts.hostname or not (parts.scheme == "https" or local):
+            raise ValueError("must be an https:// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query or fragment: the bot adds its own")
+        path = parts.path if parts.path.endswith("/") else f"{parts.path}/"
+        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+    @property
+    def webapp_path(self) -> str | None:
+        """Where the front serves the Mini App: the path of WEBAPP_URL, behind the operator's reverse proxy."""
+        return urlsplit(self.webapp_url).path if self.webapp_url else None
 
     @model_validator(mode="after")
     def _webhook_is_secret(self) -> BotSettings:

@@ -68,6 +68,14 @@ class Texts:
     choose_too_often: str
     strict_again: str
     slow_down: str
+    regions_covered: str
+    edit: str
+    editor_unauthorized: str
+    editor_too_fast: str
+    editor_too_many_regions: str
+    editor_bad_choice: str
+    # The Mini App page's own labels and messages (bot.miniapp), by key; "{...}" fields are filled in by the page.
+    editor: dict[str, str]
     commands: dict[str, str]
 
 
@@ -170,6 +178,35 @@ ENGLISH = Texts(
     choose_too_often="This picture has been changed many times. Send the photo again to start over.",
     strict_again="I have already looked harder at this photo. Send it again if you want a fresh look.",
     slow_down="That is a lot of messages at once. I will answer again in a minute.",
+    regions_covered="Areas you marked, covered: {count}.",
+    edit="✏️ Edit",
+    editor_unauthorized=(
+        "This editor was opened too long ago, or not from Telegram. Close it and press “✏️ Edit” under your photo again."
+    ),
+    editor_too_fast="Too many requests at once. Wait a minute, then try again.",
+    editor_too_many_regions="At most {max} areas can be marked on one picture.",
+    editor_bad_choice="This choice does not fit the picture. Close the editor and open it again.",
+    editor={
+        "title": "Faces to cover",
+        "hint": (
+            "Tap a face to show or cover it; showing one is your decision. Drag over a face I missed to cover it too."
+        ),
+        "status": "Faces covered: {covered} of {count} · areas marked: {regions}",
+        "apply": "Apply",
+        "applying": "Painting…",
+        "undo": "Undo",
+        "box": "Rectangle",
+        "ellipse": "Ellipse",
+        "delete": "Delete the area",
+        "zoom_in": "Zoom in",
+        "zoom_out": "Zoom out",
+        "fit": "Whole picture",
+        "too_many": "At most {max} areas can be marked on one picture.",
+        "loading": "Loading the picture…",
+        "outside": "Open the editor with the “✏️ Edit” button under your photo in Telegram.",
+        "unreadable": "This picture cannot be shown here. Use “👤 Choose faces” under it in the chat.",
+        "offline": "No connection. Try again.",
+    },
     commands={
         "start": "What this bot does",
         "help": "How to use it, how well it works, what it keeps",
@@ -287,6 +324,36 @@ RUSSIAN = Texts(
     choose_too_often="Этот снимок меняли уже много раз. Пришлите фото ещё раз, чтобы начать заново.",
     strict_again="Я уже внимательно смотрел на это фото. Пришлите его ещё раз, если нужен новый поиск.",
     slow_down="Слишком много сообщений подряд. Я снова отвечу через минуту.",
+    regions_covered="Закрыто отмеченных вами областей: {count}.",
+    edit="✏️ Изменить",
+    editor_unauthorized=(
+        "Редактор открыт слишком давно или не из Telegram. Закройте его и снова нажмите «✏️ Изменить» под снимком."
+    ),
+    editor_too_fast="Слишком много запросов подряд. Подождите минуту и попробуйте снова.",
+    editor_too_many_regions="На одном снимке можно отметить не больше {max} областей.",
+    editor_bad_choice="Этот выбор не подходит к снимку. Закройте редактор и откройте его снова.",
+    editor={
+        "title": "Какие лица закрыть",
+        "hint": (
+            "Нажмите на лицо, чтобы открыть или закрыть его; открыть лицо — ваше решение. "
+            "Проведите по пропущенному лицу, чтобы закрыть и его."
+        ),
+        "status": "Закрыто лиц: {covered} из {count} · отмечено областей: {regions}",
+        "apply": "Применить",
+        "applying": "Рисую…",
+        "undo": "Отменить",
+        "box": "Прямоугольник",
+        "ellipse": "Овал",
+        "delete": "Удалить область",
+        "zoom_in": "Увеличить",
+        "zoom_out": "Уменьшить",
+        "fit": "Весь снимок",
+        "too_many": "На одном снимке можно отметить не больше {max} областей.",
+        "loading": "Загружаю снимок…",
+        "outside": "Откройте редактор кнопкой «✏️ Изменить» под снимком в Telegram.",
+        "unreadable": "Этот снимок здесь не показать. Выберите лица кнопкой «👤 Выбрать лица» под ним в чате.",
+        "offline": "Нет связи. Попробуйте ещё раз.",
+    },
     commands={
         "start": "Что умеет бот",
         "help": "Как пользоваться, насколько хорошо работает, что хранится",

@@ -32,9 +32,7 @@ class ClusterDeployment(Deployment):
         self.jobs: ClusterJobs = ClusterJobs(redis_url, settings.limits())
         self.storage = RedisStorage.from_url(redis_url, connection_kwargs=client_settings())
         self.originals = RedisOriginals(self.jobs.redis, settings.strict_window_seconds)
-
-    def rate_counter(self) -> RedisRateCounter:
-        return RedisRateCounter(self.jobs.redis)
+        self.rates = RedisRateCounter(self.jobs.redis)
 
     def update_middlewares(self) -> list[BaseMiddleware]:
         wait_limit = self.settings.deadline_seconds + 5

@@ -49,6 +49,6 @@ def pace_key(bot_id: int, chat_id: int | str | None = None) -> str:
     return f"{PREFIX}:pace:{bot_id}" if chat_id is None else f"{PREFIX}:pace:{bot_id}:{chat_id}"
 
 
-def rate_key(user_id: int, window: int) -> str:
-    """How many cheap updates (texts, commands, button presses) a user sent in one minute."""
-    return f"{PREFIX}:rate:{user_id}:{window}"
+def rate_key(scope: str, user_id: int, window: int) -> str:
+    """How many updates (texts, commands, button presses) or Mini App calls a user made in one minute."""
+    return f"{PREFIX}:rate:{scope}:{user_id}:{window}"

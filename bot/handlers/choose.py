@@ -4,7 +4,8 @@ the original again as chosen, in the same message.
 
 Choosing costs no detection: the faces of the first look are remembered with the original (bot.originals), and a
 render is a job like any photo's (admission, the photo lane, the budget) that paints those boxes. Only the sender of
-the photo can choose, and only while the result is remembered.
+the photo can choose, and only while the result is remembered. The Mini App editor (bot.miniapp) puts its choice in
+the chat through the same `repaint`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from dataclasses import replace
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import BufferedInputFile, CallbackQuery, InputMediaDocument, InputMediaPhoto, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    Message,
+)
 
 from anonymizer.errors import AnonymizerError
 from anonymizer.options import MediaKind, Result
@@ -28,6 +36,7 @@ from bot.handlers.buttons import (
     Pick,
     album_keyboard,
     chooser_keyboard,
+    editor_link,
     result_keyboard,
 )
 from bot.handlers.common import PHOTO_UPLOAD_LIMIT, download, format_note, refusal
@@ -74,7 +83,60 @@ def final_caption(original: Original, result: Result, request: RequestContext) -
         text = texts.chosen_covered.format(covered=count - len(original.shown), count=count, shown=shown)
     else:
         text = (texts.strict_covered if original.strict else texts.faces_covered).format(count=count)
-    return "\n".join([text, *format_note(result, texts)])
+    marked = [texts.regions_covered.format(count=len(original.regions))] if original.regions else []
+    return "\n".join([text, *marked, *format_note(result, texts)])
+
+
+class RendersSpentError(Exception):
+    """The result was painted again RENDERS_PER_RESULT times: one result may not keep the workers busy for its hour."""
+
+
+# What a render can be refused with, each told to the user in words (bot.handlers.common.refusal).
+REFUSALS = (BusyError, UnavailableError, DeadlineExceededError, AnonymizerError, RendersSpentError)
+
+
+def refused(error: BaseException, request: RequestContext) -> str:
+    """What the user is told about a render that was refused, counted as the request's outcome."""
+    if isinstance(error, RendersSpentError):
+        text, outcome = request.texts.choose_too_often, "busy"
+    else:
+        text, outcome = refusal(error, request.settings, request.texts)
+    metrics.REQUESTS.labels(outcome).inc()
+    return text
+
+
+async def repaint(
+    request: RequestContext,
+    original: Original,
+    chat_id: int,
+    result_id: int,
+    *,
+    preview: bool,
+    chooser: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Render `original` and put the picture in place of its result message, in the form the result had: the
+    preview with the `chooser` keyboard, or the final with the result's own buttons (none on an album's picture,
+    which cannot carry any). The one way a choice reaches the chat, from the chat's chooser and from the Mini App.
+
+    Raises one of REFUSALS when the render is refused, and TelegramBadRequest when the message is gone. Each call
+    counts against the result's renders."""
+    texts, started = request.texts, time.monotonic()
+    if original.renders >= RENDERS_PER_RESULT:
+        raise RendersSpentError
+    await request.originals.update(chat_id, result_id, replace(original, renders=original.renders + 1))
+    result = await render(request, original, preview=preview)
+    caption = texts.choose_prompt if preview else final_caption(original, result, request)
+    if original.album:
+        markup = None
+    elif preview:
+        markup = chooser
+    else:
+        markup = result_keyboard(texts, original, editor_link(request.settings, chat_id, result_id, original))
+    await request.bot.edit_message_media(
+        media=result_media(original, result, caption), chat_id=chat_id, message_id=result_id, reply_markup=markup
+    )
+    metrics.REQUESTS.labels("result").inc()
+    metrics.REPLY_SECONDS.observe(time.monotonic() - started)
 
 
 def chosen(original: Original, press: FaceChoice) -> frozenset[int]:
@@ -123,41 +185,25 @@ class Chooser:
 
     async def paint(self, original: Original, *, preview: bool) -> None:
         """Render and put the picture in place of the result: the preview with the face buttons, or the final with
-        the result's own buttons."""
-        request, texts, started = self.request, self.request.texts, time.monotonic()
-        if original.renders >= RENDERS_PER_RESULT:
-            await self.query.answer(texts.choose_too_often, show_alert=True)
-            return
-        original = replace(original, renders=original.renders + 1)
-        await request.originals.update(self.panel.chat.id, self.result_id, original)
-        try:
-            result = await render(request, original, preview=preview)
-        except (BusyError, UnavailableError, DeadlineExceededError, AnonymizerError) as error:
-            text, outcome = refusal(error, request.settings, texts)
-            await self.query.answer(text, show_alert=True)
-            metrics.REQUESTS.labels(outcome).inc()
-            return
-        caption = texts.choose_prompt if preview else final_caption(original, result, request)
+        the result's own buttons; an album's own message shows the face buttons, then the album's list again."""
+        request, texts, chat_id = self.request, self.request.texts, self.panel.chat.id
         keyboard = chooser_keyboard(texts, self.result_id if self.in_album else 0, original, 0) if preview else None
         try:
-            await request.bot.edit_message_media(
-                media=result_media(original, result, caption),
-                chat_id=self.panel.chat.id,
-                message_id=self.result_id,
-                reply_markup=None if self.in_album else keyboard or result_keyboard(texts, original),
-            )
+            await repaint(request, original, chat_id, self.result_id, preview=preview, chooser=keyboard)
             if self.in_album:
                 if preview:
                     await self.panel.edit_text(texts.choose_prompt, reply_markup=keyboard)
                 else:
-                    await self.panel.edit_text(texts.choose_in_album, reply_markup=album_keyboard(original.album))
+                    album = album_keyboard(texts, request.settings, chat_id, original)
+                    await self.panel.edit_text(texts.choose_in_album, reply_markup=album)
+        except REFUSALS as error:
+            await self.query.answer(refused(error, request), show_alert=True)
+            return
         except TelegramBadRequest as error:
-            logger.info("chat %s: chooser not shown: %s", self.panel.chat.id, error.message)
+            logger.info("chat %s: chooser not shown: %s", chat_id, error.message)
             await self.query.answer(texts.choose_gone, show_alert=True)
             return
         await self.query.answer()
-        metrics.REQUESTS.labels("result").inc()
-        metrics.REPLY_SECONDS.observe(time.monotonic() - started)
 
 
 def create_router() -> Router:

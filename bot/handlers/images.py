@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 
 from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, MediaUnion, Message
 from aiogram.utils.chat_action import ChatActionSender
 from redis.exceptions import RedisError
@@ -24,7 +25,7 @@ from anonymizer.options import Result
 from bot import metrics
 from bot.admission import ESTIMATE_HEADROOM, BusyError, Ticket, UnavailableError
 from bot.context import RequestContext
-from bot.handlers.buttons import album_keyboard, result_keyboard
+from bot.handlers.buttons import album_keyboard, editor_link, result_keyboard
 from bot.handlers.common import (
     PHOTO_UPLOAD_LIMIT,
     TooSlowError,
@@ -109,12 +110,23 @@ def original_of(request: RequestContext, picture: Picture, result: Result | None
 
 
 async def remember(request: RequestContext, sent: Message, original: Original) -> None:
-    """Which original a result came from, for "Look harder", /strict and "Choose faces" on the result. A store that
-    is down only costs the user those buttons: the answer itself has gone out."""
+    """Which original a result came from, for "Look harder", /strict, "Choose faces" and the editor on the result. A
+    store that is down only costs the user those buttons: the answer itself has gone out.
+
+    The editor's button names the result's message, known only once it is sent, so it is added to the result's
+    buttons then (an album's pictures carry none: their editor buttons are in the album's own message)."""
     try:
         await request.originals.remember(sent.chat.id, sent.message_id, original)
     except (RedisError, OSError) as error:
         logger.warning("chat %s: result not remembered for a second look (%s)", sent.chat.id, type(error).__name__)
+        return
+    link = editor_link(request.settings, sent.chat.id, sent.message_id, original)
+    if link is None or not original.faces or original.album:
+        return
+    try:
+        await sent.edit_reply_markup(reply_markup=result_keyboard(request.texts, original, link))
+    except TelegramBadRequest as error:  # the user deleted it meanwhile: nothing to edit
+        logger.info("chat %s: editor not offered: %s", sent.chat.id, error.message)
 
 
 async def reply_one(picture: Picture, outcome: Result | BaseException, request: RequestContext, strict: bool) -> None:
@@ -199,10 +211,14 @@ async def reply_album(
         for index, (sent, (_, _, outcome)) in enumerate(zip(sent_album, done, strict=False), 1)
         if outcome.detections
     )
-    for sent, (_, picture, outcome) in zip(sent_album, done, strict=False):
-        await remember(request, sent, replace(original_of(request, picture, outcome, False), album=with_faces))
+    remembered = [
+        replace(original_of(request, picture, outcome, False), album=with_faces) for _, picture, outcome in done
+    ]
+    for sent, original in zip(sent_album, remembered, strict=False):
+        await remember(request, sent, original)
     if with_faces:
-        await sent_album[0].reply(texts.choose_in_album, reply_markup=album_keyboard(with_faces))
+        keyboard = album_keyboard(texts, request.settings, anchor.chat.id, remembered[0])
+        await sent_album[0].reply(texts.choose_in_album, reply_markup=keyboard)
 
 
 def _positions(positions: list[int]) -> str:

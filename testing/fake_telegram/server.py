@@ -279,18 +279,22 @@ class FakeTelegramServer:
         asyncio.get_running_loop().create_task(self._notify())
         return update_id
 
-    def user_message(self, user: FakeUser, **content: Any) -> dict[str, Any]:
-        """Send a message from `user` in their private chat; returns the message as the bot will see it. Fields
-        given as None (no caption, not in an album) are left out, as Telegram leaves them out."""
+    def user_message(self, user: FakeUser, *, group: int | None = None, **content: Any) -> dict[str, Any]:
+        """Send a message from `user` in their private chat, or in the `group` chat (a negative id); returns the
+        message as the bot will see it. Fields given as None (no caption, not in an album) are left out, as Telegram
+        leaves them out."""
+        chat = {"id": user.id, "type": "private", "first_name": user.first_name}
+        if group is not None:
+            chat = {"id": group, "type": "group", "title": "Group"}
         message = {
-            "message_id": self._next_message_id(user.id),
+            "message_id": self._next_message_id(chat["id"]),
             "date": int(time.time()),
-            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "chat": chat,
             "from": user.as_json(),
             **{name: value for name, value in content.items() if value is not None},
         }
-        self.messages[(user.id, message["message_id"])] = message
-        self._update_of_message[(user.id, message["message_id"])] = self.push_update({"message": message})
+        self.messages[(chat["id"], message["message_id"])] = message
+        self._update_of_message[(chat["id"], message["message_id"])] = self.push_update({"message": message})
         return message
 
     def update_id_of(self, message: dict[str, Any]) -> int:
@@ -316,8 +320,10 @@ class FakeTelegramServer:
         size: tuple[int, int] | None = None,
         file_size: int | None = None,
         thumbnail: bytes | None = None,
+        group: int | None = None,
     ) -> dict[str, Any]:
-        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable.
+        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable; in the
+        user's private chat, or in a `group` chat.
 
         Benchmarks sending many big photos pass `size` and `thumbnail`, which are otherwise made from the photo.
         """
@@ -329,7 +335,7 @@ class FakeTelegramServer:
             {**small.as_json(), "width": max(1, round(width * scale)), "height": max(1, round(height * scale))},
             {**full.as_json(), "width": width, "height": height},
         ]
-        return self.user_message(user, photo=sizes, caption=caption, media_group_id=media_group_id)
+        return self.user_message(user, group=group, photo=sizes, caption=caption, media_group_id=media_group_id)
 
     def send_document(
         self,
@@ -504,6 +510,7 @@ class FakeTelegramServer:
         if handler is None:
             return _error(404, "Not Found: method not found")
         try:
+            _check_buttons(call)
             result = await handler(call)
         except _ApiError as error:
             call.response = {"error_code": error.status, "description": error.description}
@@ -797,6 +804,14 @@ def _value(text: str) -> Any:
         except ValueError:
             return text
     return {"true": True, "false": False}.get(text, text)
+
+
+def _check_buttons(call: Call) -> None:
+    """Telegram refuses a message whose keyboard has a Mini App (`web_app`) button anywhere but in a private chat."""
+    markup = call.params.get("reply_markup")
+    rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+    if any("web_app" in button for row in rows for button in row) and (call.chat_id or 0) < 0:
+        raise _ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
 
 
 def _dimensions(params: dict[str, Any]) -> dict[str, Any]:

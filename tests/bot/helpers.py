@@ -4,7 +4,7 @@ benchmarks share with the tests (the fake server, its token, the image encoders)
 from __future__ import annotations
 
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import cv2
@@ -17,7 +17,7 @@ from bot.texts import ENGLISH
 from detectors import Detection
 from testing.bots import RunningBot
 from testing.fake_telegram import TOKEN, Call, FakeTelegramServer, FakeUser
-from testing.images import Box, composite
+from testing.images import Box, astronaut_bgr, composite
 
 TEST_WORKERS = 2
 
@@ -101,9 +101,9 @@ def away_from(boxes: list[Box], shape: tuple[int, ...]) -> np.ndarray:
 
 
 def buttons(markup: dict[str, Any] | None) -> dict[str, str]:
-    """A keyboard's buttons: text to callback data."""
+    """A keyboard's buttons that call back: text to callback data."""
     rows = (markup or {}).get("inline_keyboard", [])
-    return {button["text"]: button["callback_data"] for row in rows for button in row}
+    return {button["text"]: button["callback_data"] for row in rows for button in row if "callback_data" in button}
 
 
 def markup_of(call: Call) -> dict[str, Any] | None:
@@ -137,3 +137,61 @@ async def choose_and_show(
     toggled = await press(telegram, user, result, f"{number} ✓", "editMessageReplyMarkup")
     final = await press(telegram, user, result, ENGLISH.choose_done, "editMessageMedia")
     return preview, toggled, final
+
+
+# -- the Mini App editor: a portrait photo with three faces in a row and, below them, a mission patch with names on it,
+# which no detector takes for a face: what a user covers by hand.
+def patch_photo() -> tuple[np.ndarray, list[Box], Box]:
+    """The photo, its faces' true boxes, and the patch's box."""
+    image, boxes = composite((720, 960), [(30, 120, 110), (270, 105, 110), (510, 90, 110)], background=110)
+    patch = cv2.resize(astronaut_bgr()[335:435, 115:225], None, fx=1.8, fy=1.8, interpolation=cv2.INTER_CUBIC)
+    x, y = 260, 560
+    image[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+    return image, boxes, Box(x, y, patch.shape[1], patch.shape[0])
+
+
+def web_app_urls(markup: dict[str, Any] | None) -> dict[str, str]:
+    """A keyboard's Mini App buttons: text to the page's address."""
+    rows = (markup or {}).get("inline_keyboard", [])
+    return {button["text"]: button["web_app"]["url"] for row in rows for button in row if "web_app" in button}
+
+
+def assert_chosen(
+    image: np.ndarray,
+    boxes: list[Box],
+    picture: np.ndarray,
+    shown: int,
+    covered_too: Sequence[Box] = (),
+    untouched: Sequence[Box] = (),
+) -> None:
+    """In the final `picture` of `image`: face `shown` (in the chooser's numbering) as it was, the other faces and
+    the `covered_too` areas painted, the `untouched` areas and the rest of the photo unchanged."""
+    for number, face in enumerate(numbered(boxes), 1):
+        if number == shown:
+            assert change(image, picture, face) < UNCHANGED, f"face {number} was not shown"
+        else:
+            assert change(image, picture, face) > PAINTED, f"face {number} was not covered"
+    for area in covered_too:
+        assert change(image, picture, area) > PAINTED, "an area drawn was not covered"
+    for area in untouched:
+        assert change(image, picture, area) < UNCHANGED, "an area deleted was painted"
+    rest = away_from([*boxes, *covered_too, *untouched], image.shape)
+    assert np.abs(picture[rest].astype(np.int16) - image[rest].astype(np.int16)).mean() < 3
+
+
+def about(call: Call, method: str, message: dict[str, Any]) -> bool:
+    """Whether `call` is `method` on `message`."""
+    same = call.chat_id == message["chat"]["id"] and int(call.params.get("message_id", 0)) == message["message_id"]
+    return call.method == method and same
+
+
+async def editor_offered(telegram: FakeTelegramServer, result: dict[str, Any]) -> str:
+    """The address the Edit button opens, once the bot added it under `result`."""
+    (offered,) = await telegram.wait_for(lambda call: about(call, "editMessageReplyMarkup", result))
+    return web_app_urls(markup_of(offered))[ENGLISH.edit]
+
+
+async def final_picture(telegram: FakeTelegramServer, result: dict[str, Any]) -> Call:
+    """The picture the bot put in place of `result`."""
+    (final,) = await telegram.wait_for(lambda call: about(call, "editMessageMedia", result), timeout=30)
+    return final

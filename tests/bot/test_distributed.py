@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from playwright.async_api import expect
 from redis import Redis
 
 from bot.cluster import keys
@@ -23,7 +24,21 @@ from testing.cluster import Process, RedisServer, free_port, front, wait_for_wor
 from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg
 from testing.media import Scene, bgr_frames, changed, make_clip
-from tests.bot.helpers import PAINTED, UNCHANGED, change, choose_and_show, decode, is_own_picture, numbered, user_photos
+from testing.miniapp import DESKTOP, headless_chromium, open_editor, sign_init_data
+from tests.bot.helpers import (
+    PAINTED,
+    UNCHANGED,
+    assert_chosen,
+    change,
+    choose_and_show,
+    decode,
+    editor_offered,
+    final_picture,
+    is_own_picture,
+    numbered,
+    patch_photo,
+    user_photos,
+)
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)
@@ -370,6 +385,75 @@ async def test_choosing_faces_through_the_cluster_shows_only_the_chosen_face(
     assert change(image, picture, faces[0]) > PAINTED and change(image, picture, faces[2]) > PAINTED
     kept = keys.original_key(USERS[7].id, result.response["message_id"])
     assert 0 < redis_server.client().pttl(kept) <= 3600 * 1000, "the choice is kept no longer than the result"
+
+
+async def test_one_fronts_result_is_edited_in_the_editor_another_front_serves(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> None:
+    """Two webhook fronts behind one address: the result comes from the front Telegram posted to, the editor from
+    the one the reverse proxy picks. The faces, the choice and the user's calls are counted in Redis."""
+    for key in redis_server.client().scan_iter("photo-anon:update:*"):
+        redis_server.client().delete(key)
+    image, boxes, patch = patch_photo()
+    user = USERS[9]
+    ports = free_port(), free_port()
+    shared = {
+        "WEBHOOK_URL": "https://bot.example.com/webhook",
+        "WEBHOOK_SECRET": "webhook-secret",
+        "WEBHOOK_HOST": "127.0.0.1",
+        "WEBAPP_URL": f"http://127.0.0.1:{ports[1]}/editor/",
+    }
+    fronts = [
+        front(
+            redis_server.url(),
+            telegram.base_url,
+            cluster_dir,
+            name=f"front-editor-{i}",
+            WEBHOOK_PORT=str(port),
+            **shared,
+        )
+        for i, port in enumerate(ports)
+    ]
+    try:
+        async with aiohttp.ClientSession() as http:
+            for port in ports:
+                await until_healthy(http, port)
+            message = telegram.send_photo(user, jpeg(image))
+            update = {"update_id": telegram.update_id_of(message), "message": message}
+            secret = {"X-Telegram-Bot-Api-Secret-Token": "webhook-secret"}
+            async with http.post(f"http://127.0.0.1:{ports[0]}/webhook", json=update, headers=secret) as posted:
+                assert posted.status == 200
+        (result,) = telegram.answers_to(message)
+        url = await editor_offered(telegram, result.response)
+        async with headless_chromium() as browser:
+            editor = await open_editor(browser, url, sign_init_data(TOKEN, user), user, DESKTOP)
+            await expect(editor.page.locator(".face")).to_have_count(3)
+            await editor.tap_on(numbered(boxes)[1])
+            await editor.mark(patch)
+            await editor.press("#apply")
+            final = await final_picture(telegram, result.response)
+            await editor.closed()
+    finally:
+        for process in fronts:
+            await asyncio.to_thread(process.stop)
+    assert_chosen(image, boxes, decode(final.edited_media.data), shown=2, covered_too=[patch])
+    redis = redis_server.client()
+    counted = [int(redis.get(key) or 0) for key in redis.scan_iter(keys.rate_key("editor", user.id, "*"))]
+    assert sum(counted) == 3, "calls not counted across fronts"
+
+
+async def until_healthy(http: aiohttp.ClientSession, port: int, timeout: float = 60) -> None:
+    """Until a front's web server answers /health."""
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/health") as health:
+                if health.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        assert time.monotonic() < give_up, f"the front on port {port} did not start"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_worker_machine_killed_mid_burst_costs_no_answer(

@@ -77,8 +77,8 @@ async def test_a_result_is_rendered_a_limited_number_of_times(
 async def test_cheap_updates_are_counted_across_fronts(redis_server: RedisServer) -> None:
     fronts = [Redis.from_url(redis_server.url()) for _ in range(2)]
     counters = [RedisRateCounter(redis) for redis in fronts]
-    counts = [await counters[index % 2].count(CHATTY.id, 1000) for index in range(5)]
-    other_minute = await counters[0].count(CHATTY.id, 1001)
+    counts = [await counters[index % 2].count("updates", CHATTY.id, 1000) for index in range(5)]
+    other_minute = await counters[0].count("updates", CHATTY.id, 1001)
     for redis in fronts:
         await redis.aclose()
     assert counts == [1, 2, 3, 4, 5] and other_minute == 1

@@ -1,4 +1,5 @@
-"""Privacy end to end: the token leaks nowhere, user images never touch the disk, results carry no metadata."""
+"""Privacy end to end: the token leaks nowhere, user images never touch the disk (nor the Mini App editor's original
+and render), results carry no metadata."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiogram.types import Message
 from PIL import Image, PngImagePlugin
@@ -29,10 +31,12 @@ from bot.pool import ProcessPool
 from bot.settings import EXIT_CONFIGURATION, BotSettings, PipelineSettings
 from bot.texts import ENGLISH
 from testing.bots import run_embedded_bot
+from testing.cluster import free_port
 from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, TOKEN, Call, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg, png
+from testing.miniapp import sign_init_data
 from tests.bot.audit import disk_writes, forbid_disk_writes
-from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings, editor_offered
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru")
@@ -287,7 +291,8 @@ async def test_a_failed_download_raises_an_error_without_the_token(telegram: Fak
 async def auditing_bot(
     telegram: FakeTelegramServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[RunningBot, Path, Path]]:
-    """The bot with its own workers, which refuse to write files, and fresh temporary and working directories."""
+    """The bot with its own workers, which refuse to write files, its Mini App editor, and fresh temporary and working
+    directories."""
     temporary, working = tmp_path / "tmp", tmp_path / "cwd"
     temporary.mkdir()
     working.mkdir()
@@ -295,7 +300,8 @@ async def auditing_bot(
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     monkeypatch.chdir(working)
     pool = ProcessPool(TEST_WORKERS, Options(), initializer=forbid_disk_writes).start()
-    running = run_embedded_bot(bot_settings(telegram), pool)
+    port = free_port()
+    running = run_embedded_bot(bot_settings(telegram, webapp_url=f"http://127.0.0.1:{port}/", webapp_port=port), pool)
     try:
         await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=10)
         yield running, temporary, working
@@ -317,10 +323,19 @@ async def test_no_user_image_touches_the_disk(
         document = telegram.send_document(BORIS, png(astronaut_bgr()), file_name="me.png", mime_type="image/png")
         album = telegram.send_album(ALICE, [jpeg(image) for image in pictures])
         replies = [await telegram.reply_to(message) for message in (photo, document, album[0])]
+        page, query = (await editor_offered(telegram, replies[0].response)).split("?")
+        headers = {"Authorization": f"tma {sign_init_data(TOKEN, ALICE)}"}
+        area = {"x": 10, "y": 10, "w": 60, "h": 60, "shape": "box"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{page}api/original?{query}", headers=headers) as original:
+                shown_in_editor = original.status
+            async with http.post(f"{page}api/apply?{query}", json={"regions": [area]}, headers=headers) as applied:
+                applied_in_editor = applied.status
 
     assert [reply.method for reply in replies] == ["sendPhoto", "sendDocument", "sendMediaGroup"], (
         "a job failed: a worker may have tried to write a file"
     )
+    assert shown_in_editor == applied_in_editor == 200
     assert written == [], "the bot's process wrote files"
     assert os.listdir(temporary) == [] and os.listdir(working) == []
     assert replies[0].text == ENGLISH.faces_covered.format(count=1)

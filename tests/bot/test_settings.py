@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.settings import BotSettings, PipelineSettings
 from testing.fake_telegram import TOKEN
@@ -84,3 +85,28 @@ def test_a_redis_is_accepted_with_a_password_on_this_machine_or_when_allowed(url
     settings = PipelineSettings(_env_file=None, redis_url=url, redis_allow_no_password=allowed)
 
     assert settings.redis_url is not None and settings.redis_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("url", "page"),
+    [
+        ("https://bot.example.com/editor", "https://bot.example.com/editor/"),
+        ("https://bot.example.com", "https://bot.example.com/"),
+        ("http://127.0.0.1:8080/editor/", "http://127.0.0.1:8080/editor/"),
+    ],
+)
+def test_the_editor_is_served_under_the_path_of_its_address(url: str, page: str) -> None:
+    settings = BotSettings(_env_file=None, bot_token=TOKEN, webapp_url=url)
+
+    assert settings.webapp_url == page
+    assert page.endswith(str(settings.webapp_path)) and str(settings.webapp_path).endswith("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://bot.example.com/editor/", "https://bot.example.com/editor/?chat=1", "bot.example.com/editor/"],
+    ids=["plain-http", "query", "no-scheme"],
+)
+def test_an_editor_address_telegram_would_not_open_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError, match="webapp_url"):
+        BotSettings(_env_file=None, bot_token=TOKEN, webapp_url=url)
