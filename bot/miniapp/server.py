@@ -34,7 +34,7 @@ from anonymizer.errors import AnonymizerError
 from bot.admission import BusyError, UnavailableError
 from bot.context import RequestContext
 from bot.deployment import Deployment
-from bot.handlers.choose import REFUSALS, refused, repaint
+from bot.handlers.choose import REFUSALS, RendersSpentError, refused, repaint
 from bot.handlers.common import DownloadError, download
 from bot.jobs import DeadlineExceededError
 from bot.originals import Original
@@ -286,9 +286,12 @@ def region_document(region: Region) -> dict[str, Any]:
 
 
 def refusal_status(error: BaseException) -> int:
-    """A refused render: the bot busy or unreachable (503), out of time (504), or the picture refusing it (422)."""
+    """A refused render: the bot busy or unreachable (503), the result painted too often (429), out of time (504),
+    or the picture refusing it (422)."""
     if isinstance(error, BusyError | UnavailableError):
         return 503
+    if isinstance(error, RendersSpentError):
+        return 429
     if isinstance(error, DeadlineExceededError):
         return 504
     return 422
