@@ -5,7 +5,8 @@
     python -m benchmarks.compare_detectors --detectors yunet "union:yunet,ssd" "yunet[threshold=0.4]" --limit 40
 
 A detector spec is what ``detectors.create`` takes ("ssd", "ssd,haar", "union:yunet,ssd"); a member may carry
-its own constructor settings in brackets, ``"union:yunet[threshold=0.4 upscale=3],ssd"``, for tuning.
+its own settings (the fields of its settings dataclass) in brackets, ``"union:yunet[threshold=0.4 upscale=3],ssd"``,
+for tuning.
 
 Each image is decoded by the pipeline's decoder, re-encoded as PNG in memory, and run through the pipeline PNG in,
 PNG out (the conditions of the deface reference figures): every spec, bracketed or not, through

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -384,7 +385,7 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     assert rolled == []
     for box in turned_boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
-    monkeypatch.setattr(scrfd, "turned", "always")
+    monkeypatch.setattr(scrfd, "settings", replace(scrfd.settings, turned="always"))
     searched.clear()
     scrfd.detect(sideways)
     assert searched == ["as stored", 270], "the strict look runs every pass"
