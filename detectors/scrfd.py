@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -47,6 +48,19 @@ SCORE = 4
 LANDMARKS = slice(5, 15)
 NEEDED = 15
 COLUMNS = 16
+
+
+class Pass(NamedTuple):
+    """One of the detector's looks at a photo: its name, the candidates it adds and what it cost (seconds, forwards
+    of the network). ``ScrfdDetector.passes`` gives them, so a report can say what each pass costs and buys."""
+
+    name: str
+    rows: np.ndarray
+    seconds: float
+    forwards: int
+
+
+Looked = TypeVar("Looked")
 
 
 class TurnedLooks(NamedTuple):
@@ -108,6 +122,11 @@ def _is_grey(image: np.ndarray) -> bool:
 
 def _stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.vstack(rows) if rows else np.empty((0, COLUMNS), np.float32)
+
+
+def _rows(passes: Sequence[Pass]) -> np.ndarray:
+    """The candidates of every pass, in their order."""
+    return _stack([found.rows for found in passes])
 
 
 @dataclass(frozen=True)
@@ -205,46 +224,79 @@ class ScrfdDetector(Detector):
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * settings.edge_share, settings.confident)
         self._net = OnnxNet(any_size_model(model_path(MODEL)), settings.backend)
+        self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._net.outputs):
             raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._net.outputs})")
 
     def _find(self, image: np.ndarray) -> list[Detection]:
+        return self.decide(self.passes(image), image)
+
+    def passes(self, image: np.ndarray) -> list[Pass]:
+        """The passes the photo asks for (see the class's docstring), each with its candidates and what it cost, in
+        the order their candidates are merged; a pass whose candidates are not kept is there with none."""
+        start = time.perf_counter()
         brightened = self._brightened(image) if self.settings.brighten_below else None
-        views = [image] if brightened is None else [image, brightened]
-        looked_at = views[-1]
-        candidates = self._in_views(views, self._whole)
-        turns = None
+        brightening = time.perf_counter() - start
+        looked_at = image if brightened is None else brightened
+        done = [
+            self._timed("fitted", lambda: self._fitted(image)),
+            self._timed("close-up", lambda: self._closeup(image)),
+        ]
+        if brightened is not None:
+            lifted = self._timed("brightened fitted", lambda: self._lifted(self._fitted(brightened)))
+            done += [
+                lifted._replace(seconds=lifted.seconds + brightening),
+                self._timed("brightened close-up", lambda: self._lifted(self._closeup(brightened))),
+            ]
+        turns, looks = None, None
         if self.settings.turned == "always" or (
-            self.settings.turned == "unless_upright" and not self._clearly_upright(candidates)
+            self.settings.turned == "unless_upright" and not self._clearly_upright(_rows(done))
         ):
-            turns = self._turned_looks(looked_at)
+            turns, seconds, forwards = self._measured(lambda: self._turned_looks(looked_at))
+            looks = Pass("turned looks", turns.rows, seconds, forwards)
         # A turn that shows a clear face where the whole photo shows none upright: the photo is stored turned. Its
         # small faces are sought in the photo turned back (the windowed pass on the photo as stored would look at
         # faces lying on their side), and their lean is not a roll: the landmarks the network gives a face lying on
         # its side can read as one.
         clear_turn = turns is not None and turns.clear_angle is not None
         if not (clear_turn and self.settings.turned == "unless_upright"):
-            candidates = _stack([candidates, self._in_views(views, self._windowed)])
-            if self.settings.rolled and not clear_turn and (roll := self._roll(candidates)) is not None:
-                candidates = _stack([candidates, self._rolled(looked_at, roll)])
-        if turns is not None and (
-            clear_turn or self.settings.turned == "always" or not self._clearly_upright(candidates)
-        ):
-            candidates = _stack([candidates, turns.rows])
-            if turns.clear_angle is not None:
-                candidates = _stack([candidates, self._turned_windows(looked_at, turns.clear_angle)])
+            done.append(self._timed("windowed", lambda: self._windowed(image)))
+            if brightened is not None:
+                done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
+            if self.settings.rolled and not clear_turn and (roll := self._roll(_rows(done))) is not None:
+                done.append(self._timed("rolled", lambda: self._rolled(looked_at, roll)))
+        if looks is not None and turns is not None:
+            if clear_turn or self.settings.turned == "always" or not self._clearly_upright(_rows(done)):
+                done.append(looks)
+                if turns.clear_angle is not None:
+                    angle = turns.clear_angle
+                    done.append(self._timed("turned windows", lambda: self._turned_windows(looked_at, angle)))
+            else:
+                done.append(looks._replace(rows=_stack([])))
+        return done
+
+    def decide(self, passes: Sequence[Pass], image: np.ndarray) -> list[Detection]:
+        """The faces the passes' candidates make: in a black-and-white photo every box needs ``grey_share`` of its
+        bar, then one box per face (``_decide``)."""
+        candidates = _rows(passes)
         if self.settings.grey_share != 1.0 and _is_grey(image):
             candidates[:, NEEDED] *= self.settings.grey_share
         return self._decide(candidates, image.shape[1], image.shape[0])
 
-    def _in_views(self, views: list[np.ndarray], passes: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Candidates of ``passes`` on the photo and on its brightened view, if any, where a box needs at least
-        ``brightened_floor``."""
-        rows = [passes(view) for view in views]
-        for lifted in rows[1:]:
-            lifted[:, NEEDED] = np.maximum(lifted[:, NEEDED], self.settings.brightened_floor)
-        return _stack(rows)
+    def _timed(self, name: str, look: Callable[[], np.ndarray]) -> Pass:
+        return Pass(name, *self._measured(look))
+
+    def _measured(self, look: Callable[[], Looked]) -> tuple[Looked, float, int]:
+        """What ``look`` returns, its seconds and the network's forwards it took."""
+        forwards, start = self._forwards, time.perf_counter()
+        looked = look()
+        return looked, time.perf_counter() - start, self._forwards - forwards
+
+    def _lifted(self, rows: np.ndarray) -> np.ndarray:
+        """Candidates of the brightened view, where a box needs at least ``brightened_floor``."""
+        rows[:, NEEDED] = np.maximum(rows[:, NEEDED], self.settings.brightened_floor)
+        return rows
 
     def _decide(self, candidates: np.ndarray, width: int, height: int) -> list[Detection]:
         """One box per face (NMS over every pass), less hair and edges beside a face, less boxes under their bar or
@@ -284,20 +336,31 @@ class ScrfdDetector(Detector):
             )
         )
 
-    def _whole(self, image: np.ndarray) -> np.ndarray:
-        """Candidates of the passes that see the whole photo in one input: fitted into 640 px (a photo that small
-        is seen at full resolution), and the close-up look."""
+    def _fitted(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the whole photo fitted into 640 px (a photo that small is seen at full resolution), where
+        large faces are found."""
+        height, width = image.shape[:2]
+        scale = self._fitted_scale(width, height)
+        return self._with_needs(self._detect_at(image, scale), scale, width, height)
+
+    def _closeup(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the close-up look, the whole photo in ``closeup_side`` px, of faces of at least
+        ``closeup_face`` of the photo; nothing for a photo the fitted pass sees that small already."""
         height, width = image.shape[:2]
         longest = max(width, height)
+        if longest * self._fitted_scale(width, height) <= self.settings.closeup_side:
+            return _stack([])
+        scale = self.settings.closeup_side / longest
+        closeup = self._detect_at(image, scale)
+        side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
+        closeup = closeup[side >= self.settings.closeup_face * longest]
+        return self._with_needs(closeup, scale, width, height)
+
+    def _fitted_scale(self, width: int, height: int) -> float:
+        """The fitted pass's scale: the photo into 640 px, or the windowed pass's own for a photo that small."""
+        longest = max(width, height)
         fine = self.fine_scale(width, height)
-        scale = FITTED / longest if longest * fine > FITTED else fine
-        rows = [self._with_needs(self._detect_at(image, scale), scale, width, height)]
-        if longest * scale > self.settings.closeup_side:
-            closeup = self._detect_at(image, self.settings.closeup_side / longest)
-            side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
-            closeup = closeup[side >= self.settings.closeup_face * longest]
-            rows.append(self._with_needs(closeup, self.settings.closeup_side / longest, width, height))
-        return _stack(rows)
+        return FITTED / longest if longest * fine > FITTED else fine
 
     def _windowed(self, image: np.ndarray) -> np.ndarray:
         """Candidates of the full-resolution pass in windows, where small faces are seen; nothing for a photo that
@@ -471,6 +534,7 @@ class ScrfdDetector(Detector):
             value=(0, 0, 0),
         )
         outputs = self._net.run(input_blob(padded))
+        self._forwards += 1
         found = []
         for stride in STRIDES:
             scores = outputs[f"score_{stride}"].reshape(-1)
