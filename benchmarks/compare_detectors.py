@@ -5,7 +5,8 @@
     python -m benchmarks.compare_detectors --detectors yunet "union:yunet,ssd" "yunet[threshold=0.4]" --limit 40
 
 A detector spec is what ``detectors.create`` takes ("ssd", "ssd,haar", "union:yunet,ssd"); a member may carry
-its own constructor settings in brackets, ``"union:yunet[threshold=0.4 upscale=3],ssd"``, for tuning.
+its own settings (the fields of its settings dataclass) in brackets, ``"union:yunet[threshold=0.4 upscale=3],ssd"``,
+for tuning.
 
 Each image is decoded by the pipeline's decoder, re-encoded as PNG in memory, and run through the pipeline PNG in,
 PNG out (the conditions of the deface reference figures): every spec, bracketed or not, through
@@ -35,13 +36,15 @@ from anonymizer import anonymize, face_filter
 from anonymizer.codec import decode_image, encode_image
 from anonymizer.options import Options
 from benchmarks import metrics
-from benchmarks.datasets import Sample, load_annotations, load_wider
+from benchmarks.datasets import HALVES, Sample, half, load_annotations, load_wider
 from benchmarks.machine import stamp
 from benchmarks.variants import SUITE, VARIANTS, Case
 from detectors import Detection
+from testing.paths import EVAL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "eval"
+# The labelled photos: ../shared/eval beside the checkout, or $PHOTO_ANON_EVAL_DIR.
+DEFAULT_DATA = EVAL_DIR
 DEFAULT_OUT = ROOT / "out" / "compare"
 # deface 1.5.0 on ../shared/eval (its README): CenterFace, threshold 0.2, --mask-scale 1.3, solid ellipse.
 REFERENCE = {
@@ -302,6 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--detectors", nargs="+", help="specs to compare (default: every detector + the default)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--limit", type=int, help="evaluate only N images spread over the set")
+    parser.add_argument(
+        "--photos",
+        default="all",
+        choices=HALVES,
+        help="every labelled photo, or the half changes are tuned on, or the half kept out of tuning",
+    )
     parser.add_argument("--cache", action="store_true", help="reuse detections saved by an earlier run in --out")
     parser.add_argument("--mask", default=defaults.mask, choices=("ellipse", "box"))
     parser.add_argument("--margin", type=float, default=defaults.margin)
@@ -326,11 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     samples = load_wider(args.wider) if args.wider else load_annotations(args.data)
-    samples = evenly_spaced(samples, args.limit)
+    samples = evenly_spaced(half(samples, args.photos), args.limit)
     specs = list(dict.fromkeys(args.detectors or [*detectors.available(), defaults.detector]))
     variants = list(dict.fromkeys(["upright", *SUITE] if args.suite else args.variants))
     options = Options(filter=args.filter, mask=args.mask, margin=args.margin, min_margin=args.min_margin)
-    source = os.path.relpath(args.wider or args.data, ROOT)
+    source = os.path.relpath(args.wider or args.data, ROOT) + ("" if args.photos == "all" else f", {args.photos} half")
     summaries_by_variant: dict[str, dict[str, dict[str, float]]] = {}
     default_figures: dict[str, dict[str, float]] = {}
     for variant in variants:
@@ -363,7 +372,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{metrics.COVERED_SHARE:.0%} of the face box painted. Time: the file in, the same format out, whole "
             f"pipeline, median / 95th percentile per photo.\n\n"
         )
-        with_reference = variant == "upright" and not args.wider and not args.limit and args.data == DEFAULT_DATA
+        with_reference = (
+            variant == "upright"
+            and not args.wider
+            and not args.limit
+            and args.photos == "all"
+            and args.data == DEFAULT_DATA
+        )
         table = header + results_table(summaries, with_reference)
         (out / "results.md").write_text(table)
         (out / "results.json").write_text(

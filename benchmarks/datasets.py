@@ -7,6 +7,8 @@ labels are read here; the pixels are decoded by the pipeline's own decoder when 
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +22,12 @@ MIN_FACE_HEIGHT = 10
 WIDER_GT_NAMES = ("wider_face_split/wider_face_val_bbx_gt.txt", "wider_face_val_bbx_gt.txt")
 WIDER_IMAGE_DIRS = ("WIDER_val/images", "images")
 WIDER_ATTRS = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
+
+
+# The labelled photos in two fixed halves, by a hash of each name: a change is tuned on the tuning half and its figures
+# are quoted on the held-out half, which no tuning looked at (a figure taken on the photos a change was tuned on is
+# not a figure of the change). "all" is both.
+HALVES = ("all", "tuning", "held-out")
 
 
 class DatasetError(ValueError):
@@ -60,6 +68,15 @@ def load_annotations(directory: Path) -> list[Sample]:
         except (KeyError, TypeError, ValueError) as error:
             raise DatasetError(f"malformed entry in {index}: {entry!r:.200}") from error
     return sorted(samples, key=lambda s: s.name)
+
+
+def half(samples: Sequence[Sample], which: str) -> list[Sample]:
+    """The samples of one of HALVES: "tuning" (an even CRC-32 of the name), "held-out" (odd) or "all"."""
+    if which not in HALVES:
+        raise ValueError(f"the photos are one of {', '.join(HALVES)}, not {which!r}")
+    if which == "all":
+        return list(samples)
+    return [sample for sample in samples if (zlib.crc32(sample.name.encode()) % 2 == 0) == (which == "tuning")]
 
 
 def _find(directory: Path, candidates: tuple[str, ...], what: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -240,15 +240,20 @@ def evaluate_image(
 ) -> ImageResult:
     """Score one image: detection matching overall and per height bucket, coverage and over-painting of ``mask``."""
     faces, ignore = as_boxes(faces), as_boxes(ignore)
-    painted = np.asarray(mask) >= MASK_PAINTED
     matchings = {name_: match_detections(faces, ignore, detections, scores, rng) for name_, rng in RANGES.items()}
+    return replace(judge_mask(name, faces, ignore, mask, seconds), matchings=matchings)
+
+
+def judge_mask(name: str, faces: np.ndarray, ignore: np.ndarray, mask: np.ndarray, seconds: float) -> ImageResult:
+    """Score one image's painted mask alone: which faces it covers and what it paints outside them (no matching)."""
+    faces, ignore = as_boxes(faces), as_boxes(ignore)
+    painted = np.asarray(mask) >= MASK_PAINTED
     return ImageResult(
         name=name,
         heights=faces[:, 3].copy(),
         covered=box_coverage(painted, faces) >= COVERED_SHARE,
         overpainted=overpainting(painted, np.concatenate([faces, ignore])),
         seconds=float(seconds),
-        matchings=matchings,
     )
 
 

@@ -12,6 +12,7 @@ The measurements (``make report`` runs them all, about an hour and a half on a 2
   the chains an operator or a user chooses between (CHAINS)
 - peer-quality.json, peer-speed.json: ``python -m benchmarks.peer --out data/reports quality --suite`` and ``speed``
 - video-slips.json: ``python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report FILE``
+- passes.json: ``python -m benchmarks.ledger --report FILE`` (the ledger of the default's passes)
 - benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short python -m pytest benchmarks -q
   --benchmark-json=data/reports/benchmarks.json`` (the bot, video and fuzzing benchmarks' short forms, as
   ``make report``)
@@ -206,6 +207,85 @@ def speed_table(stamped: bool = True) -> str:
     )
 
 
+LEDGER_COMMAND = "python -m benchmarks.ledger --report data/reports/passes.json"
+# Short names of the variants, for the ledger's columns.
+SHORT = {"upright": "upright", "tilted-left": "tilt L", "tilted-right": "tilt R", "telegram": "Telegram"}
+
+
+def _short(variant: str) -> str:
+    return SHORT.get(variant, variant.replace("closeup-", "close "))
+
+
+def passes_table() -> str:
+    """The ledger: each pass, rule and member of the default, on the upright photos in full and on every variant in
+    short (time share, faces and photos only it gives)."""
+    ledger = load("passes.json")
+    if ledger is None:
+        return f"Not measured yet: `{LEDGER_COMMAND}`."
+    variants = ledger["variants"]
+    names = list(dict.fromkeys(name for figures in variants.values() for name in figures["parts"]))
+    upright = variants.get("upright")
+    parts = []
+    if upright is not None:
+        rows = []
+        for name in names:
+            part = upright["parts"].get(name)
+            if part is None:
+                continue
+            measured_time = name not in ("edge rule", "black-and-white rule")
+            rows.append(
+                [
+                    name,
+                    percent(part["runs_percent"]) if measured_time else "every photo",
+                    percent(part["time_percent"]) if measured_time else "–",
+                    str(part["faces"]),
+                    str(part["photos"]),
+                    f"{part['paint_points']:+.2f}",
+                ]
+            )
+        head = [
+            "pass, rule or member",
+            "runs on",
+            "share of detection time",
+            "faces only it covers",
+            "photos only it completes",
+            "paint it adds (points)",
+        ]
+        parts.append(
+            f"Upright photos: {upright['cases']} photos, {upright['faces']} faces, detection "
+            f"{upright['detect_seconds'] / max(1, upright['cases']):.3f} s per photo on average; "
+            f"{upright['covered_percent']:.1f} % of faces covered, {upright['fully_anonymized_percent']:.1f} % of "
+            "photos with every face covered.\n\n" + table(head, rows)
+        )
+    cells = []
+    for name in names:
+        row = [name]
+        for figures in variants.values():
+            part = figures["parts"].get(name)
+            if part is None:
+                row.append("–")
+                continue
+            spent = f"{part['time_percent']:.0f} % · " if part["runs"] else ""
+            row.append(f"{spent}{part['faces']}/{part['photos']}")
+        cells.append(row)
+    totals = ["every face / photo"] + [
+        f"{f['covered_percent']:.1f} / {f['fully_anonymized_percent']:.1f} %" for f in variants.values()
+    ]
+    seconds = ["detection s per case"] + [f"{f['detect_seconds'] / max(1, f['cases']):.3f}" for f in variants.values()]
+    parts.append(
+        "Every variant: share of detection time · faces / photos only it gives.\n\n"
+        + table(["", *(_short(variant) for variant in variants)], [*cells, totals, seconds])
+    )
+    detector = ledger["detector"]
+    standing_by = [m for m in detector.split(":")[-1].split(",") if m.split("[")[0] not in ledger["members"]]
+    if ledger["policy"] == "backup" and standing_by:
+        parts.append(
+            f"`{detector}` is a backup chain: {', '.join(standing_by)} stand by for a machine without "
+            f"{ledger['members'][0]}'s weights and run on no photo here."
+        )
+    return f"{ledger['generated']} Photos: {ledger['photos']}.\n\n" + "\n\n".join(parts)
+
+
 # What `make report` runs: the bot, video and fuzzing benchmarks in their short forms (the table's "form" column
 # says so).
 BENCHMARKS_COMMAND = (
@@ -262,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         suite_details(),
         "\n## The chains to choose from, on the upright photos\n",
         chains_table(),
+        "\n## The ledger of the default's passes: what each costs and buys\n",
+        "What a pass buys is what the answer loses without its candidates; how: `benchmarks/ledger.py`.\n",
+        passes_table(),
         "\n## Speed: whole processes against deface\n",
         speed_table(),
         "\n## Videos: faces that slip through\n",

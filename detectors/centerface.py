@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -9,12 +11,27 @@ from detectors.base import Detection, Detector
 from detectors.geometry import box_detection, merge_overlapping, resize_to
 from detectors.models import model_path
 from detectors.registry import register
+from detectors.settings import Score, Settings, Share
 
 MODEL = "centerface_bnmerged.onnx"
 STRIDE = 4
 
 
-@register("centerface")
+@dataclass(frozen=True)
+class CenterFaceSettings(Settings):
+    """What CenterFaceDetector takes (its docstring says what each does)."""
+
+    threshold: Score = 0.5
+    input_sizes: tuple[int, ...] = (1024, 384)
+    nms_iou: Share = 0.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.input_sizes or min(self.input_sizes) < STRIDE:
+            raise ValueError(f"input_sizes are sides of {STRIDE} px or more, not {self.input_sizes}")
+
+
+@register("centerface", CenterFaceSettings)
 class CenterFaceDetector(Detector):
     """CenterFace on the image fitted (aspect kept, padded) into square inputs of each of ``input_sizes``.
 
@@ -26,13 +43,10 @@ class CenterFaceDetector(Detector):
     Not thread-safe (cv2.dnn.Net per instance): give each thread its own detector.
     """
 
-    def __init__(
-        self, threshold: float = 0.5, input_sizes: tuple[int, ...] = (1024, 384), nms_iou: float = 0.3
-    ) -> None:
-        self.threshold = threshold
-        self.nms_iou = nms_iou
+    def __init__(self, settings: CenterFaceSettings | None = None) -> None:
+        self.settings = settings = settings or CenterFaceSettings()
         path = str(model_path(MODEL))
-        self._nets = {-(-size // 32) * 32: cv2.dnn.readNetFromONNX(path) for size in input_sizes}
+        self._nets = {-(-size // 32) * 32: cv2.dnn.readNetFromONNX(path) for size in settings.input_sizes}
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
@@ -46,7 +60,7 @@ class CenterFaceDetector(Detector):
             net.setInput(cv2.dnn.blobFromImage(padded, 1.0, (size, size), (0, 0, 0), swapRB=True, crop=False))
             heatmap, sizes, offsets, _ = net.forward(net.getUnconnectedOutLayersNames())
             found.extend(self._decode(heatmap[0, 0], sizes[0], offsets[0], scale))
-        return merge_overlapping(found, iou_threshold=self.nms_iou)
+        return merge_overlapping(found, iou_threshold=self.settings.nms_iou)
 
     def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray, scale: float) -> list[Detection]:
         """Boxes from the centre heatmap: log-sizes and sub-cell offsets at each local peak above the threshold.
@@ -55,7 +69,7 @@ class CenterFaceDetector(Detector):
         above the threshold would give its own slightly shifted box, and merging them inflates the face's box.
         """
         peaks = heatmap >= cv2.dilate(heatmap, np.ones((3, 3), np.uint8))
-        rows, cols = np.nonzero(peaks & (heatmap > self.threshold))
+        rows, cols = np.nonzero(peaks & (heatmap > self.settings.threshold))
         found = []
         for row, col in zip(rows, cols, strict=True):
             box_h, box_w = np.exp(sizes[0, row, col]) * STRIDE, np.exp(sizes[1, row, col]) * STRIDE

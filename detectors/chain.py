@@ -82,5 +82,8 @@ class Chain(Detector):
                 if found or (judge is not member and judge.detect(image)):
                     return found
             return []
-        found = [d for member in self.members for d in member.detect(image)]
-        return merge_overlapping(found, name_order=[m.name for m in self.members])
+        return self.merged([member.detect(image) for member in self.members])
+
+    def merged(self, found: Sequence[list[Detection]]) -> list[Detection]:
+        """A union's answer from what each member found (one list per member, in order): overlapping boxes merged."""
+        return merge_overlapping([d for boxes in found for d in boxes], name_order=[m.name for m in self.members])

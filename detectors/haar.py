@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import cv2
 import cv2.data
@@ -12,6 +14,7 @@ from detectors.base import Detection, Detector
 from detectors.geometry import box_detection, merge_overlapping, resize_to
 from detectors.models import ModelMissingError
 from detectors.registry import register
+from detectors.settings import OneOf, Pixels, Score, Settings, Share, Within
 
 FRONTAL_CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
 PROFILE_CASCADE = "haarcascade_profileface.xml"
@@ -27,7 +30,21 @@ def _load_cascade(filename: str) -> cv2.CascadeClassifier:
     return cascade
 
 
-@register("haar")
+@dataclass(frozen=True)
+class HaarSettings(Settings):
+    """What HaarDetector takes (its docstring says what each does)."""
+
+    threshold: Score = 0.0
+    min_neighbors: Annotated[int, Within(0)] = 5
+    scale_factor: Annotated[float, Within(1.01)] = 1.1
+    min_size: Pixels = 24
+    max_side: Pixels = 1280
+    frontal: Annotated[str, OneOf(("default", "alt2"))] = "default"
+    profile: bool = True
+    nms_iou: Share = 0.3
+
+
+@register("haar", HaarSettings)
 class HaarDetector(Detector):
     """Frontal plus profile cascades, the profile one also on the mirrored image (it only knows one side).
 
@@ -40,33 +57,17 @@ class HaarDetector(Detector):
     Not thread-safe (cv2.CascadeClassifier per instance): give each thread its own detector.
     """
 
-    def __init__(
-        self,
-        threshold: float = 0.0,
-        min_neighbors: int = 5,
-        scale_factor: float = 1.1,
-        min_size: int = 24,
-        max_side: int = 1280,
-        frontal: str = "default",
-        profile: bool = True,
-        nms_iou: float = 0.3,
-    ) -> None:
-        if frontal not in ("default", "alt2"):
-            raise ValueError("frontal must be 'default' or 'alt2'")
-        self.threshold = threshold
-        self.min_neighbors = min_neighbors
-        self.scale_factor = scale_factor
-        self.min_size = min_size
-        self.max_side = max_side
-        self.nms_iou = nms_iou
-        self._frontal = _load_cascade(FRONTAL_CASCADES[0] if frontal == "default" else FRONTAL_CASCADES[1])
-        self._profile = _load_cascade(PROFILE_CASCADE) if profile else None
+    def __init__(self, settings: HaarSettings | None = None) -> None:
+        self.settings = settings = settings or HaarSettings()
+        frontal = FRONTAL_CASCADES[0] if settings.frontal == "default" else FRONTAL_CASCADES[1]
+        self._frontal = _load_cascade(frontal)
+        self._profile = _load_cascade(PROFILE_CASCADE) if settings.profile else None
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        if min(height, width) < self.min_size:
+        if min(height, width) < self.settings.min_size:
             return []
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = min(1.0, self.settings.max_side / max(height, width))
         gray = cv2.cvtColor(resize_to(image, scale), cv2.COLOR_BGR2GRAY)
         boxes = self._run(self._frontal, gray)
         if self._profile is not None:
@@ -79,18 +80,18 @@ class HaarDetector(Detector):
         found = [
             box_detection(x / scale, y / scale, (x + w) / scale, (y + h) / scale, score, self.name)
             for x, y, w, h, score in boxes
-            if score >= self.threshold
+            if score >= self.settings.threshold
         ]
-        return merge_overlapping(found, iou_threshold=self.nms_iou)
+        return merge_overlapping(found, iou_threshold=self.settings.nms_iou)
 
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray) -> list[tuple[int, int, int, int, float]]:
         rects, neighbours = cascade.detectMultiScale2(
             np.ascontiguousarray(gray),
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(self.min_size, self.min_size),
+            scaleFactor=self.settings.scale_factor,
+            minNeighbors=self.settings.min_neighbors,
+            minSize=(self.settings.min_size, self.settings.min_size),
         )
         return [
-            (int(x), int(y), int(w), int(h), float(n) / (float(n) + max(1, self.min_neighbors)))
+            (int(x), int(y), int(w), int(h), float(n) / (float(n) + max(1, self.settings.min_neighbors)))
             for (x, y, w, h), n in zip(rects, np.ravel(neighbours), strict=True)
         ]

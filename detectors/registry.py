@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import ast
 import functools
-import inspect
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from detectors.base import Detector
 from detectors.chain import POLICIES, Chain
+from detectors.settings import Settings
 
-_REGISTRY: dict[str, type[Detector]] = {}
+
+class Registered(NamedTuple):
+    """A detector class and the settings it is created from."""
+
+    detector: Callable[[Any], Detector]
+    settings: type[Settings]
+
+
+_REGISTRY: dict[str, Registered] = {}
 
 D = TypeVar("D", bound=type[Detector])
 
 
-def register(name: str) -> Callable[[D], D]:
-    """Class decorator: make a Detector subclass creatable as ``create(name)`` and set its ``name``."""
+def register(name: str, settings: type[Settings]) -> Callable[[D], D]:
+    """Class decorator: make a Detector subclass creatable as ``create(name)`` and set its ``name``; it is built as
+    ``cls(settings)``, from an instance of ``settings`` made of the spec's bracketed settings and ``create``'s."""
 
     def decorate(cls: D) -> D:
         cls.name = name
-        _REGISTRY[name] = cls
+        _REGISTRY[name] = Registered(cls, settings)
         return cls
 
     return decorate
@@ -38,41 +47,17 @@ def available() -> list[str]:
     return sorted([*_REGISTRY, *PRESETS])
 
 
-def _accepted(cls: type[Detector]) -> dict[str, inspect.Parameter] | None:
-    """Keyword settings the detector's constructor takes, or None when it takes ``**kwargs``."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name: p for p in parameters if p.name != "self"}
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "True or False"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, tuple):
-        return "a tuple such as (640, 320)"
-    return f"a {type(value).__name__}"
-
-
-def _checked(name: str, own: dict[str, Any], accepted: dict[str, inspect.Parameter] | None) -> dict[str, Any]:
-    """A member's bracketed settings, each known to its constructor and of its default's kind, or a ValueError in
-    one line that names the detector, the setting and what it accepts."""
-    if accepted is None:
-        return own
-    for key, value in own.items():
-        if key not in accepted:
-            raise ValueError(f"detector {name!r} has no setting {key!r}; it takes: {', '.join(accepted)}")
-        default = accepted[key].default
-        if default is inspect.Parameter.empty or default is None:
-            continue
-        numbers = isinstance(default, int | float) and not isinstance(default, bool)
-        if numbers and isinstance(value, int | float) and not isinstance(value, bool):
-            continue
-        if type(value) is not type(default):
-            raise ValueError(f"detector {name!r}: {key} takes {_kind(default)}, not {value!r}")
-    return own
+def _settings_of(name: str, given: dict[str, Any]) -> Settings:
+    """The member's settings made of ``given``, or a ValueError in one line that names the detector, the setting and
+    what it accepts."""
+    kind = _REGISTRY[name].settings
+    for key in given:
+        if key not in kind.names():
+            raise ValueError(f"detector {name!r} has no setting {key!r}; it takes: {', '.join(kind.names())}")
+    try:
+        return kind(**given)
+    except ValueError as error:
+        raise ValueError(f"detector {name!r}: {error}") from None
 
 
 # Named specs, created like detectors. "thorough": SCRFD with its turned pass on every photo and YuNet with its own
@@ -90,11 +75,11 @@ def create(spec: str, **settings: Any) -> Detector:
     """A detector or chain from a spec: ``"ssd"``, ``"ssd,haar"`` (fallback), ``"union:yunet,ssd,haar"``, a
     preset such as ``"thorough"``, and members with their own settings: ``"union:yunet[threshold=0.3],ssd"``.
 
-    ``settings`` (such as ``threshold``) go to every member whose constructor accepts them, after the member's
-    own bracketed ones; a setting with value None means "the detector's default" and is dropped; a setting no
-    member accepts, an unknown bracketed setting or one of the wrong kind is a ValueError. A single detector whose
-    model files are missing raises ``ModelMissingError``; a chain skips such a member with a warning and fails only
-    when none could be loaded.
+    ``settings`` (such as ``threshold``) go to every member whose settings (``detectors.settings``) have them, after
+    the member's own bracketed ones; a setting with value None means "the detector's default" and is dropped; a
+    setting no member accepts, an unknown bracketed setting or one of the wrong kind or range is a ValueError. A
+    single detector whose model files are missing raises ``ModelMissingError``; a chain skips such a member with a
+    warning and fails only when none could be loaded.
 
     In a ``fallback`` chain given a threshold, whether a member found faces is judged at the member's own settings
     and only the boxes it keeps follow the threshold: otherwise a higher threshold would hand photos to the next
@@ -114,13 +99,12 @@ def create(spec: str, **settings: Any) -> Detector:
             judges.append(functools.partial(create, PRESETS[name]))
             used.update(chosen)
             continue
-        cls = _REGISTRY[name]
-        accepted = _accepted(cls)
-        own = _checked(name, own, accepted)
-        chosen = dict(settings) if accepted is None else {k: v for k, v in settings.items() if k in accepted}
+        registered = _REGISTRY[name]
+        own_settings = _settings_of(name, own)
+        chosen = {k: v for k, v in settings.items() if k in registered.settings.names()}
         used.update(chosen)
-        factories.append((name, functools.partial(cls, **{**own, **chosen})))
-        judges.append(functools.partial(cls, **own))
+        factories.append((name, functools.partial(registered.detector, _settings_of(name, {**own, **chosen}))))
+        judges.append(functools.partial(registered.detector, own_settings))
     unused = set(settings) - used
     names = ", ".join(name for name, _ in members)
     if unused:

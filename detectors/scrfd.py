@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Annotated, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from detectors.backends import OnnxNet
+from detectors.backends import BACKENDS, OnnxNet
 from detectors.base import Detection, Detector
 from detectors.geometry import (
     ROTATE_CODES,
@@ -28,6 +30,7 @@ from detectors.geometry import (
 )
 from detectors.models import model_path
 from detectors.registry import register
+from detectors.settings import Distance, OneOf, Pixels, Score, Settings, Share, Within
 
 MODEL = "scrfd_2.5g_bnkps.onnx"
 # The side the network was trained at: the whole photo is also seen fitted into it, where large faces are found.
@@ -45,6 +48,19 @@ SCORE = 4
 LANDMARKS = slice(5, 15)
 NEEDED = 15
 COLUMNS = 16
+
+
+class Pass(NamedTuple):
+    """One of the detector's looks at a photo: its name, the candidates it adds and what it cost (seconds, forwards
+    of the network). ``ScrfdDetector.passes`` gives them, so a report can say what each pass costs and buys."""
+
+    name: str
+    rows: np.ndarray
+    seconds: float
+    forwards: int
+
+
+Looked = TypeVar("Looked")
 
 
 class TurnedLooks(NamedTuple):
@@ -108,7 +124,52 @@ def _stack(rows: list[np.ndarray]) -> np.ndarray:
     return np.vstack(rows) if rows else np.empty((0, COLUMNS), np.float32)
 
 
-@register("scrfd")
+def _rows(passes: Sequence[Pass]) -> np.ndarray:
+    """The candidates of every pass, in their order."""
+    return _stack([found.rows for found in passes])
+
+
+@dataclass(frozen=True)
+class ScrfdSettings(Settings):
+    """What ScrfdDetector takes; its docstring says what each setting does. The defaults are the measured default
+    (data/README.md says why each)."""
+
+    threshold: Score = 0.2
+    small_share: Share = 0.6
+    small_face: Pixels = 32
+    large_step: Share = 0.125
+    large_face: Share = 1 / 16
+    edge_share: Share = 0.85
+    confident: Score = 0.2
+    near_face: Distance = 0.25
+    closeup_side: Pixels = 320
+    closeup_face: Share = 1 / 3
+    brighten_below: Share = 0.35
+    brighten_to: Annotated[float, Within(0.01, 1, "a brightness")] = 0.6
+    brightened_floor: Score = 0.15
+    grey_share: Share = 0.85
+    edge_large: bool = True
+    roll_from: Annotated[float, Within(0, 45, "an angle in degrees")] = 16.0
+    rolled: bool = True
+    turned: Annotated[str, OneOf(TURNED_WHEN)] = "unless_upright"
+    turned_threshold: Score = 0.7
+    upright_enough: Score = 0.7
+    nms_iou: Share = 0.4
+    min_face: Annotated[int, Within(0)] = 6
+    max_side: Pixels = 2560
+    max_window: Annotated[int, Within(INPUT_MULTIPLE)] = 1280
+    window_overlap: Annotated[int, Within(0)] = 160
+    max_shrink: Share = 0.15
+    edge_margin: Distance = 2.0
+    backend: Annotated[str, OneOf(BACKENDS)] = "opencv"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.window_overlap >= self.max_window:
+            raise ValueError(f"window_overlap is less than max_window ({self.max_window}), not {self.window_overlap}")
+
+
+@register("scrfd", ScrfdSettings)
 class ScrfdDetector(Detector):
     """SCRFD-2.5G with the box, score and landmark decoding of the InsightFace export; the boxes of every pass are
     merged by NMS, then each is kept if it scores what a box of its kind needs.
@@ -156,107 +217,86 @@ class ScrfdDetector(Detector):
     Not thread-safe (one network per instance): give each thread its own detector.
     """
 
-    def __init__(
-        self,
-        threshold: float = 0.2,
-        small_share: float = 0.6,
-        small_face: int = 32,
-        large_step: float = 0.125,
-        large_face: float = 1 / 16,
-        edge_share: float = 0.85,
-        confident: float = 0.2,
-        near_face: float = 0.25,
-        closeup_side: int = 320,
-        closeup_face: float = 1 / 3,
-        brighten_below: float = 0.35,
-        brighten_to: float = 0.6,
-        brightened_floor: float = 0.15,
-        grey_share: float = 0.85,
-        edge_large: bool = True,
-        roll_from: float = 16.0,
-        rolled: bool = True,
-        turned: str = "unless_upright",
-        turned_threshold: float = 0.7,
-        upright_enough: float = 0.7,
-        nms_iou: float = 0.4,
-        min_face: int = 6,
-        max_side: int = 2560,
-        max_window: int = 1280,
-        window_overlap: int = 160,
-        max_shrink: float = 0.15,
-        edge_margin: float = 2.0,
-        backend: str = "opencv",
-    ) -> None:
-        if not 0 <= threshold <= 1:
-            raise ValueError(f"threshold is a score from 0 to 1, not {threshold}")
-        if turned not in TURNED_WHEN:
-            raise ValueError(f"turned is one of {', '.join(TURNED_WHEN)}, not {turned!r}")
-        self.threshold = threshold
-        self.small_threshold = small_share * threshold
-        self.small_face = small_face
-        self.large_threshold = threshold + large_step * (1 - threshold)
-        self.large_face = large_face
-        self.edge_share = edge_share
-        self.confident = confident
-        self.near_face = near_face
-        self.closeup_side = closeup_side
-        self.closeup_face = closeup_face
-        self.brighten_below = brighten_below
-        self.brighten_to = brighten_to
-        self.brightened_floor = brightened_floor
-        self.grey_share = grey_share
-        self.edge_large = edge_large
-        self.roll_from = roll_from
-        self.rolled = rolled
-        self.turned = turned
-        self.turned_threshold = turned_threshold
-        self.upright_enough = upright_enough
-        self.nms_iou = nms_iou
-        self.min_face = min_face
-        self.max_side = max_side
-        self.max_window = max_window
-        self.window_overlap = window_overlap
-        self.max_shrink = max_shrink
-        self.edge_margin = edge_margin
+    def __init__(self, settings: ScrfdSettings | None = None) -> None:
+        self.settings = settings = settings or ScrfdSettings()
+        self.small_threshold = settings.small_share * settings.threshold
+        self.large_threshold = settings.threshold + settings.large_step * (1 - settings.threshold)
         # Every candidate that a rule may look at is collected, whatever the threshold.
-        self._floor = min(self.small_threshold * edge_share, confident)
-        self._net = OnnxNet(any_size_model(model_path(MODEL)), backend)
+        self._floor = min(self.small_threshold * settings.edge_share, settings.confident)
+        self._net = OnnxNet(any_size_model(model_path(MODEL)), settings.backend)
+        self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._net.outputs):
             raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._net.outputs})")
 
     def _find(self, image: np.ndarray) -> list[Detection]:
-        brightened = self._brightened(image) if self.brighten_below else None
-        views = [image] if brightened is None else [image, brightened]
-        looked_at = views[-1]
-        candidates = self._in_views(views, self._whole)
-        turns = None
-        if self.turned == "always" or (self.turned == "unless_upright" and not self._clearly_upright(candidates)):
-            turns = self._turned_looks(looked_at)
+        return self.decide(self.passes(image), image)
+
+    def passes(self, image: np.ndarray) -> list[Pass]:
+        """The passes the photo asks for (see the class's docstring), each with its candidates and what it cost, in
+        the order their candidates are merged; a pass whose candidates are not kept is there with none."""
+        start = time.perf_counter()
+        brightened = self._brightened(image) if self.settings.brighten_below else None
+        brightening = time.perf_counter() - start
+        looked_at = image if brightened is None else brightened
+        done = [
+            self._timed("fitted", lambda: self._fitted(image)),
+            self._timed("close-up", lambda: self._closeup(image)),
+        ]
+        if brightened is not None:
+            lifted = self._timed("brightened fitted", lambda: self._lifted(self._fitted(brightened)))
+            done += [
+                lifted._replace(seconds=lifted.seconds + brightening),
+                self._timed("brightened close-up", lambda: self._lifted(self._closeup(brightened))),
+            ]
+        turns, looks = None, None
+        if self.settings.turned == "always" or (
+            self.settings.turned == "unless_upright" and not self._clearly_upright(_rows(done))
+        ):
+            turns, seconds, forwards = self._measured(lambda: self._turned_looks(looked_at))
+            looks = Pass("turned looks", turns.rows, seconds, forwards)
         # A turn that shows a clear face where the whole photo shows none upright: the photo is stored turned. Its
         # small faces are sought in the photo turned back (the windowed pass on the photo as stored would look at
         # faces lying on their side), and their lean is not a roll: the landmarks the network gives a face lying on
         # its side can read as one.
         clear_turn = turns is not None and turns.clear_angle is not None
-        if not (clear_turn and self.turned == "unless_upright"):
-            candidates = _stack([candidates, self._in_views(views, self._windowed)])
-            if self.rolled and not clear_turn and (roll := self._roll(candidates)) is not None:
-                candidates = _stack([candidates, self._rolled(looked_at, roll)])
-        if turns is not None and (clear_turn or self.turned == "always" or not self._clearly_upright(candidates)):
-            candidates = _stack([candidates, turns.rows])
-            if turns.clear_angle is not None:
-                candidates = _stack([candidates, self._turned_windows(looked_at, turns.clear_angle)])
-        if self.grey_share != 1.0 and _is_grey(image):
-            candidates[:, NEEDED] *= self.grey_share
+        if not (clear_turn and self.settings.turned == "unless_upright"):
+            done.append(self._timed("windowed", lambda: self._windowed(image)))
+            if brightened is not None:
+                done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
+            if self.settings.rolled and not clear_turn and (roll := self._roll(_rows(done))) is not None:
+                done.append(self._timed("rolled", lambda: self._rolled(looked_at, roll)))
+        if looks is not None and turns is not None:
+            if clear_turn or self.settings.turned == "always" or not self._clearly_upright(_rows(done)):
+                done.append(looks)
+                if turns.clear_angle is not None:
+                    angle = turns.clear_angle
+                    done.append(self._timed("turned windows", lambda: self._turned_windows(looked_at, angle)))
+            else:
+                done.append(looks._replace(rows=_stack([])))
+        return done
+
+    def decide(self, passes: Sequence[Pass], image: np.ndarray) -> list[Detection]:
+        """The faces the passes' candidates make: in a black-and-white photo every box needs ``grey_share`` of its
+        bar, then one box per face (``_decide``)."""
+        candidates = _rows(passes)
+        if self.settings.grey_share != 1.0 and _is_grey(image):
+            candidates[:, NEEDED] *= self.settings.grey_share
         return self._decide(candidates, image.shape[1], image.shape[0])
 
-    def _in_views(self, views: list[np.ndarray], passes: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Candidates of ``passes`` on the photo and on its brightened view, if any, where a box needs at least
-        ``brightened_floor``."""
-        rows = [passes(view) for view in views]
-        for lifted in rows[1:]:
-            lifted[:, NEEDED] = np.maximum(lifted[:, NEEDED], self.brightened_floor)
-        return _stack(rows)
+    def _timed(self, name: str, look: Callable[[], np.ndarray]) -> Pass:
+        return Pass(name, *self._measured(look))
+
+    def _measured(self, look: Callable[[], Looked]) -> tuple[Looked, float, int]:
+        """What ``look`` returns, its seconds and the network's forwards it took."""
+        forwards, start = self._forwards, time.perf_counter()
+        looked = look()
+        return looked, time.perf_counter() - start, self._forwards - forwards
+
+    def _lifted(self, rows: np.ndarray) -> np.ndarray:
+        """Candidates of the brightened view, where a box needs at least ``brightened_floor``."""
+        rows[:, NEEDED] = np.maximum(rows[:, NEEDED], self.settings.brightened_floor)
+        return rows
 
     def _decide(self, candidates: np.ndarray, width: int, height: int) -> list[Detection]:
         """One box per face (NMS over every pass), less hair and edges beside a face, less boxes under their bar or
@@ -264,17 +304,19 @@ class ScrfdDetector(Detector):
         if not len(candidates):
             return []
         rects = np.column_stack([candidates[:, :2], candidates[:, 2:4] - candidates[:, :2]])
-        kept = np.asarray(cv2.dnn.NMSBoxes(rects.tolist(), candidates[:, SCORE].tolist(), 0.0, self.nms_iou)).ravel()
+        kept = np.asarray(
+            cv2.dnn.NMSBoxes(rects.tolist(), candidates[:, SCORE].tolist(), 0.0, self.settings.nms_iou)
+        ).ravel()
         survivors = candidates[kept]
         scores = survivors[:, SCORE]
-        confident = survivors[scores >= self.confident]
+        confident = survivors[scores >= self.settings.confident]
         found = []
         for row, score in zip(survivors, scores, strict=True):
-            if score < row[NEEDED] or (score < self.threshold and self._beside(row, confident)):
+            if score < row[NEEDED] or (score < self.settings.threshold and self._beside(row, confident)):
                 continue
             x1, y1, x2, y2 = row[:4]
             box = box_detection(x1, y1, x2, y2, float(score), self.name).clipped(width, height)
-            if box is not None and min(box.w, box.h) >= self.min_face:
+            if box is not None and min(box.w, box.h) >= self.settings.min_face:
                 found.append(box)
         return found
 
@@ -283,8 +325,8 @@ class ScrfdDetector(Detector):
         that face's hair or edge, which the face's mask covers anyway, not another face."""
         cx, cy = (weak[0] + weak[2]) / 2, (weak[1] + weak[3]) / 2
         higher = confident[confident[:, SCORE] > weak[SCORE]]
-        grow_w = self.near_face * (higher[:, 2] - higher[:, 0])
-        grow_h = self.near_face * (higher[:, 3] - higher[:, 1])
+        grow_w = self.settings.near_face * (higher[:, 2] - higher[:, 0])
+        grow_h = self.settings.near_face * (higher[:, 3] - higher[:, 1])
         return bool(
             np.any(
                 (higher[:, 0] - grow_w <= cx)
@@ -294,20 +336,31 @@ class ScrfdDetector(Detector):
             )
         )
 
-    def _whole(self, image: np.ndarray) -> np.ndarray:
-        """Candidates of the passes that see the whole photo in one input: fitted into 640 px (a photo that small
-        is seen at full resolution), and the close-up look."""
+    def _fitted(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the whole photo fitted into 640 px (a photo that small is seen at full resolution), where
+        large faces are found."""
+        height, width = image.shape[:2]
+        scale = self._fitted_scale(width, height)
+        return self._with_needs(self._detect_at(image, scale), scale, width, height)
+
+    def _closeup(self, image: np.ndarray) -> np.ndarray:
+        """Candidates of the close-up look, the whole photo in ``closeup_side`` px, of faces of at least
+        ``closeup_face`` of the photo; nothing for a photo the fitted pass sees that small already."""
         height, width = image.shape[:2]
         longest = max(width, height)
+        if longest * self._fitted_scale(width, height) <= self.settings.closeup_side:
+            return _stack([])
+        scale = self.settings.closeup_side / longest
+        closeup = self._detect_at(image, scale)
+        side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
+        closeup = closeup[side >= self.settings.closeup_face * longest]
+        return self._with_needs(closeup, scale, width, height)
+
+    def _fitted_scale(self, width: int, height: int) -> float:
+        """The fitted pass's scale: the photo into 640 px, or the windowed pass's own for a photo that small."""
+        longest = max(width, height)
         fine = self.fine_scale(width, height)
-        scale = FITTED / longest if longest * fine > FITTED else fine
-        rows = [self._with_needs(self._detect_at(image, scale), scale, width, height)]
-        if longest * scale > self.closeup_side:
-            closeup = self._detect_at(image, self.closeup_side / longest)
-            side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
-            closeup = closeup[side >= self.closeup_face * longest]
-            rows.append(self._with_needs(closeup, self.closeup_side / longest, width, height))
-        return _stack(rows)
+        return FITTED / longest if longest * fine > FITTED else fine
 
     def _windowed(self, image: np.ndarray) -> np.ndarray:
         """Candidates of the full-resolution pass in windows, where small faces are seen; nothing for a photo that
@@ -323,10 +376,10 @@ class ScrfdDetector(Detector):
         input (``small_face``), and less if it reaches an edge of the photo (``edges``) with enough of it inside to be
         part of a face (half of ``small_face``)."""
         side = np.maximum(rows[:, 2] - rows[:, 0], rows[:, 3] - rows[:, 1])
-        needed = np.where(side * scale < self.small_face, self.small_threshold, self.threshold)
-        needed = np.where(side >= self.large_face * max(width, height), self.large_threshold, needed)
+        needed = np.where(side * scale < self.settings.small_face, self.small_threshold, self.settings.threshold)
+        needed = np.where(side >= self.settings.large_face * max(width, height), self.large_threshold, needed)
         if edges:
-            reach = self.edge_margin / scale
+            reach = self.settings.edge_margin / scale
             at_edge = (
                 (rows[:, 0] <= reach)
                 | (rows[:, 1] <= reach)
@@ -335,11 +388,11 @@ class ScrfdDetector(Detector):
             )
             inside_w = np.minimum(rows[:, 2], width) - np.maximum(rows[:, 0], 0)
             inside_h = np.minimum(rows[:, 3], height) - np.maximum(rows[:, 1], 0)
-            at_edge &= np.minimum(inside_w, inside_h) * scale >= self.small_face / 2
+            at_edge &= np.minimum(inside_w, inside_h) * scale >= self.settings.small_face / 2
             # A close-up's box at the edge keeps its own bar: a pet's head filling a corner scores like a cut face.
-            cut_large = self.edge_large & (side < self.closeup_face * max(width, height))
-            base = np.where(cut_large, np.minimum(needed, self.threshold), needed)
-            needed = np.where(at_edge, base * self.edge_share, needed)
+            cut_large = self.settings.edge_large & (side < self.settings.closeup_face * max(width, height))
+            base = np.where(cut_large, np.minimum(needed, self.settings.threshold), needed)
+            needed = np.where(at_edge, base * self.settings.edge_share, needed)
         return np.column_stack([rows[:, :NEEDED], needed]).astype(np.float32)
 
     def _brightened(self, image: np.ndarray) -> np.ndarray | None:
@@ -348,9 +401,9 @@ class ScrfdDetector(Detector):
         grey = cv2.cvtColor(np.ascontiguousarray(_sample(image)), cv2.COLOR_BGR2GRAY)
         lit = grey[grey > 0]
         bright = float(np.percentile(lit if lit.size else grey, 75)) / 255
-        if bright >= self.brighten_below:
+        if bright >= self.settings.brighten_below:
             return None
-        exponent = math.log(self.brighten_to) / math.log(max(bright, 1 / 255))
+        exponent = math.log(self.settings.brighten_to) / math.log(max(bright, 1 / 255))
         curve = np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
         return cv2.LUT(image, curve)
 
@@ -358,7 +411,7 @@ class ScrfdDetector(Detector):
         """The angle (degrees, counter-clockwise) that would turn the clear faces upright, if they lean together by
         ``roll_from`` or more, and by less than 45 (beyond, the photo is stored sideways: the turned passes' case):
         the median slope of their eye and mouth lines."""
-        clear = candidates[candidates[:, SCORE] >= self.upright_enough]
+        clear = candidates[candidates[:, SCORE] >= self.settings.upright_enough]
         if not len(clear):
             return None
         points = clear[:, LANDMARKS].reshape(-1, 5, 2)
@@ -366,7 +419,7 @@ class ScrfdDetector(Detector):
         mouth = points[:, 4] - points[:, 3]
         slopes = np.degrees(np.arctan2(eyes[:, 1] + mouth[:, 1], eyes[:, 0] + mouth[:, 0]))
         roll = float(np.median(slopes))
-        return roll if self.roll_from <= abs(roll) < 45 else None
+        return roll if self.settings.roll_from <= abs(roll) < 45 else None
 
     def _rolled(self, image: np.ndarray, roll: float) -> np.ndarray:
         """Candidates of the full-resolution and fitted passes on the photo turned upright by ``roll`` degrees, the
@@ -398,7 +451,7 @@ class ScrfdDetector(Detector):
     def _clearly_upright(self, candidates: np.ndarray) -> bool:
         """Whether an upright pass saw a face clearly (``upright_enough``) and taller than wide, so the photo is
         upright: the network also finds large sideways faces, but gives them wide boxes."""
-        clear = candidates[candidates[:, SCORE] >= self.upright_enough]
+        clear = candidates[candidates[:, SCORE] >= self.settings.upright_enough]
         return bool(np.any(clear[:, 3] - clear[:, 1] > clear[:, 2] - clear[:, 0]))
 
     def _turned_looks(self, image: np.ndarray) -> TurnedLooks:
@@ -410,16 +463,16 @@ class ScrfdDetector(Detector):
         view = resize_to(image, fitted)
         view_h, view_w = view.shape[:2]
         rows, best_angle, best_score = [], 0, 0.0
-        needed = max(self.turned_threshold, self.threshold)
+        needed = max(self.settings.turned_threshold, self.settings.threshold)
         for angle in TURNS:
-            for box in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.turned_threshold):
+            for box in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.settings.turned_threshold):
                 corners: Sequence[float] = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
                 rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
                 if box[SCORE] > best_score:
                     best_angle, best_score = angle, float(box[SCORE])
         return TurnedLooks(
             _stack([np.array(rows, np.float32).reshape(-1, COLUMNS)]),
-            best_angle if best_score >= self.upright_enough else None,
+            best_angle if best_score >= self.settings.upright_enough else None,
         )
 
     def _turned_windows(self, image: np.ndarray, angle: int) -> np.ndarray:
@@ -438,15 +491,15 @@ class ScrfdDetector(Detector):
     def fine_scale(self, width: int, height: int) -> float:
         """The scale of the windowed pass: full size up to ``max_side``, shrunk by at most ``max_shrink`` when that
         saves a row or column of windows (a 1300 x 1000 photo: one window at 0.98 instead of two at full size)."""
-        scale = min(1.0, self.max_side / max(width, height, 1))
+        scale = min(1.0, self.settings.max_side / max(width, height, 1))
 
         def windows(at: float) -> int:
-            rows = len(window_starts(round(height * at), self.max_window, self.window_overlap))
-            return rows * len(window_starts(round(width * at), self.max_window, self.window_overlap))
+            rows = len(window_starts(round(height * at), self.settings.max_window, self.settings.window_overlap))
+            return rows * len(window_starts(round(width * at), self.settings.max_window, self.settings.window_overlap))
 
         for side in sorted((width, height)):
-            fitted = self.max_window / side
-            if fitted < scale and fitted >= scale * (1 - self.max_shrink) and windows(fitted) < windows(scale):
+            fitted = self.settings.max_window / side
+            if fitted < scale and fitted >= scale * (1 - self.settings.max_shrink) and windows(fitted) < windows(scale):
                 return fitted
         return scale
 
@@ -456,10 +509,12 @@ class ScrfdDetector(Detector):
         scaled = resize_to(image, scale)
         height, width = scaled.shape[:2]
         window = (
-            even_window(width, self.max_window, self.window_overlap),
-            even_window(height, self.max_window, self.window_overlap),
+            even_window(width, self.settings.max_window, self.settings.window_overlap),
+            even_window(height, self.settings.max_window, self.settings.window_overlap),
         )
-        rows = np.array(list(boxes_by_window(scaled, window, self.window_overlap, self._run, self.edge_margin)))
+        rows = np.array(
+            list(boxes_by_window(scaled, window, self.settings.window_overlap, self._run, self.settings.edge_margin))
+        )
         to_image = np.full(NEEDED, 1 / scale, np.float32)
         to_image[SCORE] = 1
         return rows.reshape(-1, NEEDED).astype(np.float32) * to_image
@@ -479,6 +534,7 @@ class ScrfdDetector(Detector):
             value=(0, 0, 0),
         )
         outputs = self._net.run(input_blob(padded))
+        self._forwards += 1
         found = []
         for stride in STRIDES:
             scores = outputs[f"score_{stride}"].reshape(-1)

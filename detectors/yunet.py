@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Annotated
 
 import cv2
 import numpy as np
@@ -20,13 +22,51 @@ from detectors.geometry import (
 )
 from detectors.models import model_path
 from detectors.registry import register
+from detectors.settings import Distance, Pixels, Score, Settings, Share, Within
 
 MODEL = "face_detection_yunet_2023mar.onnx"
 # YuNet returns garbage (infinite boxes with score 1) on inputs a few pixels high, so inputs are padded to this.
 MIN_INPUT = 64
 
 
-@register("yunet")
+@dataclass(frozen=True)
+class YunetSettings(Settings):
+    """What YunetDetector takes; its docstring says what each setting does and why its default."""
+
+    threshold: Score = 0.2
+    medium_threshold: Score = 0.35
+    large_threshold: Score = 0.5
+    medium_face: Share = 1 / 32
+    large_face: Share = 1 / 16
+    confirm_score: Score = 0.2
+    solo_score: Score = 0.7
+    min_face: Annotated[int, Within(0)] = 10
+    coarse_side: Pixels = 480
+    max_side: Pixels = 4096
+    max_step: Annotated[float, Within(1)] = 6.0
+    upscale: Annotated[float, Within(0)] = 2.0
+    upscale_max_side: Pixels = 1280
+    mirror: bool = True
+    mirror_max_side: Pixels = 1280
+    rotations: tuple[int, ...] = (90, 270)
+    rotated_threshold: Score = 0.8
+    rotated_side: Pixels | None = None
+    tile: Annotated[int, Within(MIN_INPUT)] = 1280
+    tile_overlap: Annotated[int, Within(0)] = 320
+    edge_margin: Distance = 2.0
+    nms_iou: Share = 0.3
+    top_k: Pixels = 5000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for angle in self.rotations:
+            if angle not in ROTATE_CODES:
+                raise ValueError(f"rotations are 90, 180 or 270 degrees, not {angle}")
+        if self.tile_overlap >= self.tile:
+            raise ValueError(f"tile_overlap is less than tile ({self.tile}), not {self.tile_overlap}")
+
+
+@register("yunet", YunetSettings)
 class YunetDetector(Detector):
     """YuNet at full resolution (capped at ``max_side``), on a copy of longest side ``coarse_side`` for
     close-ups, with a middle pass when those two are more than ``max_step`` apart, on a ``upscale``-times
@@ -66,90 +106,44 @@ class YunetDetector(Detector):
     Not thread-safe: one cv2.FaceDetectorYN per instance, and it keeps per-call state (its input size).
     """
 
-    def __init__(
-        self,
-        threshold: float = 0.2,
-        medium_threshold: float = 0.35,
-        large_threshold: float = 0.5,
-        medium_face: float = 1 / 32,
-        large_face: float = 1 / 16,
-        confirm_score: float = 0.2,
-        solo_score: float = 0.7,
-        min_face: int = 10,
-        coarse_side: int = 480,
-        max_side: int = 4096,
-        max_step: float = 6.0,
-        upscale: float = 2.0,
-        upscale_max_side: int = 1280,
-        mirror: bool = True,
-        mirror_max_side: int = 1280,
-        rotations: tuple[int, ...] = (90, 270),
-        rotated_threshold: float = 0.8,
-        rotated_side: int | None = None,
-        tile: int = 1280,
-        tile_overlap: int = 320,
-        edge_margin: float = 2.0,
-        nms_iou: float = 0.3,
-        top_k: int = 5000,
-    ) -> None:
-        self.threshold = threshold
-        self.medium_threshold = max(threshold, medium_threshold)
-        self.large_threshold = max(threshold, medium_threshold, large_threshold)
-        self.medium_face = medium_face
-        self.large_face = large_face
-        self.confirm_score = confirm_score
-        self.solo_score = solo_score
-        self.min_face = min_face
-        self.coarse_side = coarse_side
-        self.max_side = max_side
-        self.max_step = max_step
-        self.upscale = upscale
-        self.upscale_max_side = upscale_max_side
-        self.mirror = mirror
-        self.mirror_max_side = mirror_max_side
-        for angle in rotations:
-            if angle not in ROTATE_CODES:
-                raise ValueError(f"rotations are 90, 180 or 270 degrees, not {angle}")
-        self.rotations = tuple(rotations)
-        self.rotated_threshold = max(threshold, rotated_threshold)
-        self.rotated_side = coarse_side if rotated_side is None else rotated_side
-        self.tile = tile
-        self.tile_overlap = tile_overlap
-        self.edge_margin = edge_margin
-        self.nms_iou = nms_iou
-        self._net = cv2.FaceDetectorYN.create(str(model_path(MODEL)), "", (320, 320), threshold, 0.3, top_k)
+    def __init__(self, settings: YunetSettings | None = None) -> None:
+        self.settings = settings = settings or YunetSettings()
+        self._net = cv2.FaceDetectorYN.create(
+            str(model_path(MODEL)), "", (320, 320), settings.threshold, 0.3, settings.top_k
+        )
 
     def scales(self, width: int, height: int) -> list[float]:
         """The image scales YuNet runs at, largest first."""
         longest = max(width, height, 1)
-        fine = min(1.0, self.max_side / longest)
+        fine = min(1.0, self.settings.max_side / longest)
         scales = [fine]
-        if self.upscale > 1 and longest * self.upscale <= self.upscale_max_side:
-            scales.insert(0, self.upscale)
-        if longest > self.coarse_side:
-            coarse = self.coarse_side / longest
-            if fine / coarse > self.max_step:
+        if self.settings.upscale > 1 and longest * self.settings.upscale <= self.settings.upscale_max_side:
+            scales.insert(0, self.settings.upscale)
+        if longest > self.settings.coarse_side:
+            coarse = self.settings.coarse_side / longest
+            if fine / coarse > self.settings.max_step:
                 scales.append(math.sqrt(fine * coarse))
             scales.append(coarse)
         return scales
 
     def mirror_scales(self, width: int, height: int) -> list[float]:
         """The scales of the mirrored passes: the finest up to ``mirror_max_side`` and the coarse one."""
-        if not self.mirror:
+        if not self.settings.mirror:
             return []
         longest = max(width, height, 1)
-        scales = [min(1.0, self.mirror_max_side / longest)]
-        if longest > self.coarse_side:
-            scales.append(self.coarse_side / longest)
+        scales = [min(1.0, self.settings.mirror_max_side / longest)]
+        if longest > self.settings.coarse_side:
+            scales.append(self.settings.coarse_side / longest)
         return list(dict.fromkeys(scales))
 
     def needed_score(self, box_height: float, longest_side: int) -> float:
         """The score a box of this height needs: larger boxes need more, since a false one paints more."""
-        if box_height >= self.large_face * longest_side:
-            return self.large_threshold
-        if box_height >= self.medium_face * longest_side:
-            return self.medium_threshold
-        return self.threshold
+        settings = self.settings
+        if box_height >= settings.large_face * longest_side:
+            return max(settings.threshold, settings.medium_threshold, settings.large_threshold)
+        if box_height >= settings.medium_face * longest_side:
+            return max(settings.threshold, settings.medium_threshold)
+        return settings.threshold
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
@@ -158,13 +152,15 @@ class YunetDetector(Detector):
         longest = max(width, height)
         kept = [d for own, found in enumerate(passes) for d in found if self._accepted(d, longest, passes, own)]
         turned = []
-        rotated_scale = min(1.0, self.rotated_side / longest)
-        small = resize_to(image, rotated_scale) if self.rotations else image
-        for angle in self.rotations:
+        rotated_side = self.settings.coarse_side if self.settings.rotated_side is None else self.settings.rotated_side
+        rotated_scale = min(1.0, rotated_side / longest)
+        small = resize_to(image, rotated_scale) if self.settings.rotations else image
+        for angle in self.settings.rotations:
             turned.extend(self._detect_on(small, rotated_scale, angle=angle))
-        turned = [d for d in turned if d.score >= max(self.rotated_threshold, self.needed_score(d.h, longest))]
-        upright = merge_overlapping(kept, iou_threshold=self.nms_iou)
-        return self._better_of(upright, merge_overlapping(turned, iou_threshold=self.nms_iou))
+        rotated_threshold = max(self.settings.rotated_threshold, self.settings.threshold)
+        turned = [d for d in turned if d.score >= max(rotated_threshold, self.needed_score(d.h, longest))]
+        upright = merge_overlapping(kept, iou_threshold=self.settings.nms_iou)
+        return self._better_of(upright, merge_overlapping(turned, iou_threshold=self.settings.nms_iou))
 
     def _accepted(self, box: Detection, longest: int, passes: list[list[Detection]], own: int) -> bool:
         """Whether a box of pass ``own`` is kept: it scores what its size needs and, unless it is small or scores
@@ -172,10 +168,10 @@ class YunetDetector(Detector):
         face means overlapping by IoU, not containment: a small face inside a large false box must not confirm it."""
         if box.score < self.needed_score(box.h, longest):
             return False
-        if box.h < self.medium_face * longest or box.score >= self.solo_score:
+        if box.h < self.settings.medium_face * longest or box.score >= self.settings.solo_score:
             return True
         return any(
-            other.score >= self.confirm_score and box.iou(other) >= self.nms_iou
+            other.score >= self.settings.confirm_score and box.iou(other) >= self.settings.nms_iou
             for index, found in enumerate(passes)
             if index != own
             for other in found
@@ -187,7 +183,7 @@ class YunetDetector(Detector):
         envelope would paint the photo around every upright face."""
         kept = list(upright)
         for box in turned:
-            rivals = [d for d in kept if same_face(box, d, self.nms_iou)]
+            rivals = [d for d in kept if same_face(box, d, self.settings.nms_iou)]
             if all(box.score > d.score for d in rivals):
                 kept = [d for d in kept if d not in rivals] + [box]
         return kept
@@ -206,9 +202,11 @@ class YunetDetector(Detector):
         elif angle:
             scaled = cv2.rotate(scaled, ROTATE_CODES[angle])
         found = []
-        for *corners, score in boxes_by_window(scaled, self.tile, self.tile_overlap, self._run, self.edge_margin):
+        for *corners, score in boxes_by_window(
+            scaled, self.settings.tile, self.settings.tile_overlap, self._run, self.settings.edge_margin
+        ):
             x1, y1, x2, y2 = corners
-            if y2 - y1 < self.min_face:
+            if y2 - y1 < self.settings.min_face:
                 continue
             if mirrored:
                 x1, x2 = scaled_w - x2, scaled_w - x1
@@ -225,6 +223,6 @@ class YunetDetector(Detector):
         boxes = []
         for face in faces if faces is not None else ():
             x, y, w, h, score = (float(v) for v in (*face[:4], face[14]))
-            if score >= self.threshold and w > 0 and h > 0 and np.isfinite(face[:4]).all():
+            if score >= self.settings.threshold and w > 0 and h > 0 and np.isfinite(face[:4]).all():
                 boxes.append((x, y, x + w, y + h, score))
         return boxes

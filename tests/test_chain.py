@@ -15,6 +15,7 @@ import detectors
 from anonymizer.options import DEFAULT_DETECTOR
 from detectors import Chain, Detection, Detector, ModelMissingError, models
 from detectors.registry import unregister
+from detectors.settings import Settings
 from testing.images import ASTRONAUT_FACE, astronaut_bgr
 
 FACE = Detection(*ASTRONAUT_FACE, 1.0, "truth")
@@ -26,12 +27,12 @@ class Scripted(Detector):
     boxes: tuple[tuple[int, int, int, int, float], ...] = ()
     calls = 0
 
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = threshold
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         type(self).calls += 1
-        return [Detection(x, y, w, h, s, self.name) for x, y, w, h, s in self.boxes if s >= self.threshold]
+        return [Detection(x, y, w, h, s, self.name) for x, y, w, h, s in self.boxes if s >= self.settings.threshold]
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def scripted() -> Iterator[dict[str, type[Scripted]]]:
     classes = {}
     for name, boxes in specs.items():
         cls = type(f"Scripted_{name}", (Scripted,), {"boxes": boxes, "calls": 0})
-        classes[name] = detectors.register(name)(cls)
+        classes[name] = detectors.register(name, Settings)(cls)
     yield classes
     for name in specs:
         unregister(name)
@@ -75,8 +76,8 @@ def test_unknown_name_lists_what_exists() -> None:
 def test_settings_go_to_the_members_that_take_them() -> None:
     chain = detectors.create("ssd,haar", threshold=0.8, min_neighbors=7, overlap=None)
     ssd, haar = chain.members
-    assert (ssd.threshold, ssd.overlap) == (0.8, 0.3)
-    assert (haar.threshold, haar.min_neighbors) == (0.8, 7)
+    assert (ssd.settings.threshold, ssd.settings.overlap) == (0.8, 0.3)
+    assert (haar.settings.threshold, haar.settings.min_neighbors) == (0.8, 7)
     with pytest.raises(ValueError, match="min_neightbors"):
         detectors.create("ssd,haar", min_neightbors=7)
 
@@ -86,9 +87,12 @@ def test_members_take_their_own_bracketed_settings() -> None:
     ``create`` still reach every member that takes them."""
     chain = detectors.create("union:haar[min_neighbors=7 scale_factor=1.2],HAAR", threshold=0.6)
     assert chain.policy == "union"
-    assert [(m.min_neighbors, m.scale_factor, m.threshold) for m in chain.members] == [(7, 1.2, 0.6), (5, 1.1, 0.6)]
+    assert [(m.settings.min_neighbors, m.settings.scale_factor, m.settings.threshold) for m in chain.members] == [
+        (7, 1.2, 0.6),
+        (5, 1.1, 0.6),
+    ]
     centerface = detectors.create("centerface[threshold=0.25 input_sizes=(768,)]")
-    assert (centerface.threshold, list(centerface._nets)) == (0.25, [768])
+    assert (centerface.settings.threshold, list(centerface._nets)) == (0.25, [768])
     for bad, message in (
         ("haar[min_neighbors=7", "cannot read detector"),
         ("haar[min_neighbors]", "cannot read setting"),
@@ -113,7 +117,7 @@ def test_thorough_preset_unions_scrfd_and_yunet_and_finds_the_astronaut_once() -
     thorough = detectors.create("thorough")
     assert "thorough" in detectors.available()
     assert [m.name for m in thorough.members] == ["scrfd", "yunet"]
-    assert thorough.members[0].turned == "always", "SCRFD's turned pass runs on every photo in the preset"
+    assert thorough.members[0].settings.turned == "always", "SCRFD's turned pass runs on every photo in the preset"
     found = thorough.detect(astronaut_bgr())
     assert len(found) == 1 and found[0].detector == "scrfd+yunet"
     assert found[0].iou(Detection(*ASTRONAUT_FACE, 1.0, "truth")) >= 0.5
@@ -211,3 +215,24 @@ def test_missing_weights_without_haar_are_one_clear_error(empty_models_dir: Path
         detectors.create("yunet")
     with pytest.raises(ModelMissingError, match="photo-anon models download"):
         detectors.create("union:yunet,centerface")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("scrfd[small_share=1.5]", "detector 'scrfd': small_share is a share from 0 to 1, not 1.5"),
+        ("scrfd[max_side=2.5]", "detector 'scrfd': max_side takes a whole number, not 2.5"),
+        ("scrfd[max_window=640 window_overlap=640]", "window_overlap is less than max_window"),
+        ("yunet[rotated_side=0]", "detector 'yunet': rotated_side is 1 or more, not 0"),
+        ("haar[frontal='alt3']", "detector 'haar': frontal is one of default, alt2, not 'alt3'"),
+        ("ssd[overlap=1]", "detector 'ssd': overlap is a share under 1, not 1"),
+        ("centerface[input_sizes=('768',)]", r"input_sizes takes a tuple such as \(640, 320\), not \('768',\)"),
+    ],
+)
+def test_a_setting_outside_what_it_may_be_is_refused_before_any_weight_loads(
+    spec: str, message: str, empty_models_dir: Path
+) -> None:
+    """Each setting is checked against its field (kind, range, choices) when the spec is read, so a bad value is one
+    line naming it even on a machine without the weights."""
+    with pytest.raises(ValueError, match=message):
+        detectors.create(spec)

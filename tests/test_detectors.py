@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -370,7 +371,7 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     image, boxes = composite((1000, 750), [(125, 100, 75), (525, 375, 112)], 160)
     sideways, turned_boxes = rotate_image_and_boxes(image, boxes, 1)
     scrfd = detectors.create("scrfd")
-    leaning = _stack([scrfd._whole(sideways), scrfd._windowed(sideways)])
+    leaning = _stack([scrfd._fitted(sideways), scrfd._closeup(sideways), scrfd._windowed(sideways)])
     assert scrfd._roll(leaning) is not None, "the fixture no longer reads as leaning"
     searched, rolled = [], []
     windowed, turned_windows = scrfd._windowed, scrfd._turned_windows
@@ -384,7 +385,7 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     assert rolled == []
     for box in turned_boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
-    monkeypatch.setattr(scrfd, "turned", "always")
+    monkeypatch.setattr(scrfd, "settings", replace(scrfd.settings, turned="always"))
     searched.clear()
     scrfd.detect(sideways)
     assert searched == ["as stored", 270], "the strict look runs every pass"
