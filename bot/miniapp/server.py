@@ -168,8 +168,9 @@ class Editor:
             await self.paint(caller, chosen)
         except Refused as refusal:
             return answer_refusal(refusal)
-        try:
-            await self.deployment.originals.update(caller.chat_id, caller.result_id, chosen)
+        try:  # counted as the render it cost (bot.handlers.choose.repaint)
+            remembered = replace(chosen, renders=chosen.renders + 1)
+            await self.deployment.originals.update(caller.chat_id, caller.result_id, remembered)
         except (RedisError, OSError) as error:  # the picture is in place; only the next editor starts afresh
             logger.warning("chat %s: the editor's choice not remembered (%s)", caller.chat_id, type(error).__name__)
         return web.json_response({"ok": True}, headers=API_HEADERS)
