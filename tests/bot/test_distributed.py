@@ -417,7 +417,7 @@ async def test_one_fronts_result_is_edited_in_the_editor_another_front_serves(
     try:
         async with aiohttp.ClientSession() as http:
             for port in ports:
-                await until_healthy(http, port)
+                await until_answering(http, f"http://127.0.0.1:{port}/webhook")
             message = telegram.send_photo(user, jpeg(image))
             update = {"update_id": telegram.update_id_of(message), "message": message}
             secret = {"X-Telegram-Bot-Api-Secret-Token": "webhook-secret"}
@@ -442,17 +442,16 @@ async def test_one_fronts_result_is_edited_in_the_editor_another_front_serves(
     assert sum(counted) == 3, "calls not counted across fronts"
 
 
-async def until_healthy(http: aiohttp.ClientSession, port: int, timeout: float = 60) -> None:
-    """Until a front's web server answers /health."""
+async def until_answering(http: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
+    """Until a front's listener answers at `url` at all (a webhook's path refuses a GET: it is up)."""
     give_up = time.monotonic() + timeout
     while True:
         try:
-            async with http.get(f"http://127.0.0.1:{port}/health") as health:
-                if health.status == 200:
-                    return
+            async with http.get(url):
+                return
         except aiohttp.ClientConnectionError:
             pass
-        assert time.monotonic() < give_up, f"the front on port {port} did not start"
+        assert time.monotonic() < give_up, f"nothing answers at {url}"
         await asyncio.sleep(0.2)
 
 
