@@ -5,7 +5,8 @@
 
 Real processes: a redis-server, worker machines (`python -m bot.worker`, one process each) and a front (`python -m
 bot`), driven over HTTP by the fake Bot API. Twenty users send photos, albums, image files and videos, each about
-every few seconds; one more user sends, the whole time, PNGs of 60 megapixels in a few hundred kilobytes each. A
+every few seconds; one more user sends, the whole time, PNGs of 60 megapixels in a few hundred kilobytes each (priced by their pixels:
+refused as too slow when the bot is busy, answered when it has the time). A
 worker machine is killed every KILL_EVERY_S and started again; Redis is restarted once, halfway. Afterwards:
 
 - every update got exactly one final answer: a picture, or an honest refusal or apology in one text;
@@ -70,6 +71,9 @@ REFUSALS = (
     ENGLISH.too_slow,
     ENGLISH.too_many_pixels.split("{")[0],
 )
+# A picture answered with the news that it has no face (a hostile user's flat 60 MP picture, priced by its pixels,
+# fits an idle moment).
+NO_FACE = (ENGLISH.no_face, ENGLISH.album_no_face, ENGLISH.video_no_face)
 # Interim texts of a video, edited into its final answer or removed when the video is back.
 VIDEO_INTERIM = (ENGLISH.video_status, ENGLISH.video_waiting, ENGLISH.video_progress.split("{")[0])
 
@@ -175,7 +179,8 @@ def final_answers(telegram: FakeTelegramServer, message: dict[str, Any]) -> list
 
 
 def kind_of_answer(call: Call) -> str:
-    if call.method != "sendMessage" and call.method != "editMessageText":
+    """"picture" (or the answer that it has no face), "refusal", or "other" (which must not happen)."""
+    if call.method not in ("sendMessage", "editMessageText") or call.text.startswith(NO_FACE):
         return "picture"
     if call.text.startswith(REFUSALS):
         return "refusal"
@@ -258,6 +263,5 @@ def test_a_public_bot_soaked_with_faults_answers_everything_once_and_in_time(
     assert not twice, f"{len(twice)} update(s) answered twice: {Counter(twice)}"
     assert not others, f"answers that are neither a picture nor a refusal: {others[:5]}"
     assert not late, f"answers past the budget: {late[:10]}"
-    assert counts["hostile:picture"] == 0, "a 60 MP picture was processed"
     for role, peak in outcome["peaks"].items():
         assert peak <= MEMORY_LIMITS[role], f"the {role} grew to {peak / MB:.0f} MB"

@@ -133,6 +133,19 @@ def check_admission(tickets: Sequence[Ticket], capacity: Capacity, limits: Limit
         raise BusyError(retry_after(backlog, lane_capacity))
 
 
+def check_reprice(tickets: Sequence[Ticket], capacity: Capacity, limits: Limits, repriced: Ticket) -> None:
+    """Raise as `check_admission` does unless a request priced again (its files read: their real size) keeps its
+    place: a lower price always does; a higher one if the request would have been admitted at it when it was. The
+    check runs as of its admission, not now: the time since went on work the backlog does not count down."""
+    before = next((ticket for ticket in tickets if ticket.id == repriced.id), None)
+    if before is None:
+        raise UnavailableError  # past its deadline, or its ledger lost it
+    if repriced.work <= before.work:
+        return
+    others = [ticket for ticket in tickets if ticket.id != repriced.id]
+    check_admission(others, capacity, limits, repriced, repriced.admitted_at)
+
+
 def video_may_start(tickets: Sequence[Ticket], capacity: Capacity, limits: Limits, ticket: Ticket, now: float) -> bool:
     """Whether this video may take a worker process now: it is the oldest waiting, a video slot is free, and the
     photos admitted still fit their deadlines (the earliest, for all of their work: erring early) on the processes
@@ -167,8 +180,8 @@ class Ledger(Protocol):
         """Record `request` if `check_admission` lets it in; else raise as it does."""
 
     async def reprice(self, ticket: Ticket, work: float, pictures: int) -> Ticket:
-        """The ticket at the price its pictures turned out to have, if `check_admission` lets it in at that price
-        among the others; else raise as it does (the old ticket stays until released)."""
+        """The ticket at the price its pictures turned out to have, if `check_reprice` lets it keep its place; else
+        raise as it does (the old ticket stays until released)."""
 
     async def release(self, ticket: Ticket) -> None:
         """Forget an answered request."""
@@ -191,10 +204,9 @@ class LocalLedger:
         self.tickets.append(request)
 
     async def reprice(self, ticket: Ticket, work: float, pictures: int) -> Ticket:
-        others = [other for other in self.tickets if other.id != ticket.id]
         repriced = replace(ticket, work=work, pictures=pictures)
-        check_admission(others, self.capacity, self.limits, repriced, self.clock())
-        self.tickets = [*others, repriced]
+        check_reprice(live(self.tickets, self.clock()), self.capacity, self.limits, repriced)
+        self.tickets = [repriced if other.id == ticket.id else other for other in self.tickets]
         return repriced
 
     async def release(self, ticket: Ticket) -> None:

@@ -9,8 +9,10 @@ front next changes the ledger removes it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -27,6 +29,7 @@ from bot.admission import (
     Ticket,
     UnavailableError,
     check_admission,
+    check_reprice,
     live,
     video_may_start,
 )
@@ -37,8 +40,10 @@ from bot.cluster.workers import capacity_of, census
 logger = logging.getLogger(__name__)
 
 # A change that keeps meeting other fronts' changes gives up after this many reads; the request is then told the
-# bot is busy, which only a storm of admissions far beyond any queue limit could cause.
+# bot is busy, which only a storm of admissions far beyond any queue limit could cause. Between reads a front waits
+# up to RETRY_SPREAD_S, at random.
 MAX_ATTEMPTS = 50
+RETRY_SPREAD_S = 0.005
 
 # What a change of the ledger writes: tickets to set, or None for no change at all.
 Change = Callable[[list[Ticket], Capacity, float], dict[str, Ticket] | None]
@@ -66,6 +71,7 @@ class RedisLedger:
         self.limits = limits
         self.front = front
         self.clock = clock
+        self._one_at_a_time = asyncio.Lock()
 
     async def admit(self, request: Ticket) -> None:
         def change(tickets: list[Ticket], capacity: Capacity, now: float) -> dict[str, Ticket]:
@@ -78,10 +84,7 @@ class RedisLedger:
         repriced = replace(ticket, work=work, pictures=pictures)
 
         def change(tickets: list[Ticket], capacity: Capacity, now: float) -> dict[str, Ticket]:
-            if not any(other.id == ticket.id for other in tickets):
-                raise UnavailableError  # past its deadline, or Redis lost it
-            others = [other for other in tickets if other.id != ticket.id]
-            check_admission(others, capacity, self.limits, repriced, now)
+            check_reprice(tickets, capacity, self.limits, repriced)
             return {repriced.id: repriced}
 
         await self._decide(change)
@@ -124,26 +127,36 @@ class RedisLedger:
             raise UnavailableError from None
 
     async def _transact(self, change: Change) -> bool:
-        """Apply `change` to the live tickets atomically; True if it wrote (or had nothing to write)."""
-        for _ in range(MAX_ATTEMPTS):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(keys.ADMITTED)
-                    now = self.clock()
-                    counted, stale = await self._read(pipe, now)
-                    capacity = capacity_of(await census(pipe))
-                    writes = change(counted, capacity, now)
-                    pipe.multi()
-                    if stale:
-                        pipe.hdel(keys.ADMITTED, *stale)
-                    if writes:
-                        pipe.hset(keys.ADMITTED, mapping={id_: encoded(t) for id_, t in writes.items()})
-                    pipe.set(keys.front_key(self.front), 1, px=int(HEARTBEAT_TTL_S * 1000))
-                    await pipe.execute()
-                    return writes is not None
-                except WatchError:
-                    continue
+        """Apply `change` to the live tickets atomically; True if it wrote (or had nothing to write). This front's
+        own changes go one at a time (they would only invalidate each other); another front's change meanwhile
+        costs a read again, after a short random wait so that fronts do not keep colliding."""
+        async with self._one_at_a_time:
+            for attempt in range(MAX_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, RETRY_SPREAD_S))  # noqa: S311 (spreading, not secrecy)
+                if (written := await self._attempt(change)) is not None:
+                    return written
         raise BusyError(1)
+
+    async def _attempt(self, change: Change) -> bool | None:
+        """One read-decide-write; None when another front changed the ledger meanwhile."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(keys.ADMITTED)
+                now = self.clock()
+                counted, stale = await self._read(pipe, now)
+                capacity = capacity_of(await census(pipe))
+                writes = change(counted, capacity, now)
+                pipe.multi()
+                if stale:
+                    pipe.hdel(keys.ADMITTED, *stale)
+                if writes:
+                    pipe.hset(keys.ADMITTED, mapping={id_: encoded(t) for id_, t in writes.items()})
+                pipe.set(keys.front_key(self.front), 1, px=int(HEARTBEAT_TTL_S * 1000))
+                await pipe.execute()
+            except WatchError:
+                return None
+            return writes is not None
 
     async def _read(self, pipe: Pipeline, now: float) -> tuple[list[Ticket], list[str]]:
         """The tickets that count, and the ids of those past their deadline or of a front that is gone."""

@@ -234,6 +234,16 @@ SCENARIOS = [
         ),
     ),
     Scenario(
+        "a file priced again after its download is judged as of its admission, not of the seconds since",
+        (
+            admit("photos", user=1, work=6.0, seconds=10),
+            admit("file", user=2, work=1.0, seconds=10),
+            advance(6),  # the download took a while: 6 s + (6 + 2) s x 1.25 / 2 would end past 10 s
+            reprice("file", work=2.0),
+            reprice("file", work=0.5),  # a lower price always stands
+        ),
+    ),
+    Scenario(
         "a request past its deadline stops counting",
         (
             admit("stuck", user=1, work=14.0, seconds=15),
