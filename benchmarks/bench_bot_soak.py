@@ -5,9 +5,9 @@
 
 Real processes: a redis-server, worker machines (`python -m bot.worker`, one process each) and a front (`python -m
 bot`), driven over HTTP by the fake Bot API. Twenty users send photos, albums, image files and videos, each about
-every few seconds; one more user sends, the whole time, PNGs of 60 megapixels in a few hundred kilobytes each (priced by their pixels:
-refused as too slow when the bot is busy, answered when it has the time). A
-worker machine is killed every KILL_EVERY_S and started again; Redis is restarted once, halfway. Afterwards:
+every few seconds; one more user sends, the whole time, PNGs of 60 megapixels in a few hundred kilobytes each
+(priced by their pixels: refused as too slow when the bot is busy, answered when it has the time). A worker machine
+is killed every KILL_EVERY_S and started again; Redis is restarted once, halfway. Afterwards:
 
 - every update got exactly one final answer: a picture, or an honest refusal or apology in one text;
 - no photo, album or file was answered later than the 15 s budget (a killed machine's job ends in an apology at
