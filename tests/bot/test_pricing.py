@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from anonymizer.options import MediaKind, Result
+from anonymizer.options import MediaKind, Options, Result
+from bot.handlers.common import real_size
 from bot.pricing import JobSize, SpeedModel
+from testing.hostile import flat_png
 
 CURVE = [(0.26, 0.1), (2.1, 1.0), (12.6, 2.0)]
 
@@ -34,3 +36,15 @@ def test_a_second_look_costs_more_than_a_first() -> None:
     speed = SpeedModel(CURVE)
     first = speed.estimate_seconds(JobSize(MediaKind.IMAGE, pixels=2_100_000))
     assert speed.estimate_seconds(JobSize(MediaKind.IMAGE, pixels=2_100_000, strict=True)) > 2 * first
+
+
+async def test_a_document_is_priced_by_the_pixels_its_header_declares_not_by_its_bytes() -> None:
+    """Less than a megabyte of PNG that decodes to 60 megapixels costs what 60 megapixels cost."""
+    speed = SpeedModel(CURVE)
+    bomb = flat_png(7745, 7745)
+    assert len(bomb) < 1_000_000
+    by_bytes = JobSize(MediaKind.IMAGE, size_bytes=len(bomb))
+    by_header = await real_size(bomb, by_bytes, Options())
+    assert by_header.pixels == 7745 * 7745
+    assert speed.estimate_seconds(by_header) == pytest.approx(speed.estimate_seconds(JobSize(pixels=7745 * 7745)))
+    assert speed.estimate_seconds(by_header) > 5 * speed.estimate_seconds(by_bytes)
