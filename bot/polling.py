@@ -9,6 +9,11 @@ video) stays unconfirmed until that one is done. So that a bot killed meanwhile 
 answered beyond the offset are kept: in a small file for the embedded bot (`AnsweredUpdates`), as the claims in
 Redis for the cluster's fronts (`bot.cluster.updates.DeduplicateUpdates`). What is left is the instant between an
 answer and its record.
+
+getUpdates returns at most UPDATES_PER_CALL updates from the offset. Held at a video that waits minutes for its
+lane, the offset would leave a busy bot a window full of updates it has already taken, and nothing new would reach
+it. So when a poll brings nothing new in a full window, the oldest update still running stops holding the offset:
+it goes on and is answered, but a bot killed before that would not be given it again.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ logger = logging.getLogger(__name__)
 # While updates are being handled Telegram returns them again at once (they are unconfirmed), so the next poll
 # waits this long instead of spinning.
 BUSY_POLL_INTERVAL_S = 0.25
+# Telegram's (and getUpdates' default) largest batch.
+UPDATES_PER_CALL = 100
 # Waits after a failed getUpdates, growing to the last.
 RETRY_DELAYS = (0.5, 1, 2, 5)
 
@@ -86,14 +93,22 @@ async def poll_until_answered(
     await dispatcher.emit_startup(bot=bot, **workflow)
     logger.info("polling; an update is confirmed to Telegram only once answered")
     running: dict[int, asyncio.Task[Any]] = {}
+    # The running updates the offset waits for: all of them, but for those let go to keep the window open.
+    holding: set[int] = set()
     taken_below = 0
     outage = Outage("Telegram's getUpdates", RETRY_DELAYS, logger)
     try:
         while not stop.is_set():
-            offset = min(running) if running else taken_below or None
+            holding &= running.keys()
+            offset = min(holding) if holding else taken_below or None
             if answered is not None and offset is not None:
                 answered.confirmed_below(offset)
-            request = GetUpdates(offset=offset, timeout=0 if running else polling_timeout, allowed_updates=allowed)
+            request = GetUpdates(
+                offset=offset,
+                limit=UPDATES_PER_CALL,
+                timeout=0 if running else polling_timeout,
+                allowed_updates=allowed,
+            )
             fetch = asyncio.ensure_future(bot(request, request_timeout=int(polling_timeout + 30)))
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -117,14 +132,21 @@ async def poll_until_answered(
                     continue
                 task = asyncio.create_task(dispatcher.feed_update(bot, update))
                 running[update.update_id] = task
+                holding.add(update.update_id)
                 task.add_done_callback(partial(_finished, running, answered, update.update_id))
-            if running and not fresh:
+            if not fresh and len(updates) >= UPDATES_PER_CALL and holding:
+                oldest = min(holding)
+                holding.discard(oldest)
+                logger.warning(
+                    "update %d still running behind a full window; confirmed so newer ones are taken", oldest
+                )
+            elif running and not fresh:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), BUSY_POLL_INTERVAL_S)
     finally:
         if running:
             await asyncio.wait(list(running.values()), timeout=drain_seconds)
-        unanswered = sorted(running)
+        unanswered = sorted(holding & running.keys())
         for task in list(running.values()):
             task.cancel()
         if unanswered:
