@@ -27,8 +27,8 @@ demo: models
 	$(BIN)/photo-anon anonymize out/example.jpg -o out/anonymized --json
 
 test: models typecheck
-	$(BIN)/python -m pytest
-	OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
+	$(BIN)/python -m pytest --durations=25
+	OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q --durations=10
 
 bench: models
 	$(BIN)/python -m pytest benchmarks --benchmark-min-rounds=5
