@@ -154,9 +154,7 @@ async def test_a_worker_machine_explains_itself_and_refuses_to_start_without_red
 
     assert helped == 0 and "REDIS_URL" in usage_text and "BOT_TOKEN" not in usage_text
     assert refused == 2
-    assert stderr.strip().splitlines() == [
-        "photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"
-    ]
+    assert stderr.strip().splitlines() == ["photo-anon-worker: REDIS_URL is not set (the queue the fronts put jobs on)"]
 
 
 @pytest.mark.timeout(240)  # two starts of the bot, each loading and timing its worker
