@@ -17,7 +17,6 @@ from dataclasses import replace
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardMarkup,
     InputMediaDocument,
@@ -39,8 +38,7 @@ from bot.handlers.buttons import (
     editor_link,
     result_keyboard,
 )
-from bot.handlers.common import PHOTO_UPLOAD_LIMIT, download, format_note, refusal
-from bot.inputs import output_name
+from bot.handlers.common import download, format_note, refusal, result_upload, sent_as_file
 from bot.jobs import DeadlineExceededError, Job
 from bot.originals import RENDERS_PER_RESULT, Original
 from bot.pricing import JobSize
@@ -70,8 +68,8 @@ async def render(request: RequestContext, original: Original, *, preview: bool) 
 
 def result_media(original: Original, result: Result, caption: str) -> InputMediaPhoto | InputMediaDocument:
     """The picture in the form its result had: a photo, or a file with its name."""
-    file = BufferedInputFile(result.data, filename=output_name(original.file_name, result.format))
-    if original.as_document or len(result.data) > PHOTO_UPLOAD_LIMIT:
+    file = result_upload(original.file_name, result)
+    if sent_as_file(original.as_document, result):
         return InputMediaDocument(media=file, caption=caption)
     return InputMediaPhoto(media=file, caption=caption)
 

@@ -13,12 +13,13 @@ from dataclasses import replace
 import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import BufferedInputFile
 
 import anonymizer
 from anonymizer import errors
 from anonymizer.options import Options, Result
 from bot.admission import BusyError, UnavailableError
-from bot.inputs import Clip, Picture
+from bot.inputs import Clip, Picture, output_name
 from bot.jobs import DeadlineExceededError
 from bot.pricing import JobSize
 from bot.settings import BotSettings
@@ -147,6 +148,16 @@ async def real_size(data: bytes, size: JobSize, options: Options) -> JobSize:
     never from its byte size: a small file can hold a huge picture. AnonymizerError for one over the limits."""
     info = await asyncio.to_thread(anonymizer.probe, data, options)
     return replace(size, pixels=info.width * info.height, duration=info.duration or size.duration)
+
+
+def result_upload(file_name: str | None, result: Result) -> BufferedInputFile:
+    """A result's bytes under the name its original had, with the extension of the format it came back in."""
+    return BufferedInputFile(result.data, filename=output_name(file_name, result.format))
+
+
+def sent_as_file(as_document: bool, result: Result) -> bool:
+    """A result goes back as a file when it came as one, or when Telegram would not take it as a photo."""
+    return as_document or len(result.data) > PHOTO_UPLOAD_LIMIT
 
 
 def picture_refusal(picture: Picture, settings: BotSettings, texts: Texts) -> str | None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, MediaUnion, Message
+from aiogram.types import InlineKeyboardMarkup, InputMediaDocument, InputMediaPhoto, MediaUnion, Message
 from aiogram.utils.chat_action import ChatActionSender
 from redis.exceptions import RedisError
 
@@ -27,7 +27,6 @@ from bot.admission import ESTIMATE_HEADROOM, BusyError, Ticket, UnavailableError
 from bot.context import RequestContext
 from bot.handlers.buttons import album_keyboard, editor_link, result_keyboard
 from bot.handlers.common import (
-    PHOTO_UPLOAD_LIMIT,
     TooSlowError,
     download,
     error_text,
@@ -35,8 +34,10 @@ from bot.handlers.common import (
     picture_refusal,
     real_size,
     refusal,
+    result_upload,
+    sent_as_file,
 )
-from bot.inputs import Picture, clip_of, output_name, picture_of
+from bot.inputs import Picture, clip_of, picture_of
 from bot.jobs import DeadlineExceededError, Job
 from bot.middlewares import AlbumMiddleware
 from bot.originals import Original
@@ -85,12 +86,14 @@ async def anonymize_pictures(
     return outcomes
 
 
-def result_file(picture: Picture, result: Result) -> BufferedInputFile:
-    return BufferedInputFile(result.data, filename=output_name(picture.file_name, result.format))
-
-
-def sent_as_document(picture: Picture, result: Result) -> bool:
-    return picture.as_document or len(result.data) > PHOTO_UPLOAD_LIMIT
+async def reply_picture(
+    anchor: Message, picture: Picture, result: Result, caption: str, keyboard: InlineKeyboardMarkup | None
+) -> Message:
+    """One result in reply to `anchor`, as a photo or as a file (sent_as_file)."""
+    upload = result_upload(picture.file_name, result)
+    if sent_as_file(picture.as_document, result):
+        return await anchor.reply_document(upload, caption=caption, reply_markup=keyboard)
+    return await anchor.reply_photo(upload, caption=caption, reply_markup=keyboard)
 
 
 def original_of(request: RequestContext, picture: Picture, result: Result | None, strict: bool) -> Original:
@@ -143,10 +146,7 @@ async def reply_one(picture: Picture, outcome: Result | BaseException, request: 
     else:
         covered = texts.strict_covered if strict else texts.faces_covered
         caption = "\n".join([covered.format(count=len(outcome.detections)), *format_note(outcome, texts)])
-        if sent_as_document(picture, outcome):
-            sent = await message.reply_document(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
-        else:
-            sent = await message.reply_photo(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
+        sent = await reply_picture(message, picture, outcome, caption, keyboard)
     await remember(request, sent, original)
 
 
@@ -192,16 +192,13 @@ async def reply_album(
         _, picture, outcome = done[0]
         original = original_of(request, picture, outcome, strict=False)
         keyboard = result_keyboard(texts, original)
-        if sent_as_document(picture, outcome):
-            sent = await anchor.reply_document(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
-        else:
-            sent = await anchor.reply_photo(result_file(picture, outcome), caption=caption, reply_markup=keyboard)
+        sent = await reply_picture(anchor, picture, outcome, caption, keyboard)
         await remember(request, sent, original)
         return
-    as_documents = any(sent_as_document(picture, outcome) for _, picture, outcome in done)
+    as_documents = any(sent_as_file(picture.as_document, outcome) for _, picture, outcome in done)
     media: list[MediaUnion] = [
         (InputMediaDocument if as_documents else InputMediaPhoto)(
-            media=result_file(picture, outcome), caption=caption if index == 0 else None
+            media=result_upload(picture.file_name, outcome), caption=caption if index == 0 else None
         )
         for index, (_, picture, outcome) in enumerate(done)
     ]
