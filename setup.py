@@ -21,6 +21,8 @@ BENCH = [
 ]
 # The packages whose type hints mypy checks (make typecheck) and that say so to their users (PEP 561).
 TYPED = ["detectors", "filters", "anonymizer"]
+# Files a package reads at run time: the activation ranges SCRFD's INT8 weights are derived with.
+DATA = {"detectors": ["scrfd_int8_ranges.json"]}
 
 setup(
     name="photo-anonymization",
@@ -40,7 +42,7 @@ setup(
         "av>=16,<19",
         "pillow-heif>=1.0,<2",
     ],
-    package_data={name: ["py.typed"] for name in TYPED},
+    package_data={name: ["py.typed", *DATA.get(name, [])] for name in TYPED},
     extras_require={
         "bot": BOT,
         "bench": BENCH,

@@ -33,6 +33,9 @@ from detectors.registry import register
 from detectors.settings import Distance, OneOf, Pixels, Score, Settings, Share, Within
 
 MODEL = "scrfd_2.5g_bnkps.onnx"
+# Its INT8 copy, derived at `photo-anon models download` (detectors.int8); it runs on onnxruntime only.
+INT8_MODEL = "scrfd_2.5g_bnkps.int8.onnx"
+PRECISIONS = ("int8", "fp32")
 # The side the network was trained at: the whole photo is also seen fitted into it, where large faces are found.
 FITTED = 640
 STRIDES = (8, 16, 32)
@@ -161,10 +164,13 @@ class ScrfdSettings(Settings):
     window_overlap: Annotated[int, Within(0)] = 160
     max_shrink: Share = 0.15
     edge_margin: Distance = 2.0
-    backend: Annotated[str, OneOf(BACKENDS)] = "opencv"
+    precision: Annotated[str, OneOf(PRECISIONS)] = "fp32"
+    backend: Annotated[str, OneOf(BACKENDS)] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.precision == "int8" and self.backend == "opencv":
+            raise ValueError("the INT8 weights run on onnxruntime only: give precision='fp32' for backend='opencv'")
         if self.window_overlap >= self.max_window:
             raise ValueError(f"window_overlap is less than max_window ({self.max_window}), not {self.window_overlap}")
 
@@ -211,8 +217,12 @@ class ScrfdDetector(Detector):
       sideways costs about what an upright one does. Their boxes count unless the upright passes found a clear
       face after all. ``"always"`` runs every pass; ``"never"`` none of them.
 
-    ``backend`` runs the network on cv2.dnn (``"opencv"``) or onnxruntime (``"onnxruntime"``, an optional
-    dependency); both give the same boxes, and ``python -m benchmarks.backends`` measures which is faster here.
+    ``precision`` chooses the weights: ``"fp32"``, the export itself, or ``"int8"``, derived from it at ``photo-anon
+    models download`` (``detectors.int8``): about half the network's time on onnxruntime, but it leaves more faces
+    uncovered on upright and tilted photos (data/README.md has the figures), so it is a choice, not the default.
+    ``backend`` runs the network on cv2.dnn (``"opencv"``, FP32 only) or onnxruntime (``"onnxruntime"``); None takes
+    the faster for the weights (cv2.dnn for FP32, onnxruntime for INT8). ``python -m benchmarks.backends`` measures
+    each.
 
     Not thread-safe (one network per instance): give each thread its own detector.
     """
@@ -223,7 +233,9 @@ class ScrfdDetector(Detector):
         self.large_threshold = settings.threshold + settings.large_step * (1 - settings.threshold)
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * settings.edge_share, settings.confident)
-        self._net = OnnxNet(any_size_model(model_path(MODEL)), settings.backend)
+        int8 = settings.precision == "int8"
+        model = model_path(INT8_MODEL).read_bytes() if int8 else any_size_model(model_path(MODEL))
+        self._net = OnnxNet(model, settings.backend or ("onnxruntime" if int8 else "opencv"))
         self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._net.outputs):

@@ -324,13 +324,14 @@ def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
         assert best_iou(box, found) >= 0.4, (box, found)
 
 
+GROUP_OF_FIVE = [(40, 40, 14), (200, 60, 28), (500, 100, 60), (800, 300, 120), (1100, 500, 200)]
+
+
 def test_scrfd_finds_the_same_faces_on_either_backend() -> None:
     """onnxruntime is a speed choice, never a coverage one: on the astronaut and on a group of five faces from
     14 to 200 px (the windowed, fitted and close-up passes all contribute), it gives cv2.dnn's boxes and scores."""
     pytest.importorskip("onnxruntime")
-    group, boxes = composite(
-        (1400, 900), [(40, 40, 14), (200, 60, 28), (500, 100, 60), (800, 300, 120), (1100, 500, 200)]
-    )
+    group, boxes = composite((1400, 900), GROUP_OF_FIVE)
     on_opencv, on_onnxruntime = (
         detectors.create(f"scrfd[backend={backend!r}]") for backend in ("opencv", "onnxruntime")
     )
@@ -346,6 +347,24 @@ def test_scrfd_finds_the_same_faces_on_either_backend() -> None:
 def test_an_unknown_backend_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="backend is one of opencv, onnxruntime"):
         detectors.create("scrfd[backend='tensorrt']")
+    with pytest.raises(ValueError, match="INT8 weights run on onnxruntime only"):
+        detectors.create("scrfd[precision='int8' backend='opencv']")
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+def test_scrfd_int8_finds_the_faces_fp32_finds(turns: int) -> None:
+    """The INT8 weights are a speed choice: on the astronaut, her selfies and a group of five faces from 14 to
+    200 px, upright and sideways, they find every face the FP32 weights find, each box on the same face."""
+    pytest.importorskip("onnxruntime")
+    int8, fp32 = detectors.create("scrfd[precision='int8']"), detectors.create("scrfd")
+    group, _ = composite((1400, 900), GROUP_OF_FIVE)
+    photos = [astronaut_bgr(), group, *(selfie(fill, 1280)[0] for fill in (0.65, 0.85))]
+    for photo in photos:
+        image, _ = rotate_image_and_boxes(photo, [], turns)
+        expected, got = fp32.detect(image), int8.detect(image)
+        assert len(got) == len(expected) >= 1, (expected, got)
+        for face in expected:
+            assert max(face.iou(d) for d in got) >= 0.7, (face, got)
 
 
 def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:
