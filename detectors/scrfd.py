@@ -21,10 +21,12 @@ from detectors.backends import BACKENDS, OnnxNet
 from detectors.base import Detection, Detector
 from detectors.geometry import (
     ROTATE_CODES,
+    Pyramid,
     box_detection,
     boxes_by_window,
     even_window,
-    resize_to,
+    lifted,
+    turned,
     unturn_box,
     window_starts,
 )
@@ -247,18 +249,21 @@ class ScrfdDetector(Detector):
     def passes(self, image: np.ndarray) -> list[Pass]:
         """The passes the photo asks for (see the class's docstring), each with its candidates and what it cost, in
         the order their candidates are merged; a pass whose candidates are not kept is there with none."""
+        height, width = image.shape[:2]
+        view = Pyramid(image, self.fine_scale(width, height))
         start = time.perf_counter()
-        brightened = self._brightened(image) if self.settings.brighten_below else None
+        curve = self._brightening(image) if self.settings.brighten_below else None
+        brightened = lifted(view, curve) if curve is not None else None
         brightening = time.perf_counter() - start
-        looked_at = image if brightened is None else brightened
+        looked_at = view if brightened is None else brightened
         done = [
-            self._timed("fitted", lambda: self._fitted(image)),
-            self._timed("close-up", lambda: self._closeup(image)),
+            self._timed("fitted", lambda: self._fitted(view)),
+            self._timed("close-up", lambda: self._closeup(view)),
         ]
         if brightened is not None:
-            lifted = self._timed("brightened fitted", lambda: self._lifted(self._fitted(brightened)))
+            lifted_fitted = self._timed("brightened fitted", lambda: self._lifted(self._fitted(brightened)))
             done += [
-                lifted._replace(seconds=lifted.seconds + brightening),
+                lifted_fitted._replace(seconds=lifted_fitted.seconds + brightening),
                 self._timed("brightened close-up", lambda: self._lifted(self._closeup(brightened))),
             ]
         turns, looks = None, None
@@ -273,11 +278,11 @@ class ScrfdDetector(Detector):
         # its side can read as one.
         clear_turn = turns is not None and turns.clear_angle is not None
         if not (clear_turn and self.settings.turned == "unless_upright"):
-            done.append(self._timed("windowed", lambda: self._windowed(image)))
+            done.append(self._timed("windowed", lambda: self._windowed(view)))
             if brightened is not None:
                 done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
             if self.settings.rolled and not clear_turn and (roll := self._roll(_rows(done))) is not None:
-                done.append(self._timed("rolled", lambda: self._rolled(looked_at, roll)))
+                done.append(self._timed("rolled", lambda: self._rolled(looked_at.at(1.0), roll)))
         if looks is not None and turns is not None:
             if clear_turn or self.settings.turned == "always" or not self._clearly_upright(_rows(done)):
                 done.append(looks)
@@ -348,22 +353,22 @@ class ScrfdDetector(Detector):
             )
         )
 
-    def _fitted(self, image: np.ndarray) -> np.ndarray:
+    def _fitted(self, view: Pyramid) -> np.ndarray:
         """Candidates of the whole photo fitted into 640 px (a photo that small is seen at full resolution), where
         large faces are found."""
-        height, width = image.shape[:2]
+        height, width = view.shape[:2]
         scale = self._fitted_scale(width, height)
-        return self._with_needs(self._detect_at(image, scale), scale, width, height)
+        return self._with_needs(self._detect_at(view, scale), scale, width, height)
 
-    def _closeup(self, image: np.ndarray) -> np.ndarray:
+    def _closeup(self, view: Pyramid) -> np.ndarray:
         """Candidates of the close-up look, the whole photo in ``closeup_side`` px, of faces of at least
         ``closeup_face`` of the photo; nothing for a photo the fitted pass sees that small already."""
-        height, width = image.shape[:2]
+        height, width = view.shape[:2]
         longest = max(width, height)
         if longest * self._fitted_scale(width, height) <= self.settings.closeup_side:
             return _stack([])
         scale = self.settings.closeup_side / longest
-        closeup = self._detect_at(image, scale)
+        closeup = self._detect_at(view, scale)
         side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
         closeup = closeup[side >= self.settings.closeup_face * longest]
         return self._with_needs(closeup, scale, width, height)
@@ -374,14 +379,14 @@ class ScrfdDetector(Detector):
         fine = self.fine_scale(width, height)
         return FITTED / longest if longest * fine > FITTED else fine
 
-    def _windowed(self, image: np.ndarray) -> np.ndarray:
+    def _windowed(self, view: Pyramid) -> np.ndarray:
         """Candidates of the full-resolution pass in windows, where small faces are seen; nothing for a photo that
         the whole-photo pass already sees at that resolution."""
-        height, width = image.shape[:2]
+        height, width = view.shape[:2]
         scale = self.fine_scale(width, height)
         if max(width, height) * scale <= FITTED:
             return _stack([])
-        return self._with_needs(self._detect_at(image, scale), scale, width, height)
+        return self._with_needs(self._detect_at(view, scale), scale, width, height)
 
     def _with_needs(self, rows: np.ndarray, scale: float, width: int, height: int, edges: bool = True) -> np.ndarray:
         """The rows with the score each box needs: by its size in the photo (``large_face``) and in the network's
@@ -407,17 +412,17 @@ class ScrfdDetector(Detector):
             needed = np.where(at_edge, base * self.settings.edge_share, needed)
         return np.column_stack([rows[:, :NEEDED], needed]).astype(np.float32)
 
-    def _brightened(self, image: np.ndarray) -> np.ndarray | None:
-        """The photo with its shadows lifted if it is dark: a gamma curve that takes the brightness of its brighter
-        quarter (the 75th percentile, black borders aside) from under ``brighten_below`` to ``brighten_to``."""
+    def _brightening(self, image: np.ndarray) -> np.ndarray | None:
+        """The lookup table that lifts the photo's shadows if it is dark: a gamma curve that takes the brightness of
+        its brighter quarter (the 75th percentile, black borders aside) from under ``brighten_below`` to
+        ``brighten_to``."""
         grey = cv2.cvtColor(np.ascontiguousarray(_sample(image)), cv2.COLOR_BGR2GRAY)
         lit = grey[grey > 0]
         bright = float(np.percentile(lit if lit.size else grey, 75)) / 255
         if bright >= self.settings.brighten_below:
             return None
         exponent = math.log(self.settings.brighten_to) / math.log(max(bright, 1 / 255))
-        curve = np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
-        return cv2.LUT(image, curve)
+        return np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
 
     def _roll(self, candidates: np.ndarray) -> float | None:
         """The angle (degrees, counter-clockwise) that would turn the clear faces upright, if they lean together by
@@ -442,10 +447,10 @@ class ScrfdDetector(Detector):
         turned_w, turned_h = math.ceil(width * cos + height * sin), math.ceil(width * sin + height * cos)
         matrix[0, 2] += (turned_w - width) / 2
         matrix[1, 2] += (turned_h - height) / 2
-        upright = cv2.warpAffine(image, matrix, (turned_w, turned_h), flags=cv2.INTER_LINEAR)
-        scales = [self.fine_scale(turned_w, turned_h)]
-        if max(turned_w, turned_h) * scales[0] > FITTED:
-            scales.append(FITTED / max(turned_w, turned_h))
+        fine = self.fine_scale(turned_w, turned_h)
+        upright = Pyramid(cv2.warpAffine(image, matrix, (turned_w, turned_h), flags=cv2.INTER_LINEAR), fine)
+        fitted = self._fitted_scale(turned_w, turned_h)
+        scales = list(dict.fromkeys([fine, fitted]))
         rows = _stack(
             [
                 self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h, edges=False)
@@ -466,18 +471,18 @@ class ScrfdDetector(Detector):
         clear = candidates[candidates[:, SCORE] >= self.settings.upright_enough]
         return bool(np.any(clear[:, 3] - clear[:, 1] > clear[:, 2] - clear[:, 0]))
 
-    def _turned_looks(self, image: np.ndarray) -> TurnedLooks:
-        """Candidates of faces lying sideways or upside down, in the photo's pixels: the photo fitted into one input,
-        looked at turned 90, 180 and 270 degrees. The turn with the best face, if that face is clear
-        (``upright_enough``), is taken to be the way round the photo is stored."""
-        height, width = image.shape[:2]
+    def _turned_looks(self, view: Pyramid) -> TurnedLooks:
+        """Candidates of faces lying sideways or upside down, in the photo's pixels: the photo fitted into one input
+        (the fitted pass's copy), looked at turned 90, 180 and 270 degrees. The turn with the best face, if that face
+        is clear (``upright_enough``), is taken to be the way round the photo is stored."""
+        height, width = view.shape[:2]
         fitted = min(1.0, FITTED / max(width, height))
-        view = resize_to(image, fitted)
-        view_h, view_w = view.shape[:2]
+        small = view.at(fitted)
+        view_h, view_w = small.shape[:2]
         rows, best_angle, best_score = [], 0, 0.0
         needed = max(self.settings.turned_threshold, self.settings.threshold)
         for angle in TURNS:
-            for box in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.settings.turned_threshold):
+            for box in self._run(cv2.rotate(small, ROTATE_CODES[angle]), self.settings.turned_threshold):
                 corners: Sequence[float] = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
                 rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
                 if box[SCORE] > best_score:
@@ -487,13 +492,14 @@ class ScrfdDetector(Detector):
             best_angle if best_score >= self.settings.upright_enough else None,
         )
 
-    def _turned_windows(self, image: np.ndarray, angle: int) -> np.ndarray:
+    def _turned_windows(self, view: Pyramid, angle: int) -> np.ndarray:
         """Candidates of the windowed pass on the photo turned by ``angle``, in the photo's pixels: a photo stored
         turned has its small faces found as on an upright one."""
-        height, width = image.shape[:2]
-        turned = cv2.rotate(image, ROTATE_CODES[angle])
-        scale = self.fine_scale(turned.shape[1], turned.shape[0])
-        found = self._with_needs(self._detect_at(turned, scale), scale, turned.shape[1], turned.shape[0])
+        height, width = view.shape[:2]
+        upright = turned(view, angle)
+        turned_h, turned_w = upright.shape[:2]
+        scale = self.fine_scale(turned_w, turned_h)
+        found = self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h)
         rows = [
             np.array([*unturn_box(tuple(box[:4]), angle, width, height), box[SCORE], *np.zeros(10), box[NEEDED]])
             for box in found
@@ -515,10 +521,10 @@ class ScrfdDetector(Detector):
                 return fitted
         return scale
 
-    def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
+    def _detect_at(self, view: Pyramid, scale: float) -> np.ndarray:
         """Rows (x1, y1, x2, y2, score, landmarks) in image pixels found window by window on the image scaled by
         ``scale``."""
-        scaled = resize_to(image, scale)
+        scaled = view.at(scale)
         height, width = scaled.shape[:2]
         window = (
             even_window(width, self.settings.max_window, self.settings.window_overlap),

@@ -12,7 +12,7 @@ from skimage import data
 
 import detectors
 from detectors import Detection, Detector
-from detectors.scrfd import _stack
+from detectors.scrfd import _rows
 from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
 
 NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
@@ -390,7 +390,7 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     image, boxes = composite((1000, 750), [(125, 100, 75), (525, 375, 112)], 160)
     sideways, turned_boxes = rotate_image_and_boxes(image, boxes, 1)
     scrfd = detectors.create("scrfd")
-    leaning = _stack([scrfd._fitted(sideways), scrfd._closeup(sideways), scrfd._windowed(sideways)])
+    leaning = _rows(detectors.create("scrfd", turned="never", rolled=False).passes(sideways))
     assert scrfd._roll(leaning) is not None, "the fixture no longer reads as leaning"
     searched, rolled = [], []
     windowed, turned_windows = scrfd._windowed, scrfd._turned_windows
