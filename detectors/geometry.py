@@ -31,9 +31,10 @@ def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 class Pyramid:
-    """An image and its copies at the scales asked for, each made once, from the smallest larger copy already made;
-    ``first`` is made before any smaller one. A 12 MP photo is then read once, to make its 2560 px copy, which gives
-    the 640 and 320 px ones, instead of once per copy (area interpolation when shrinking, as ``resize_to``)."""
+    """An image and its copies at the scales asked for, each made once; a copy smaller than ``first`` is made from
+    that one, the others from the image. A 12 MP photo is then read once, to make its 2560 px copy, which gives the
+    640 and 320 px ones, instead of once per copy (area interpolation when shrinking, as ``resize_to``). Each copy is
+    made from ``first`` or the image, never from another smaller copy: shrinking twice moved a close-up's score."""
 
     def __init__(self, image: np.ndarray, first: float = 1.0) -> None:
         self.shape = image.shape
@@ -47,13 +48,11 @@ class Pyramid:
         return self._levels[scale]
 
     def _made(self, scale: float) -> np.ndarray:
-        if scale < self._first < 1.0:
-            self.at(self._first)
-        source = min((level for level in self._levels if level >= scale), default=1.0)
+        source = self._first if scale < self._first else 1.0
         height, width = self.shape[:2]
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         interpolation = cv2.INTER_AREA if scale < source else cv2.INTER_LINEAR
-        return cv2.resize(self._levels[source], size, interpolation=interpolation)
+        return cv2.resize(self.at(source), size, interpolation=interpolation)
 
 
 class Derived(Pyramid):
