@@ -81,7 +81,7 @@ KNOWN_FILES: dict[str, ModelFile] = {
         # Derived at download from the file above by detectors.int8 (onnxruntime 1.32's quantizer).
         ModelFile(
             "scrfd_2.5g_bnkps.int8.onnx",
-            "9282c50b8c5cc5f28428e0f3fe4770dd39d4521fa1336924fa9020188dffe230",
+            "2dd85a7b72a1b86d75172b45b8f58bf8d39b9b4b8660b77c4543ecf9c582f48a",
             "",
             "as scrfd_2.5g_bnkps.onnx, of which it is a quantized copy",
             "scrfd",

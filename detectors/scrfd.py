@@ -44,6 +44,9 @@ STRIDES = (8, 16, 32)
 # Inputs are padded to a multiple of the coarsest stride.
 INPUT_MULTIPLE = max(STRIDES)
 ANCHORS_PER_CELL = 2
+# How much finer than the fitted look the windowed pass may look for the fitted look's hint of small faces to be
+# trusted: at half the resolution, a 16 px face is still 8 px there, where the network gives it a weak box.
+HINT_REACH = 2.0
 # Clockwise turns the turned passes look at, and when they run.
 TURNS = (90, 180, 270)
 TURNED_WHEN = ("unless_upright", "always", "never")
@@ -142,6 +145,8 @@ class ScrfdSettings(Settings):
     threshold: Score = 0.2
     small_share: Share = 0.6
     small_face: Pixels = 32
+    small_hint: Score = 0.12
+    hint_face: Pixels = 64
     large_step: Share = 0.125
     large_face: Share = 1 / 16
     edge_share: Share = 0.85
@@ -182,14 +187,17 @@ class ScrfdDetector(Detector):
     """SCRFD-2.5G with the box, score and landmark decoding of the InsightFace export; the boxes of every pass are
     merged by NMS, then each is kept if it scores what a box of its kind needs.
 
-    Upright passes, on every photo: the photo at full resolution (capped at ``max_side``), where small faces are
-    seen, in one input up to ``max_window`` px a side or in as few such windows as cover it, overlapping by
-    ``window_overlap`` px; the whole photo fitted into 640 px, where large faces are; and the whole photo fitted into
+    Upright passes: the whole photo fitted into 640 px, where large faces are; the whole photo fitted into
     ``closeup_side`` px, where a face that fills the frame is (the network's largest anchors stop short of a face
     filling most of a 640 px input, so a selfie would be seen by no pass at all; the look costs a quarter of the
     640 px one, and only its boxes of ``closeup_face`` of its side or more count: smaller ones are seen better by the
-    other passes, and on a crowd this coarse a look mostly sees false faces). Boxes touching an inner window side are
-    cut faces and dropped (whole in a neighbour window or a coarser pass).
+    other passes, and on a crowd this coarse a look mostly sees false faces); and the photo at full resolution
+    (capped at ``max_side``), where small faces are seen, in one input up to ``max_window`` px a side or in as few
+    such windows as cover it, overlapping by ``window_overlap`` px. That windowed pass costs more than the others
+    together, and on a portrait, an interview or a selfie it finds nothing they do not: where the whole-photo looks
+    saw a clear face, it runs only when they also show a hint of smaller ones (a box under ``hint_face`` px of the
+    fitted look scoring ``small_hint`` or more; ``small_hint=0`` runs it on every photo). Boxes touching an inner
+    window side are cut faces and dropped (whole in a neighbour window or a coarser pass).
 
     What a box needs grows with ``threshold``, the score of a face of medium size: a false box costs paint in
     proportion to its area while a crowd's true faces score low. Boxes under ``small_face`` px of the network's input
@@ -208,8 +216,8 @@ class ScrfdDetector(Detector):
       also lifts sensor noise, and a box seen only there needs at least ``brightened_floor``, as lifted noise makes
       small false faces (a rocket's night sky) that the size tiers would otherwise let through.
     - ``rolled``: when the clear faces (``upright_enough``) lean by ``roll_from`` degrees or more (the median angle
-      of their eyes and mouth), the phone was tilted, and the full-resolution and fitted passes run again on the
-      photo turned upright by that angle, so its small faces are seen upright too.
+      of their eyes and mouth), the phone was tilted, and the fitted pass runs again on the photo turned upright by
+      that angle, with the windowed one where the upright looks hint at small faces, so those are seen upright too.
     - ``turned``: for photos stored sideways or upside down. The photo fitted into one input is looked at turned 90,
       180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass runs on
       the photo turned that way, so its small faces are found as on an upright photo. By default
@@ -278,11 +286,13 @@ class ScrfdDetector(Detector):
         # its side can read as one.
         clear_turn = turns is not None and turns.clear_angle is not None
         if not (clear_turn and self.settings.turned == "unless_upright"):
-            done.append(self._timed("windowed", lambda: self._windowed(view)))
-            if brightened is not None:
-                done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
+            small_faces = self._small_faces_hinted(_rows(done), width, height)
+            if small_faces:
+                done.append(self._timed("windowed", lambda: self._windowed(view)))
+                if brightened is not None:
+                    done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
             if self.settings.rolled and not clear_turn and (roll := self._roll(_rows(done))) is not None:
-                done.append(self._timed("rolled", lambda: self._rolled(looked_at.at(1.0), roll)))
+                done.append(self._timed("rolled", lambda: self._rolled(looked_at.at(1.0), roll, small_faces)))
         if looks is not None and turns is not None:
             if clear_turn or self.settings.turned == "always" or not self._clearly_upright(_rows(done)):
                 done.append(looks)
@@ -438,9 +448,10 @@ class ScrfdDetector(Detector):
         roll = float(np.median(slopes))
         return roll if self.settings.roll_from <= abs(roll) < 45 else None
 
-    def _rolled(self, image: np.ndarray, roll: float) -> np.ndarray:
-        """Candidates of the full-resolution and fitted passes on the photo turned upright by ``roll`` degrees, the
-        canvas grown so nothing is cut; each box keeps its size around its centre moved back."""
+    def _rolled(self, image: np.ndarray, roll: float, small_faces: bool) -> np.ndarray:
+        """Candidates of the fitted pass, and of the full-resolution one where ``small_faces`` may be there, on the
+        photo turned upright by ``roll`` degrees, the canvas grown so nothing is cut; each box keeps its size around
+        its centre moved back."""
         height, width = image.shape[:2]
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), roll, 1.0)
         cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
@@ -450,7 +461,7 @@ class ScrfdDetector(Detector):
         fine = self.fine_scale(turned_w, turned_h)
         upright = Pyramid(cv2.warpAffine(image, matrix, (turned_w, turned_h), flags=cv2.INTER_LINEAR), fine)
         fitted = self._fitted_scale(turned_w, turned_h)
-        scales = list(dict.fromkeys([fine, fitted]))
+        scales = list(dict.fromkeys([fine, fitted] if small_faces else [fitted]))
         rows = _stack(
             [
                 self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h, edges=False)
@@ -464,6 +475,25 @@ class ScrfdDetector(Detector):
         rows[:, :2], rows[:, 2:4] = moved - half, moved + half
         rows[:, LANDMARKS] = 0  # the landmarks are not carried back: no later pass reads them
         return rows
+
+    def _small_faces_hinted(self, candidates: np.ndarray, width: int, height: int) -> bool:
+        """Whether faces too small for the whole-photo looks may be in the photo, so that the windowed pass, which
+        looks for them at full resolution, has to run. They may not be where those looks saw a clear face
+        (``upright_enough``) and none of their boxes under ``hint_face`` px of the fitted look scores ``small_hint``:
+        small faces give such boxes, and without one the windowed pass finds nothing the other passes do not. A
+        photo with no clear face is looked at in windows (they are its last chance), and so is one the fitted look
+        sees at less than 1/HINT_REACH of the windowed pass's resolution unless a clear face fills a third of it (a
+        large photo of a group, whose faces the fitted look may see as a few pixels; a selfie is not)."""
+        scores = candidates[:, SCORE]
+        clear = scores >= self.settings.upright_enough
+        if not self.settings.small_hint or not np.any(clear):
+            return True
+        scale = self._fitted_scale(width, height)
+        side = np.maximum(candidates[:, 2] - candidates[:, 0], candidates[:, 3] - candidates[:, 1])
+        selfie = np.any(clear & (side >= self.settings.closeup_face * max(width, height)))
+        if self.fine_scale(width, height) > HINT_REACH * scale and not selfie:
+            return True
+        return bool(np.any((side * scale < self.settings.hint_face) & (scores >= self.settings.small_hint)))
 
     def _clearly_upright(self, candidates: np.ndarray) -> bool:
         """Whether an upright pass saw a face clearly (``upright_enough``) and taller than wide, so the photo is

@@ -367,6 +367,26 @@ def test_scrfd_int8_finds_the_faces_fp32_finds(turns: int) -> None:
             assert max(face.iou(d) for d in got) >= 0.7, (face, got)
 
 
+def test_scrfd_looks_in_windows_at_full_resolution_only_where_a_small_face_may_be() -> None:
+    """The windowed pass costs more than every other pass together and finds only small faces: a selfie, where
+    the whole-photo looks show no hint of a small face, is not looked at in windows; a portrait with two smaller
+    faces beside it is, and the 24 px one, too small for those looks, is found; and a large group photo, whose faces
+    the fitted look sees as a few pixels, is looked at in windows whatever that look shows."""
+    scrfd = detectors.create("scrfd")
+
+    def looked_in_windows(image: np.ndarray) -> bool:
+        return any(found.name == "windowed" and found.forwards for found in scrfd.passes(image))
+
+    image, _ = selfie(0.65, 1280)
+    assert not looked_in_windows(image)
+    with_faces, boxes = composite((1400, 1000), [(60, 60, 24), (200, 60, 40), (600, 100, 700)])
+    assert looked_in_windows(with_faces)
+    assert best_iou(boxes[0], scrfd.detect(with_faces)) >= 0.4
+    group, boxes = composite((4000, 3000), [(300, 300, 36), (2000, 1500, 60)])
+    assert looked_in_windows(group)
+    assert all(best_iou(box, scrfd.detect(group)) >= 0.4 for box in boxes)
+
+
 def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:
     """The turned passes are for photos stored sideways: a clear face taller than wide says the photo is upright.
     The upright passes see the sideways astronaut too (score 0.7), but with a wide box."""
@@ -390,7 +410,7 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     image, boxes = composite((1000, 750), [(125, 100, 75), (525, 375, 112)], 160)
     sideways, turned_boxes = rotate_image_and_boxes(image, boxes, 1)
     scrfd = detectors.create("scrfd")
-    leaning = _rows(detectors.create("scrfd", turned="never", rolled=False).passes(sideways))
+    leaning = _rows(detectors.create("scrfd", turned="never", rolled=False, small_hint=0).passes(sideways))
     assert scrfd._roll(leaning) is not None, "the fixture no longer reads as leaning"
     searched, rolled = [], []
     windowed, turned_windows = scrfd._windowed, scrfd._turned_windows
@@ -398,13 +418,15 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     monkeypatch.setattr(
         scrfd, "_turned_windows", lambda image, angle: searched.append(angle) or turned_windows(image, angle)
     )
-    monkeypatch.setattr(scrfd, "_rolled", lambda image, roll: rolled.append(roll) or np.empty((0, 16), np.float32))
+    monkeypatch.setattr(
+        scrfd, "_rolled", lambda image, roll, small_faces: rolled.append(roll) or np.empty((0, 16), np.float32)
+    )
     found = scrfd.detect(sideways)
     assert searched == [270]
     assert rolled == []
     for box in turned_boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
-    monkeypatch.setattr(scrfd, "settings", replace(scrfd.settings, turned="always"))
+    monkeypatch.setattr(scrfd, "settings", replace(scrfd.settings, turned="always", small_hint=0))
     searched.clear()
     scrfd.detect(sideways)
     assert searched == ["as stored", 270], "the strict look runs every pass"
