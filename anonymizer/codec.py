@@ -6,10 +6,9 @@ one ``AnonymizerError`` with a message fit for users. EXIF orientation is applie
 photo upright, as a viewer would show it.
 
 Encoding keeps the input's format and pixel layout (grey, alpha, 16 bit) and writes no metadata: no EXIF (so no
-GPS, time or camera), no XMP, no comments, no text chunks, no thumbnails, no extra MPO pictures. The ICC colour
-profile is the one exception, re-embedded as it was for JPEG, PNG and WebP when it fits the output's colour space:
-it says how to read the pixel values (dropping a phone's Display P3 profile visibly dulls every colour) and
-describes a colour space, not the photo, its place or its author.
+GPS, time or camera), no XMP, no comments, no text chunks, no thumbnails, no extra MPO pictures. The colour
+profile is the one exception, and only its colour data: ``anonymizer.colour`` writes a fresh profile from the
+input's numbers (or turns the pixels to sRGB and writes none), so no text of the input's profile comes out.
 
 HEIC/HEIF (what an iPhone sends as a file) and AVIF are decoded by Pillow, with pillow-heif's libheif for HEIF:
 OpenCV reads neither. libheif turns the pixels as the file's transformations say; AVIF's turn and mirror reach
@@ -33,6 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from anonymizer import colour
 from anonymizer.errors import (
     CorruptImageError,
     UnsupportedFormatError,
@@ -107,12 +107,13 @@ def decode_image(data: bytes, *, max_bytes: int = MAX_INPUT_BYTES, max_pixels: i
     else:
         pixels = _decode_pixels(data, expected_size=header.size)
     pixels = np.ascontiguousarray(_apply_orientation(pixels, orientation))
+    pixels, icc_profile = colour.cleaned(icc_profile if image_format in _ICC_FORMATS else None, pixels)
     return DecodedImage(
         pixels=pixels,
         bgr=_bgr_uint8(pixels),
         format=image_format,
         lossless=image_format == "WEBP" and _is_lossless_webp(data),
-        icc_profile=icc_profile if image_format in _ICC_FORMATS and _fits(icc_profile, pixels) else None,
+        icc_profile=icc_profile,
     )
 
 
@@ -206,18 +207,6 @@ def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
         7: transposed[::-1, ::-1],
         8: transposed[::-1],
     }[orientation]
-
-
-def _fits(icc_profile: bytes | None, pixels: np.ndarray) -> bool:
-    """Whether the profile's colour space is the decoded pixels' one.
-
-    OpenCV hands CMYK JPEGs over as BGR and grey-with-alpha PNGs as BGRA: their CMYK or grey profile would make
-    viewers misread the output's colours, so it is dropped.
-    """
-    if not icc_profile or len(icc_profile) < 20:
-        return False
-    colour_space = icc_profile[16:20]
-    return colour_space == (b"GRAY" if pixels.ndim == 2 else b"RGB ")
 
 
 def _pillow_pixels(header: Image.Image) -> np.ndarray:

@@ -45,6 +45,20 @@ MEDIA_SUFFIXES = frozenset((*SUFFIXES["GIF"], *VIDEO_SUFFIXES))
 # Every video comes back as MP4, whatever container it came in.
 VIDEO_OUTPUT_SUFFIX = SUFFIXES["MP4"][0]
 
+GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+# Brands of HEIF and AVIF pictures (stills and picture sequences), in the ftyp box they share with MP4 videos: a
+# file with one of them is a photo (anonymizer.codec), never a video.
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def is_gif(data: bytes) -> bool:
+    return data[:6] in GIF_SIGNATURES
+
+
+def is_heif(data: bytes) -> bool:
+    """Whether the bytes start like a HEIF or AVIF picture (an ftyp box with a picture brand)."""
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
 
 def suffix_of(image_format: str) -> str:
     """The file suffix an output in ``image_format`` is named with (``"JPEG"`` -> ``".jpg"``)."""

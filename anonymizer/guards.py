@@ -9,10 +9,12 @@ asked about the formats the codec decodes. Every refusal is one ``AnonymizerErro
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import struct
 import warnings
+from collections.abc import Iterator
 
 import pillow_heif
 from PIL import Image
@@ -20,11 +22,12 @@ from PIL import Image
 from anonymizer.errors import (
     CorruptImageError,
     EmptyInputError,
-    InputTooLargeError,
     TooManyPixelsError,
     UnsupportedFormatError,
+    too_large,
+    too_many_pixels,
 )
-from anonymizer.formats import STILL_FORMATS, SUPPORTED_TEXT
+from anonymizer.formats import GIF_SIGNATURES, STILL_FORMATS, SUPPORTED_TEXT, is_heif
 
 # Phones write JPEGs with a Multi-Picture index (depth maps, previews); Pillow calls them MPO. The first
 # picture is the photo; the others are dropped on output.
@@ -47,8 +50,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"IEND"})
 # Pillow is only asked about the formats we decode (STILL_FORMATS): its other readers (dozens, rarely exercised)
 # never see a stranger's bytes, and the formats people do send by mistake get a named refusal from their signature.
-_NAMED_SIGNATURES = {b"GIF87a": "GIF", b"GIF89a": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
-HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif", b"ftypavis", b"ftypmsf1", b"ftyphevc")
+_NAMED_SIGNATURES = {**dict.fromkeys(GIF_SIGNATURES, "GIF"), b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
 # Only the primary picture is read: thumbnails, depth maps and auxiliary images are never decoded (nor written).
 pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
@@ -58,7 +60,7 @@ def checked_header(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.
     if not data:
         raise EmptyInputError("The file is empty.")
     if len(data) > max_bytes:
-        raise InputTooLargeError(f"The file is {_megabytes(len(data))}; the limit is {_megabytes(max_bytes)}.")
+        raise too_large("file", len(data), max_bytes)
     webp_size = _webp_canvas_size(data)
     if webp_size is not None:
         _check_pixels(webp_size, max_pixels)
@@ -76,17 +78,31 @@ def checked_header(data: bytes, max_bytes: int, max_pixels: int) -> tuple[Image.
     return header, image_format
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
+@contextlib.contextmanager
+def pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow's own decompression-bomb limit set to ours while it reads a stranger's bytes, and made an error.
+
+    Our checks run first; this one also catches what Pillow finds only as it goes (a GIF frame larger than its
+    screen grows the picture). Its default (89 MP, an error only past twice that) is never the one in force.
+    """
+    default = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # corrupt-EXIF and other warnings: we decide and raise ourselves
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = default
+
+
+PILLOW_BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width * height > max_pixels:
-        raise TooManyPixelsError(
-            f"The image is {width} x {height} pixels ({width * height / 1e6:.0f} MP); "
-            f"the limit is {max_pixels / 1e6:.0f} MP."
-        )
+        raise too_many_pixels("image", width, height, max_pixels)
 
 
 def _check_scans(data: bytes) -> None:
@@ -162,18 +178,17 @@ def _open_header(data: bytes, max_pixels: int) -> Image.Image:
     becomes one plain user-facing error.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: we decide and raise ourselves
+        with pillow_pixel_limit(max_pixels):
             return Image.open(io.BytesIO(data), formats=STILL_FORMATS)
-    except Image.DecompressionBombError:
-        raise TooManyPixelsError(f"The image has too many pixels; the limit is {max_pixels / 1e6:.0f} MP.") from None
+    except PILLOW_BOMB_ERRORS:
+        raise TooManyPixelsError(f"The image has too many pixels; the limit is {max_pixels / 1e6:.3g} MP.") from None
     except Exception:  # UnidentifiedImageError, and whatever else a reader raises on a malformed header
         raise _unidentified(data) from None
 
 
 def _unidentified(data: bytes) -> Exception:
     """Tell a broken photo in a supported format from a file that is not a supported image at all."""
-    if data[4:12] in HEIF_BRANDS:
+    if is_heif(data):
         return CorruptImageError("The HEIC/AVIF image is damaged and cannot be read.")
     for signature, image_format in _NAMED_SIGNATURES.items():
         if data.startswith(signature):

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from detectors.base import Detection
+from filters import DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN, Region
+
+# DEFAULT_MASK, DEFAULT_MARGIN and DEFAULT_MIN_MARGIN are the filters' own (filters/masks.py says why), so that
+# ``filters.create`` and these options paint alike.
 
 # Chosen by the detector comparison (`python -m benchmarks.compare_detectors`; the figures are in
 # data/reports/README.md, the reasoning in data/README.md): SCRFD-2.5G fully anonymizes more of the labelled photos,
@@ -15,13 +20,6 @@ from detectors.base import Detection
 # without any and added none on the labelled ones.
 DEFAULT_DETECTOR = "backup:scrfd,yunet,haar"
 DEFAULT_FILTER = "noise"
-DEFAULT_MASK = "ellipse"
-# Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always painted whole):
-# a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs on small faces.
-# A larger floor covers more small faces for a little more paint; a larger margin, such as deface's 0.3
-# (--mask-scale 1.3), paints more for fewer faces (the comparison measures each).
-DEFAULT_MARGIN = 0.15
-DEFAULT_MIN_MARGIN = 6.0
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_INPUT_PIXELS = 60_000_000
 # Videos and animations: a phone's 4K frame, ten minutes and 60 fps for ten minutes; a whole video is far larger
@@ -33,9 +31,18 @@ MAX_FRAMES = 36_000
 # A GIF is written out whole by Pillow, one palette byte per pixel of every frame (plus its comparisons between
 # frames), so its frames' pixels are capped together, not just one by one.
 MAX_ANIMATION_PIXELS = 100_000_000
-# Faces are searched on every DETECT_EVERY-th frame and followed in between (anonymizer/tracking.py): the
-# detector is most of the time spent on a video, and a face moves little in a tenth of a second.
+# Faces are searched as often as on every DETECT_EVERY-th frame of a 30 fps video (a tenth of a second, reckoned
+# from the frames' own times) and followed in between (anonymizer/tracking.py): the detector is most of the time
+# spent on a video, and a face moves little in a tenth of a second.
 DETECT_EVERY = 3
+# Frames held back until the searches after them are done (a third of a second of video): at most this many, and
+# this many bytes of decoded pixels, whatever the file says about its frame rate. A 4K frame is 25 MB, so 30 fps
+# 4K fits whole; past either bound, searches come closer together instead (anonymizer.tracking.FrameCoverer).
+MAX_HELD_FRAMES = 120
+MAX_HELD_BYTES = 384 * 1024 * 1024
+# No camera records more frames a second: frames closer together are taken as this far apart when faces are
+# searched and followed (their own timestamps are kept in the output).
+MAX_FRAME_RATE = 240
 # ...on the frame shrunk to this longest side (0: full size). A 640 px frame is one pass of the detector, against
 # a windowed pass plus a fitted one at 720p and more: several times faster, for faces under about 20 px of a
 # 720p frame (python -m benchmarks.video_slips measures what each choice covers).
@@ -44,6 +51,14 @@ DETECT_SIDE = 640
 # every pass and YuNet beside it, at lower thresholds (the registry's "strict" preset). More paint is the accepted
 # price; `python -m benchmarks.compare_detectors --detectors strict backup:scrfd,yunet,haar` measures both.
 STRICT_DETECTOR = "strict"
+
+
+class MediaKind(StrEnum):
+    """What an input is, told by its bytes: each kind has its own decoder, and a caller prices each differently."""
+
+    IMAGE = "image"
+    ANIMATION = "animation"
+    VIDEO = "video"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +80,24 @@ class Options:
     max_animation_pixels: int = MAX_ANIMATION_PIXELS
     detect_every: int = DETECT_EVERY
     detect_side: int = DETECT_SIDE
+    max_held_frames: int = MAX_HELD_FRAMES
+    max_held_bytes: int = MAX_HELD_BYTES
     # A video's bitrate is capped so that its file stays under this many bytes (noise costs bits, so an output
     # can be larger than its input; the bot passes Telegram's upload limit); None: no cap.
     max_output_bytes: int | None = None
+    # The user's last word on a photo (anonymizer/choices.py): faces to leave uncovered, by their 1-based number in
+    # reading order (as ``detect`` and ``Result.detections`` list them), and regions to cover besides the faces,
+    # with the same filter and margin. Photos only: GIFs and videos refuse them.
+    keep: frozenset[int] = frozenset()
+    add: tuple[Region, ...] = ()
+    # A preview to choose by: every face outlined and numbered on top of the painted photo (the bot's chooser).
+    outline: bool = False
+
+    def __post_init__(self) -> None:
+        # Callers hand over whatever collection they hold (the bot a set of toggled numbers, a list of drawn
+        # regions): stored immutable, so options stay hashable and cannot change under a running job.
+        object.__setattr__(self, "keep", frozenset(self.keep))
+        object.__setattr__(self, "add", tuple(self.add))
 
     def strict(self) -> Options:
         """The same options with the most thorough detection there is."""
@@ -79,8 +109,10 @@ class Result:
     """The anonymized image, animation or video and what was done to it.
 
     ``format`` is what ``data`` is; ``input_format`` what came in, so a caller can say when they differ (a HEIC
-    photo comes back as JPEG). For a video or animation ``detections`` is empty, ``tracks`` counts the faces
-    followed across its ``frames`` and ``duration`` is in seconds.
+    photo comes back as JPEG). ``detections`` are every face of a photo, found or given, in reading order (face n
+    is ``detections[n - 1]``); ``kept`` the numbers of those left uncovered (``Options.keep``); every other face and
+    every ``Options.add`` region is painted. For a video or animation ``detections`` is empty, ``tracks`` counts the
+    faces followed across its ``frames`` and ``duration`` is in seconds.
     """
 
     data: bytes
@@ -88,9 +120,10 @@ class Result:
     width: int
     height: int
     detections: list[Detection] = field(default_factory=list)
+    kept: frozenset[int] = frozenset()
     timings: dict[str, float] = field(default_factory=dict)
     input_format: str = ""
-    kind: str = "image"
+    kind: MediaKind = MediaKind.IMAGE
     frames: int = 1
     tracks: int = 0
     duration: float = 0.0

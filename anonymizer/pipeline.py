@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 import detectors
 import filters
+from anonymizer.choices import painted, reading_order
 from anonymizer.codec import DecodedImage, decode_image, encode_image, output_format
 from anonymizer.options import Options, Result
 from detectors import Detection, Detector
@@ -69,20 +71,26 @@ def find_faces(bgr: np.ndarray, options: Options = DEFAULT_OPTIONS) -> list[Dete
 
 
 def _find_faces(image: DecodedImage, options: Options) -> list[Detection]:
-    return find_faces(image.bgr, options)
+    return reading_order(find_faces(image.bgr, options))
 
 
 def detect(data: bytes, options: Options = DEFAULT_OPTIONS) -> tuple[list[Detection], int, int]:
-    """The faces in an image (upright, as a viewer shows it) and that image's width and height."""
+    """The faces in an image (upright, as a viewer shows it), in reading order, and that image's width and height."""
     image = _decode(data, options)
     return _find_faces(image, options), image.width, image.height
 
 
-def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
+def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS, *, faces: Sequence[Detection] | None = None) -> Result:
     """The same photo with every face found painted over, in the same format and size, with no metadata.
 
-    Raises ``anonymizer.errors.AnonymizerError`` subclasses for input it refuses, ``ValueError`` for unknown
-    detector or filter names, ``detectors.ModelMissingError`` when no detector of the chain can load.
+    ``options.keep`` and ``options.add`` are the user's choice (``anonymizer.choices``). ``faces`` are the photo's
+    faces as an earlier run of the same photo gave them (its ``Result.detections``, in that order): then no detector
+    runs, so a choice made on those faces is painted on exactly those, numbered as the user saw them, and costs no
+    second detection.
+
+    Raises ``anonymizer.errors.AnonymizerError`` subclasses for input it refuses (``ChoiceError`` for a choice that
+    does not fit the photo), ``ValueError`` for unknown detector or filter names, ``detectors.ModelMissingError``
+    when no detector of the chain can load.
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -91,15 +99,16 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
     timings["decode"] = time.perf_counter() - start
 
     mark = time.perf_counter()
-    faces = _find_faces(image, options)
+    found = _find_faces(image, options) if faces is None else list(faces)
     timings["detect"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     painter = face_filter(options)
+    covered = painted(found, options, image.width, image.height)
     pixels = image.pixels
-    if faces:
-        painted = painter.apply(image.bgr, faces)
-        pixels = image.with_painted(painted)
+    if covered or (options.outline and found):
+        bgr = painter.apply(image.bgr, covered) if covered else image.bgr
+        pixels = image.with_painted(filters.numbered_outlines(bgr, found) if options.outline else bgr)
     timings["filter"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -109,11 +118,13 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
     timings["total"] = time.perf_counter() - start
 
     log.debug(
-        "anonymized %s %dx%d: %d face(s), %s",
+        "anonymized %s %dx%d: %d face(s), %d kept, %d region(s) added, %s",
         image.format,
         image.width,
         image.height,
-        len(faces),
+        len(found),
+        len(options.keep),
+        len(options.add),
         ", ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in timings.items()),
     )
     return Result(
@@ -122,6 +133,7 @@ def anonymize(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
         input_format=image.format,
         width=image.width,
         height=image.height,
-        detections=faces,
+        detections=found,
+        kept=options.keep,
         timings=timings,
     )

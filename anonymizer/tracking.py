@@ -1,17 +1,20 @@
 """Faces followed across the frames of a video or animation, so that a mask never blinks off.
 
 A detector misses a face now and then (motion blur, a turned head, a hand in front), and a face covered in the
-frames around a miss but bare in that one frame is exactly what gives it away in a video. So faces are found on
-every ``detect_every``-th frame (a keyframe) and linked into tracks; a frame between two keyframes of a track gets
-the box moved along the line between them, a track that misses a few keyframes is bridged the same way, and each
-track is held on for a few frames before it is first seen and after it is last seen (the face was most likely
+frames around a miss but bare in that one frame is exactly what gives it away in a video. So faces are searched
+on a frame every ``search_interval`` seconds (a keyframe) and linked into tracks; a frame between two keyframes of a
+track gets the box moved along the line between them, a track that misses a few keyframes is bridged the same way,
+and each track is held on for a moment before it is first seen and after it is last seen (the face was most likely
 there, only not yet or no longer found). Boxes drawn from guesses are grown by the distance the face moves, so a
 face that speeds up stays under its mask, and a keyframe's own box is joined with what its neighbours say, so a
 box found too small once (detectors jitter, and shrink a face leaving the picture) leaves no edge bare.
 
+All of this is reckoned in the frames' own times, never in a frame rate a header claims: a clip whose header says
+a million frames a second is searched as often per second of its frames as any other.
+
 ``FrameCoverer`` does this on a stream: frames go in one at a time and come out painted, in order, as soon as
-every keyframe that can change them has been searched; it holds a bounded number of frames (``lookahead``),
-never the whole video.
+every keyframe that can change them has been searched; it holds a bounded number of frames (the lookahead, capped
+in frames and bytes), never the whole video.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from typing import Generic, Protocol, TypeVar
 import cv2
 import numpy as np
 
+import filters
+from anonymizer.options import MAX_HELD_BYTES, MAX_HELD_FRAMES
 from detectors import Detection
-from filters import Region
 
 Payload = TypeVar("Payload")
 
@@ -34,7 +38,7 @@ Payload = TypeVar("Payload")
 class Painter(Protocol):
     """What covers the faces of a frame: a ``filters.Filter``, or anything with its ``apply``."""
 
-    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray: ...
+    def apply(self, image: np.ndarray, regions: Sequence[filters.Box]) -> np.ndarray: ...
 
 
 # A face missed on keyframes for up to a third of a second is the same face when it is found again near where it
@@ -42,7 +46,14 @@ class Painter(Protocol):
 MAX_GAP_S = 1 / 3
 # A face stays covered this long before it is first found and after it is last found.
 HOLD_S = 0.15
-_REFERENCE_RATE = 30.0
+# ...and, however long a frame lasts (a slow GIF's frames), over at least this many frames: a detector's miss on
+# one frame of a slide show is as likely as on a video's.
+REACH_FRAMES = 1
+# Faces are searched ``detect_every`` times less often than on every frame of a video at this rate.
+REFERENCE_RATE = 30.0
+# A frame is searched once this share of the search interval has passed since the last search: timestamps are
+# rounded to their stream's clock, so exactly one interval can come out a hair short.
+_SEARCH_TOLERANCE = 1e-3
 # A keyframe box joins a track when it overlaps the track's predicted box this much, or when its centre lies
 # within this share of the face's size from the predicted centre (a small, fast face overlaps nothing).
 LINK_IOU = 0.2
@@ -50,6 +61,14 @@ LINK_DISTANCE = 0.75
 # A box interpolated between keyframes is grown on each side by this share of the distance the face travels
 # between them: faces do not move in straight lines at constant speed.
 MOTION_SLACK = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """Where a frame is in its stream: its number and its time in seconds, both strictly increasing."""
+
+    frame: int
+    time: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +115,7 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class PixelBox:
-    """A box in whole pixels, what filters take (``filters.Region``)."""
+    """A box in whole pixels, what filters take (``filters.Box``)."""
 
     x: int
     y: int
@@ -108,59 +127,62 @@ class PixelBox:
 class Track:
     """One face: the keyframes it was found on, in order, with its box there."""
 
-    keys: list[tuple[int, Box]] = field(default_factory=list)
+    keys: list[tuple[Moment, Box]] = field(default_factory=list)
 
     @property
-    def last(self) -> tuple[int, Box]:
+    def last(self) -> tuple[Moment, Box]:
         return self.keys[-1]
 
     def velocity(self) -> tuple[float, float]:
-        """Pixels per frame of the box's centre between its last two keyframes (0 with one)."""
+        """Pixels per second of the box's centre between its last two keyframes (0 with one)."""
         if len(self.keys) < 2:
             return 0.0, 0.0
-        (f0, b0), (f1, b1) = self.keys[-2], self.keys[-1]
+        (m0, b0), (m1, b1) = self.keys[-2], self.keys[-1]
         (x0, y0), (x1, y1) = b0.centre, b1.centre
-        return (x1 - x0) / (f1 - f0), (y1 - y0) / (f1 - f0)
+        return (x1 - x0) / (m1.time - m0.time), (y1 - y0) / (m1.time - m0.time)
 
-    def predicted(self, frame: int) -> Box:
-        index, box = self.last
+    def predicted(self, moment: Moment) -> Box:
+        at, box = self.last
         vx, vy = self.velocity()
-        return box.shifted(vx * (frame - index), vy * (frame - index))
+        return box.shifted(vx * (moment.time - at.time), vy * (moment.time - at.time))
 
-    def box_at(self, frame: int, max_gap: int, hold: int) -> Box | None:
-        """Where this face is in ``frame``, or None when the track does not reach it."""
+    def box_at(self, moment: Moment, reach: Reach) -> Box | None:
+        """Where this face is at ``moment``, or None when the track does not reach it."""
         keys = self.keys
-        if frame < keys[0][0]:
+        if moment.frame < keys[0][0].frame:
             first, box = keys[0]
-            return _held(box, self._speed(0), first - frame) if first - frame <= hold else None
+            return _held(box, self._speed(0), first.time - moment.time) if reach.holds(moment, first) else None
         for position in range(len(keys) - 1, -1, -1):
-            index, box = keys[position]
-            if index <= frame:
+            at, box = keys[position]
+            if at.frame <= moment.frame:
                 break
-        if index == frame:
-            return self._steadied(position, max_gap)
+        if at.frame == moment.frame:
+            return self._steadied(position, reach)
         if position + 1 < len(keys):
-            after_index, after_box = keys[position + 1]
-            if after_index - index <= max_gap:
-                t = (frame - index) / (after_index - index)
+            after, after_box = keys[position + 1]
+            if reach.bridges(at, after):
+                t = (moment.time - at.time) / (after.time - at.time)
                 (x0, y0), (x1, y1) = box.centre, after_box.centre
                 slack = MOTION_SLACK * max(abs(x1 - x0), abs(y1 - y0))
                 return box.blend(after_box, t).grown(slack, slack)
-        if frame - index <= hold:
-            return _held(box, self._speed(position), frame - index)
+        if reach.holds(at, moment):
+            return _held(box, self._speed(position), moment.time - at.time)
         return None
 
-    def _steadied(self, position: int, max_gap: int) -> Box:
+    def _steadied(self, position: int, reach: Reach) -> Box:
         """A keyframe's box joined with where its neighbours say the face is: a detector's box jitters from frame to
         frame and shrinks as a face leaves the picture, and a box found smaller than the face once must not leave
         the face's edge bare. Between two neighbours that is their blend; at a track's end, the one neighbour moved
         on at the face's speed."""
-        index, box = self.keys[position]
-        neighbours = [self.keys[p] for p in (position - 1, position + 1) if 0 <= p < len(self.keys)]
-        neighbours = [(i, b) for i, b in neighbours if abs(i - index) <= max_gap]
+        at, box = self.keys[position]
+        neighbours = []
+        if position > 0 and reach.bridges(self.keys[position - 1][0], at):
+            neighbours.append(self.keys[position - 1])
+        if position + 1 < len(self.keys) and reach.bridges(at, self.keys[position + 1][0]):
+            neighbours.append(self.keys[position + 1])
         if len(neighbours) == 2:
-            (before_index, before), (after_index, after) = neighbours
-            return box.union(before.blend(after, (index - before_index) / (after_index - before_index)))
+            (before_at, before), (after_at, after) = neighbours
+            return box.union(before.blend(after, (at.time - before_at.time) / (after_at.time - before_at.time)))
         if len(neighbours) == 1:
             _, other = neighbours[0]
             (ox, oy), (x, y) = other.centre, box.centre
@@ -168,54 +190,70 @@ class Track:
         return box
 
     def _speed(self, position: int) -> float:
-        """Pixels per frame the face moved into or out of keyframe ``position`` (the larger of the two)."""
+        """Pixels per second the face moved into or out of keyframe ``position`` (the larger of the two)."""
         speeds = []
         for a, b in ((position - 1, position), (position, position + 1)):
             if a >= 0 and b < len(self.keys):
-                (fa, ba), (fb, bb) = self.keys[a], self.keys[b]
+                (ma, ba), (mb, bb) = self.keys[a], self.keys[b]
                 (xa, ya), (xb, yb) = ba.centre, bb.centre
-                speeds.append(math.hypot(xb - xa, yb - ya) / (fb - fa))
+                speeds.append(math.hypot(xb - xa, yb - ya) / (mb.time - ma.time))
         return max(speeds, default=0.0)
 
-    def drop_before(self, frame: int) -> None:
-        """Forget keyframes no frame at or after ``frame`` needs: the last one before it stays for interpolation,
+    def drop_before(self, moment: Moment) -> None:
+        """Forget keyframes no frame at or after ``moment`` needs: the last one before it stays for interpolation,
         and the one before that for the face's speed."""
-        while len(self.keys) > 2 and self.keys[2][0] <= frame:
+        while len(self.keys) > 2 and self.keys[2][0].frame <= moment.frame:
             self.keys.pop(0)
 
 
-def _held(box: Box, speed: float, frames: int) -> Box:
-    """A box held on ``frames`` frames away from where it was seen, grown by how far the face may have gone."""
-    reach = speed * frames
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How far a track reaches from its keyframes: across a gap of missed searches, and held past its ends.
+
+    Each is a time in seconds, or ``frames`` frames when they last longer."""
+
+    max_gap: float = MAX_GAP_S
+    hold: float = HOLD_S
+    frames: int = REACH_FRAMES
+
+    def bridges(self, earlier: Moment, later: Moment) -> bool:
+        return later.time - earlier.time <= self.max_gap or later.frame - earlier.frame <= self.frames
+
+    def holds(self, earlier: Moment, later: Moment) -> bool:
+        return later.time - earlier.time <= self.hold or later.frame - earlier.frame <= self.frames
+
+    @property
+    def lookahead(self) -> float:
+        """Seconds past a frame that must have been searched before its boxes are final (beyond ``frames``)."""
+        return max(self.max_gap, self.hold)
+
+
+def _held(box: Box, speed: float, seconds: float) -> Box:
+    """A box held on ``seconds`` away from where it was seen, grown by how far the face may have gone."""
+    reach = speed * seconds
     return box.grown(reach, reach)
 
 
 class Tracker:
     """Links keyframe detections into tracks and answers each frame's boxes."""
 
-    def __init__(self, max_gap: int = round(MAX_GAP_S * _REFERENCE_RATE), hold: int = round(HOLD_S * _REFERENCE_RATE)):
-        self.max_gap, self.hold = max_gap, hold
+    def __init__(self, reach: Reach | None = None) -> None:
+        self.reach = reach or Reach()
         self.tracks: list[Track] = []
         self.finished = 0
-
-    @classmethod
-    def for_rate(cls, frames_per_second: float) -> Tracker:
-        """A tracker whose gap and hold last as long in seconds whatever the frame rate (at least a frame)."""
-        rate = frames_per_second if frames_per_second > 0 else _REFERENCE_RATE
-        return cls(max(1, round(MAX_GAP_S * rate)), max(1, round(HOLD_S * rate)))
 
     @property
     def count(self) -> int:
         """Tracks ever started: how many faces were followed."""
         return self.finished + len(self.tracks)
 
-    def add(self, frame: int, detections: list[Detection]) -> None:
-        """The faces found on keyframe ``frame`` (keyframes come in increasing order)."""
+    def add(self, moment: Moment, detections: list[Detection]) -> None:
+        """The faces found on keyframe ``moment`` (keyframes come in increasing order)."""
         boxes = [Box.of(d) for d in detections]
-        live = [t for t in self.tracks if frame - t.last[0] <= self.max_gap]
+        live = [t for t in self.tracks if self.reach.bridges(t.last[0], moment)]
         pairs = []
         for ti, track in enumerate(live):
-            guess = track.predicted(frame)
+            guess = track.predicted(moment)
             gx, gy = guess.centre
             size = max(guess.w, guess.h)
             for bi, box in enumerate(boxes):
@@ -231,31 +269,35 @@ class Tracker:
                 continue
             taken_tracks.add(ti)
             taken_boxes.add(bi)
-            live[ti].keys.append((frame, boxes[bi]))
+            live[ti].keys.append((moment, boxes[bi]))
         for bi, box in enumerate(boxes):
             if bi not in taken_boxes:
-                self.tracks.append(Track([(frame, box)]))
+                self.tracks.append(Track([(moment, box)]))
 
-    def boxes(self, frame: int) -> list[Box]:
-        """Every face's box in ``frame``; final once the keyframes up to ``frame + lookahead`` were added."""
-        found = (track.box_at(frame, self.max_gap, self.hold) for track in self.tracks)
+    def boxes(self, moment: Moment) -> list[Box]:
+        """Every face's box at ``moment``; final once every keyframe within the lookahead was added."""
+        found = (track.box_at(moment, self.reach) for track in self.tracks)
         return [box for box in found if box is not None]
 
-    def forget_before(self, frame: int) -> None:
-        """Drop what frames before ``frame`` alone needed, so memory stays bounded on long videos."""
+    def forget_before(self, moment: Moment) -> None:
+        """Drop what frames before ``moment`` alone needed, so memory stays bounded on long videos."""
         kept = []
         for track in self.tracks:
-            if frame - track.last[0] > max(self.max_gap, self.hold):
-                self.finished += 1
-            else:
-                track.drop_before(frame)
+            if self._reaches(track.last[0], moment):
+                track.drop_before(moment)
                 kept.append(track)
+            else:
+                self.finished += 1
         self.tracks = kept
 
-    @property
-    def lookahead(self) -> int:
-        """How many frames past a frame must have been searched before its boxes are final."""
-        return max(self.max_gap, self.hold)
+    def final(self, moment: Moment, searched: Moment) -> bool:
+        """Whether no keyframe after ``searched`` can change the boxes at ``moment``."""
+        return (
+            searched.frame - moment.frame >= self.reach.frames and searched.time - moment.time >= self.reach.lookahead
+        )
+
+    def _reaches(self, earlier: Moment, later: Moment) -> bool:
+        return self.reach.bridges(earlier, later) or self.reach.holds(earlier, later)
 
 
 def pixel_boxes(boxes: list[Box], width: int, height: int) -> list[PixelBox]:
@@ -296,41 +338,57 @@ def shrunk_search(
     return find
 
 
-def keyframe_interval(detect_every: int, frames_per_second: float) -> int:
-    """Frames between searches so that faces are searched as often in time as ``detect_every`` says for 30 fps."""
-    rate = frames_per_second if frames_per_second > 0 else _REFERENCE_RATE
-    return max(1, round(detect_every * rate / _REFERENCE_RATE))
+def search_interval(detect_every: int) -> float:
+    """Seconds between searches: as often in time as every ``detect_every``-th frame of a 30 fps video."""
+    return detect_every / REFERENCE_RATE
 
 
 class FrameCoverer(Generic[Payload]):
-    """Paints the faces of a stream of frames, detecting on keyframes, with a bounded lookahead.
+    """Paints the faces of a stream of frames, searching one frame every ``search_every`` seconds, holding frames
+    back only as long as a later search can change them, and never more than ``max_held_frames`` frames or
+    ``max_held_bytes`` bytes of them.
 
-    ``push`` takes one upright BGR frame (and anything the caller needs back with it, such as its timestamp) and
-    yields the frames that are ready, painted, in order; ``finish`` yields the rest.
+    ``push`` takes one upright BGR frame, its time in seconds (strictly increasing) and anything the caller needs
+    back with it (such as its timestamp), and yields the frames that are ready, painted, in order; ``finish``
+    yields the rest. When the bound is reached before the lookahead is, the newest frame is searched (unless a
+    frame after the oldest already was) and the oldest is painted with what is known: a frame never goes out
+    without a search at or after it.
     """
 
     def __init__(
         self,
         find_faces: Callable[[np.ndarray], list[Detection]],
         painter: Painter,
-        detect_every: int = 1,
+        search_every: float = 0.0,
         tracker: Tracker | None = None,
+        max_held_frames: int = MAX_HELD_FRAMES,
+        max_held_bytes: int = MAX_HELD_BYTES,
     ) -> None:
-        if detect_every < 1:
-            raise ValueError(f"detect_every must be at least 1, not {detect_every}")
-        self.find_faces, self.painter, self.detect_every = find_faces, painter, detect_every
+        if max_held_frames < 2:
+            raise ValueError(f"max_held_frames must be at least 2, not {max_held_frames}")
+        self.find_faces, self.painter, self.search_every = find_faces, painter, search_every
         self.tracker = tracker or Tracker()
-        self.pending: deque[tuple[int, np.ndarray, Payload]] = deque()
-        self.next_index = 0
-        self.searched = -1  # the last keyframe searched
+        self.max_held_frames, self.max_held_bytes = max_held_frames, max_held_bytes
+        self.pending: deque[tuple[Moment, np.ndarray, Payload]] = deque()
+        self.held_bytes = 0
+        self.next_frame = 0
+        self.searched: Moment | None = None  # the last keyframe searched
 
-    def push(self, frame: np.ndarray, payload: Payload) -> Iterator[tuple[np.ndarray, Payload]]:
-        index = self.next_index
-        self.next_index += 1
-        self.pending.append((index, frame, payload))
-        if index % self.detect_every == 0:
-            self._search(index, frame)
-        while self.pending and self.pending[0][0] + self.tracker.lookahead <= self.searched:
+    def push(self, frame: np.ndarray, time: float, payload: Payload) -> Iterator[tuple[np.ndarray, Payload]]:
+        moment = Moment(self.next_frame, time)
+        if self.pending and time <= self.pending[-1][0].time:
+            raise ValueError(f"frame times must increase: {time} after {self.pending[-1][0].time}")
+        self.next_frame += 1
+        self.pending.append((moment, frame, payload))
+        self.held_bytes += frame.nbytes
+        if self.searched is None or time - self.searched.time >= self.search_every * (1 - _SEARCH_TOLERANCE):
+            self._search(moment, frame)
+        while self.pending and self.tracker.final(self.pending[0][0], self._last_search()):
+            yield self._paint_oldest()
+        while len(self.pending) > self.max_held_frames or self.held_bytes > self.max_held_bytes:
+            searched = self._last_search()
+            if searched.frame <= self.pending[0][0].frame and searched != moment:
+                self._search(moment, frame)
             yield self._paint_oldest()
 
     def finish(self) -> Iterator[tuple[np.ndarray, Payload]]:
@@ -344,15 +402,21 @@ class FrameCoverer(Generic[Payload]):
     def tracks(self) -> int:
         return self.tracker.count
 
-    def _search(self, index: int, frame: np.ndarray) -> None:
-        self.tracker.add(index, self.find_faces(frame))
-        self.searched = index
+    def _last_search(self) -> Moment:
+        assert self.searched is not None  # the first frame pushed is always searched
+        return self.searched
+
+    def _search(self, moment: Moment, frame: np.ndarray) -> None:
+        self.tracker.add(moment, self.find_faces(frame))
+        self.searched = moment
 
     def _paint_oldest(self) -> tuple[np.ndarray, Payload]:
-        index, frame, payload = self.pending.popleft()
+        moment, frame, payload = self.pending.popleft()
+        self.held_bytes -= frame.nbytes
         height, width = frame.shape[:2]
-        regions = pixel_boxes(self.tracker.boxes(index), width, height)
+        regions = pixel_boxes(self.tracker.boxes(moment), width, height)
         if regions:
             frame = self.painter.apply(frame, regions)
-        self.tracker.forget_before(index + 1)
+        if self.pending:
+            self.tracker.forget_before(self.pending[0][0])
         return frame, payload

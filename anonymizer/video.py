@@ -7,40 +7,53 @@ encoded one at a time, so memory does not grow with the video's length.
 The output is H.264 (libx264, in the wheels) in MP4 with the fast-start index first: what Telegram and every
 phone play inline. Each frame keeps its own timestamp (variable frame rate stays variable), so the frame rate and
 duration are the input's. The sound is copied packet for packet when it is AAC or MP3 (what phones record);
-another codec (WebM's Opus or Vorbis) is re-encoded to AAC, which every MP4 player plays. Nothing of the input's
-metadata is written: no container or stream tags (GPS location, creation time, make and model, handler names),
-no display matrix (the pixels are upright instead), no chapters, subtitles, data or attachment streams.
+another codec (WebM's Opus or Vorbis) is re-encoded to AAC, which every MP4 player plays; either way it ends where
+the picture ends. Nothing of the input's metadata is written: no container or stream tags (GPS location, creation
+time, make and model, handler names), no display matrix (the pixels are upright instead), no chapters, subtitles,
+data or attachment streams; nor anything naming the software that wrote the output or its settings (FFmpeg's
+"encoder" tags, x264's settings message in the picture's first packet).
 
 Strangers' files are opened with one named demuxer chosen from the file's signature (never FFmpeg's probing over
-all its formats), and refused before any frame is decoded when the header announces too many pixels, frames or
-seconds; the same limits are enforced while decoding, since a header can lie.
+all its formats), only the decoders of ``VIDEO_DECODERS`` and ``AUDIO_DECODERS`` may run on them, and they are
+refused before any frame is decoded when the header announces too many pixels, frames or seconds, of picture or of
+sound; the same limits are enforced while decoding, since a header can lie. Faces are searched and followed in
+the frames' own times (``_Timeline``), never in the rate a header claims, and the frames held back for that are
+bounded in count and bytes (``Options.max_held_frames``, ``Options.max_held_bytes``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import io
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
+from av.codec.context import Flags
 
 from anonymizer.errors import (
     CorruptMediaError,
     EmptyInputError,
-    InputTooLargeError,
-    MediaTooLongError,
-    TooManyPixelsError,
     UnsupportedFormatError,
+    too_large,
+    too_long,
+    too_many_frames,
+    too_many_pixels,
 )
-from anonymizer.options import Options, Result
+from anonymizer.formats import is_heif
+from anonymizer.options import MAX_FRAME_RATE, MediaKind, Options, Result
 from anonymizer.pipeline import DEFAULT_OPTIONS, face_filter, find_faces
-from anonymizer.tracking import FrameCoverer, Painter, Tracker, keyframe_interval, shrunk_search
+from anonymizer.tracking import REFERENCE_RATE, FrameCoverer, Painter, search_interval, shrunk_search
 from detectors import Detection
-from filters import Region
+from filters import Box
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +62,23 @@ Progress = Callable[[int, int], None]
 # QuickTime atoms a MOV/MP4 file starts with; FFmpeg's "mov" demuxer reads MP4, MOV, 3GP and M4V.
 _MOV_FIRST_ATOMS = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 _MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"  # EBML: Matroska and WebM
-# Brands of still HEIF/AVIF pictures, which share the ftyp box with MP4 but are photos.
-_PICTURE_BRANDS = (b"heic", b"heix", b"mif1", b"avif", b"avis", b"msf1", b"hevc", b"heim", b"heis")
-COPIED_AUDIO = frozenset({"aac", "mp3"})
+# The only decoders a stranger's file may reach (FFmpeg's names, as a stream's codec context gives them), with the
+# names users know them by: what phones, cameras and the web write. Every other codec FFmpeg has (hundreds, most of
+# them rarely exercised) is refused by name before a packet is decoded, and left out of FFmpeg's own probing.
+VIDEO_DECODERS = {"h264": "H.264", "hevc": "HEVC", "vp8": "VP8", "vp9": "VP9", "libdav1d": "AV1", "mpeg4": "MPEG-4"}
+AUDIO_DECODERS = {
+    "aac": "AAC",
+    "mp3float": "MP3",
+    "mp3": "MP3",
+    "opus": "Opus",
+    "vorbis": "Vorbis",
+    **{
+        f"pcm_{sample}": "PCM"
+        for sample in ("u8", "s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be")
+    },
+}
+_DECODER_WHITELIST = ",".join((*VIDEO_DECODERS, *AUDIO_DECODERS))
+COPIED_AUDIO = frozenset({"aac", "mp3float", "mp3"})
 AUDIO_BITRATE = 128_000
 VIDEO_CRF = "20"
 # libx264's "veryfast" keeps encoding a small share of the time spent on a video (the detector is most of it),
@@ -65,9 +92,49 @@ SIZE_CAP_SHARE = 0.95
 MIN_CAPPED_BITRATE = 150_000
 # Sound copied from a stream that does not say its bitrate is budgeted at this much.
 UNKNOWN_AUDIO_BITRATE = 320_000
-# Audio packets muxed before the first video frame is decoded are held until the output's streams exist;
-# a file with this many and no picture is not a video.
-MAX_EARLY_AUDIO_PACKETS = 2048
+# Sound packets wait until the picture has reached their time (the output's streams exist from the first frame on,
+# and sound past the picture's end is cut). Interleaved files keep them a second or so apart: a file with this many
+# waiting and no picture yet is not a video, and with a picture, the sound runs on past the picture's end.
+MAX_WAITING_AUDIO_PACKETS = 2048
+# FFmpeg's readers size some allocations from counts a file gives before the bytes behind them are read: the count
+# in a QuickTime "keys" box of 31 bytes can ask for 512 MB (the fuzzing corpus found it). No single allocation for a
+# file within our limits needs more than a few frames (a 4K frame is 25 MB as BGR), so while a stranger's file is
+# open, FFmpeg's own cap on one allocation (av_max_alloc, 2 GB by default) is lowered to this. PyAV does not expose
+# it: it is set in the libavutil the process has loaded (found in /proc/self/maps: the servers run Linux).
+MAX_FFMPEG_ALLOCATION = 128 * 1024 * 1024
+_FFMPEG_DEFAULT_MAX_ALLOCATION = 2**31 - 1
+# x264 writes its version and every setting into the first packet as a "user data" message (an H.264 SEI unit);
+# this filter drops SEI units, which the output needs none of.
+_DROP_ENCODER_MESSAGES = "filter_units=remove_types=6"
+
+
+@functools.cache
+def _av_max_alloc() -> Callable[[int], None] | None:
+    """FFmpeg's av_max_alloc in the libavutil PyAV loaded, or None (with a warning) where it cannot be found."""
+    try:
+        with open("/proc/self/maps") as maps:
+            path = next((line.split(maxsplit=5)[-1].strip() for line in maps if "libavutil" in line), None)
+    except OSError:
+        path = None
+    if path is None:
+        log.warning("FFmpeg's allocations cannot be capped: its libavutil is not in /proc/self/maps")
+        return None
+    function = ctypes.CDLL(path).av_max_alloc
+    function.argtypes = [ctypes.c_size_t]
+    return function
+
+
+@contextlib.contextmanager
+def _allocations_capped() -> Iterator[None]:
+    """FFmpeg's single allocations held to MAX_FFMPEG_ALLOCATION meanwhile (see there)."""
+    set_max_alloc = _av_max_alloc()
+    if set_max_alloc is not None:
+        set_max_alloc(MAX_FFMPEG_ALLOCATION)
+    try:
+        yield
+    finally:
+        if set_max_alloc is not None:
+            set_max_alloc(_FFMPEG_DEFAULT_MAX_ALLOCATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +159,14 @@ def container_format(data: bytes) -> str | None:
     """The FFmpeg demuxer for these bytes ("mov" or "matroska"), or None when they are no video we read."""
     if data[:4] == _MATROSKA_MAGIC:
         return "matroska"
-    if data[4:8] in _MOV_FIRST_ATOMS and not (data[4:8] == b"ftyp" and data[8:12] in _PICTURE_BRANDS):
+    if data[4:8] in _MOV_FIRST_ATOMS and not is_heif(data):
         return "mov"
     return None
 
 
 def probe_video(data: bytes, options: Options = DEFAULT_OPTIONS) -> VideoInfo:
     """The video's size, frames and duration from its header, after checking them against ``options``' limits."""
-    with _open(data, options) as container:
+    with _opened(data, options) as container:
         return _check(container, options)
 
 
@@ -119,11 +186,18 @@ def anonymize_video(data: bytes, options: Options = DEFAULT_OPTIONS, progress: P
         timings["detect"] += time.perf_counter() - mark
         return found
 
-    def coverer_for(rate: float) -> FrameCoverer:
+    def coverer() -> FrameCoverer:
         painter = _TimedFilter(face_filter(options), timings)
-        return FrameCoverer(timed_find, painter, keyframe_interval(options.detect_every, rate), Tracker.for_rate(rate))
+        interval = search_interval(options.detect_every)
+        return FrameCoverer(
+            timed_find,
+            painter,
+            interval,
+            max_held_frames=options.max_held_frames,
+            max_held_bytes=options.max_held_bytes,
+        )
 
-    return _transcode(data, options, coverer_for, progress, timings)
+    return _transcode(data, options, coverer, progress, timings)
 
 
 def reencode_video(data: bytes, options: Options = DEFAULT_OPTIONS) -> Result:
@@ -137,24 +211,36 @@ class _TimedFilter:
     def __init__(self, painter: Painter, timings: dict[str, float]) -> None:
         self.painter, self.timings = painter, timings
 
-    def apply(self, image: np.ndarray, regions: Sequence[Region]) -> np.ndarray:
+    def apply(self, image: np.ndarray, regions: Sequence[Box]) -> np.ndarray:
         mark = time.perf_counter()
         painted = self.painter.apply(image, regions)
         self.timings["filter"] += time.perf_counter() - mark
         return painted
 
 
+@contextlib.contextmanager
+def _opened(data: bytes, options: Options) -> Iterator[av.container.InputContainer]:
+    """The container of a stranger's file, open (and FFmpeg's allocations capped) for the ``with`` block."""
+    with _allocations_capped(), _open(data, options) as container:
+        yield container
+
+
 def _open(data: bytes, options: Options) -> av.container.InputContainer:
     if not data:
         raise EmptyInputError("The file is empty.")
     if len(data) > options.max_video_bytes:
-        limit = options.max_video_bytes / 2**20
-        raise InputTooLargeError(f"The video is {len(data) / 2**20:.1f} MB; the limit is {limit:.0f} MB.")
+        raise too_large("video", len(data), options.max_video_bytes)
     demuxer = container_format(data)
     if demuxer is None:
         raise UnsupportedFormatError("This file is not a video we read (supported: MP4, MOV, WebM, MKV).")
     try:
-        return av.open(io.BytesIO(data), "r", format=demuxer, metadata_errors="ignore")
+        return av.open(
+            io.BytesIO(data),
+            "r",
+            format=demuxer,
+            container_options={"codec_whitelist": _DECODER_WHITELIST},
+            metadata_errors="ignore",
+        )
     except (av.FFmpegError, ValueError, OSError):
         raise CorruptMediaError("The video is damaged or truncated and cannot be read.") from None
 
@@ -163,20 +249,25 @@ def _check(container: av.container.InputContainer, options: Options) -> VideoInf
     if not container.streams.video:
         raise UnsupportedFormatError("The file has no video picture.")
     stream = container.streams.video[0]
+    _check_decoder(stream, VIDEO_DECODERS, "picture")
     width, height = stream.codec_context.width, stream.codec_context.height
     if width <= 0 or height <= 0:
         raise CorruptMediaError("The video is damaged: its header gives no picture size.")
     if width * height > options.max_frame_pixels:
-        raise TooManyPixelsError(
-            f"The video is {width} x {height} pixels; the limit is {options.max_frame_pixels / 1e6:.1f} MP a frame."
-        )
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(30)
+        raise too_many_pixels("video", width, height, options.max_frame_pixels)
+    rate = _nominal_rate(stream)
     duration = _duration(container, stream)
     frames = stream.frames or round(duration * float(rate))
     if duration > options.max_duration:
-        raise MediaTooLongError(f"The video lasts {duration:.0f} s; the limit is {options.max_duration:.0f} s.")
+        raise too_long("video", duration, options.max_duration)
     if frames > options.max_frames:
-        raise MediaTooLongError(f"The video has {frames} frames; the limit is {options.max_frames}.")
+        raise too_many_frames("video", frames, options.max_frames)
+    if container.streams.audio:
+        sound = container.streams.audio[0]
+        _check_decoder(sound, AUDIO_DECODERS, "sound")
+        sound_duration = _duration(container, sound)
+        if sound_duration > options.max_duration:
+            raise too_long("sound", sound_duration, options.max_duration)
     return VideoInfo(
         format=container.format.name.split(",")[0].upper(),
         width=width,
@@ -188,7 +279,23 @@ def _check(container: av.container.InputContainer, options: Options) -> VideoInf
     )
 
 
-def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+def _check_decoder(stream: av.stream.Stream, allowed: dict[str, str], what: str) -> None:
+    """Refuse a stream whose decoder is not on the allow-list (or that has none), naming its codec when the name is
+    plain."""
+    name = stream.codec_context.name if stream.codec_context is not None else ""
+    if name not in allowed:
+        codec = f"in {name.upper()}, a format" if name.isalnum() else "in a format"  # "": no decoder at all
+        supported = ", ".join(dict.fromkeys(allowed.values()))
+        raise UnsupportedFormatError(f"The video's {what} is {codec} we do not read (we read {supported}).")
+
+
+def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction:
+    """The frame rate the header gives, within what cameras record (a header's rate is only used to estimate)."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(int(REFERENCE_RATE))
+    return min(max(rate, Fraction(1)), Fraction(MAX_FRAME_RATE))
+
+
+def _duration(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
     """Seconds from the stream's own duration, else the container's, else 0 (unknown)."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
@@ -240,29 +347,39 @@ class _BufferReader:
 
 
 class _Writer:
-    """The MP4 being written: streams are created on the first video frame, when the upright size is known."""
+    """The MP4 being written: streams are created on the first video frame, when the upright size is known; sound
+    is written as the picture reaches its time, and what is left past the picture's end is cut."""
 
     def __init__(
         self,
         stream: av.video.stream.VideoStream,
         audio: av.audio.stream.AudioStream | None,
+        max_duration: float,
         max_bitrate: int | None = None,
     ) -> None:
         self.buffer = io.BytesIO()
-        self.max_bitrate = max_bitrate
+        self.max_duration, self.max_bitrate = max_duration, max_bitrate
         self.output = av.open(
-            self.buffer, "w", format="mp4", options={"movflags": "+faststart"}, io_open=self._reopen_for_reading
+            self.buffer,
+            "w",
+            format="mp4",
+            container_options={"movflags": "+faststart", "fflags": "+bitexact"},  # bitexact: no "encoder" tag
+            io_open=self._reopen_for_reading,
         )
         self.input_video, self.input_audio = stream, audio
         self.video: av.video.stream.VideoStream | None = None
         self.audio: av.audio.stream.AudioStream | None = None
+        self.drop_messages: BitStreamFilterContext | None = None
         self.copy_audio = audio is not None and audio.codec_context.name in COPIED_AUDIO
-        self.early_audio: list[av.Packet] = []
+        self.waiting_audio: deque[tuple[float, av.Packet]] = deque()
+        self.sound_start: float | None = None  # when the first sound re-encoded starts, and how long it has lasted
+        self.sound_seconds = 0.0
         self.width = self.height = self.frames = 0
         # Frames keep the input stream's timestamps; the muxer may pick another time base for its own stream.
         # (FFmpeg gives every demuxed stream a time base; MPEG's 90 kHz clock stands in for a missing one.)
         self.time_base = stream.time_base or Fraction(1, 90_000)
         self.last_pts: int | None = None
+        self.last_step: int | None = None
         self.end_time = 0.0
 
     def _reopen_for_reading(self, url: str, flags: int, options: dict) -> _BufferReader:
@@ -271,8 +388,7 @@ class _Writer:
 
     def start(self, first: np.ndarray) -> av.video.stream.VideoStream:
         self.height, self.width = first.shape[:2]
-        rate = self.input_video.average_rate or self.input_video.guessed_rate or Fraction(30)
-        video = self.output.add_stream("libx264", rate=rate)
+        video = self.output.add_stream("libx264", rate=_nominal_rate(self.input_video))
         video.width, video.height, video.pix_fmt = self.width, self.height, "yuv420p"
         video.time_base = self.time_base
         video.codec_context.time_base = self.time_base
@@ -281,6 +397,7 @@ class _Writer:
             # Constrained quality: crf as usual, but never above the rate the size cap allows.
             video.options |= {"maxrate": str(self.max_bitrate), "bufsize": str(self.max_bitrate)}
         self.video = video
+        self.drop_messages = BitStreamFilterContext(_DROP_ENCODER_MESSAGES, video)
         if self.input_audio is not None:
             if self.copy_audio:
                 self.audio = self.output.add_stream_from_template(self.input_audio)
@@ -288,28 +405,47 @@ class _Writer:
                 source = self.input_audio.codec_context
                 self.audio = self.output.add_stream("aac", rate=source.sample_rate, layout=source.layout)
                 self.audio.bit_rate = AUDIO_BITRATE
-        for packet in self.early_audio:
-            self.audio_packet(packet)
-        self.early_audio.clear()
+                self.audio.codec_context.flags |= Flags.bitexact  # no "Lavc" version in the first packet
         return video
 
     def audio_packet(self, packet: av.Packet) -> None:
-        if self.video is None:
-            if len(self.early_audio) >= MAX_EARLY_AUDIO_PACKETS:
+        """Hold a sound packet until the picture reaches its time; refuse sound that runs past the length limit."""
+        seconds = _packet_time(packet)
+        if seconds is None:
+            return  # nothing to place it by (the demuxer's end-of-stream marker has no time either)
+        if seconds > self.max_duration:
+            raise too_long("sound", None, self.max_duration)
+        if len(self.waiting_audio) >= MAX_WAITING_AUDIO_PACKETS:
+            if self.video is None:
                 raise CorruptMediaError("The video is damaged: it has sound but no picture.")
-            self.early_audio.append(packet)
             return
-        if self.audio is None:
-            return
-        if self.copy_audio:
-            if packet.dts is None and packet.pts is None:
-                return
-            packet.stream = self.audio
-            self.output.mux(packet)
-            return
+        self.waiting_audio.append((seconds, packet))
+        self._write_audio()
+
+    def _write_audio(self) -> None:
+        """Write the waiting sound the picture has reached (none before the output's streams exist)."""
+        while self.video is not None and self.waiting_audio and self.waiting_audio[0][0] < self.end_time:
+            seconds, packet = self.waiting_audio.popleft()
+            if self.copy_audio:
+                self._copy_audio(packet, seconds)
+            else:
+                self._encode_audio(packet, seconds)
+
+    def _copy_audio(self, packet: av.Packet, seconds: float) -> None:
+        assert self.audio is not None and packet.time_base is not None
+        if packet.duration:  # a packet claiming to last past the picture would stretch the sound with it
+            packet.duration = min(packet.duration, max(1, int((self.end_time - seconds) / packet.time_base)))
+        packet.stream = self.audio
+        self.output.mux(packet)
+
+    def _encode_audio(self, packet: av.Packet, seconds: float) -> None:
+        assert self.audio is not None
+        if self.sound_start is None:
+            self.sound_start = seconds
         for frame in packet.decode():
-            if not isinstance(frame, av.AudioFrame):
-                continue
+            if not isinstance(frame, av.AudioFrame) or self.sound_start + self.sound_seconds >= self.end_time:
+                continue  # more sound decoded than its timestamps said (they can lie): cut at the picture's end
+            self.sound_seconds += frame.samples / (frame.sample_rate or 1)
             frame.pts = None
             for encoded in self.audio.encode(frame):
                 self.output.mux(encoded)
@@ -324,16 +460,29 @@ class _Writer:
         frame.pts, frame.time_base = pts, self.time_base
         if duration:
             frame.duration = duration
+        if self.last_pts is not None:
+            self.last_step = pts - self.last_pts
         self.last_pts = pts
-        self.end_time = max(self.end_time, float((pts + (duration or 0)) * self.time_base))
+        # A frame lasts its own duration, else as long as the one before it: the sound's end is cut there.
+        self.end_time = max(self.end_time, float((pts + (duration or self.last_step or 0)) * self.time_base))
         self.frames += 1
         for packet in video.encode(frame):
-            self.output.mux(packet)
+            self._mux_video(packet)
+        self._write_audio()
+
+    def _mux_video(self, packet: av.Packet | None) -> None:
+        assert self.video is not None and self.drop_messages is not None
+        for filtered in self.drop_messages.filter(packet):
+            filtered.stream = self.video
+            self.output.mux(filtered)
 
     def close(self) -> bytes:
         if self.video is not None:
             for packet in self.video.encode():
-                self.output.mux(packet)
+                self._mux_video(packet)
+            self._mux_video(None)
+        self._write_audio()
+        self.waiting_audio.clear()
         if self.audio is not None and not self.copy_audio:
             for packet in self.audio.encode():
                 self.output.mux(packet)
@@ -341,21 +490,52 @@ class _Writer:
         return self.buffer.getvalue()
 
 
+def _packet_time(packet: av.Packet) -> float | None:
+    """When a packet starts, in seconds, from its presentation or else its decoding timestamp."""
+    ticks = packet.pts if packet.pts is not None else packet.dts
+    if ticks is None or packet.time_base is None:
+        return None
+    return float(ticks * packet.time_base)
+
+
+class _Timeline:
+    """Each frame's time for searching and following faces: its own timestamp, made to move on by at least
+    1/MAX_FRAME_RATE from the frame before (a clip claiming a million frames a second is searched as often per frame
+    as one at that rate). A frame without a timestamp comes one step after the one before, as the last step did;
+    the header's frame rate is never used."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.step = 1 / REFERENCE_RATE
+
+    def time_of(self, frame: av.VideoFrame) -> float:
+        own = frame.time
+        if self.last is None:
+            seconds = own if own is not None else 0.0
+        else:
+            seconds = max(self.last + self.step if own is None else own, self.last + 1 / MAX_FRAME_RATE)
+            self.step = seconds - self.last
+        self.last = seconds
+        return seconds
+
+
 def _transcode(
     data: bytes,
     options: Options,
-    coverer_for: Callable[[float], FrameCoverer] | None,
+    coverer_for: Callable[[], FrameCoverer] | None,
     progress: Progress | None,
     timings: dict[str, float],
 ) -> Result:
     start = time.perf_counter()
-    with _open(data, options) as container:
+    with _opened(data, options) as container:
         info = _check(container, options)
-        coverer = coverer_for(info.frame_rate) if coverer_for is not None else None
+        coverer = coverer_for() if coverer_for is not None else None
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         audio = container.streams.audio[0] if container.streams.audio else None
-        writer = _Writer(stream, audio, _bitrate_cap(options.max_output_bytes, info.duration, audio))
+        cap = _bitrate_cap(options.max_output_bytes, info.duration, audio)
+        writer = _Writer(stream, audio, options.max_duration, cap)
+        timeline = _Timeline()
         decoded = 0
 
         def write(pixels: np.ndarray, timing: tuple[int | None, int | None]) -> None:
@@ -379,7 +559,7 @@ def _transcode(
                     if coverer is None:
                         write(pixels, timing)
                         continue
-                    for painted, painted_timing in coverer.push(pixels, timing):
+                    for painted, painted_timing in coverer.push(pixels, timeline.time_of(frame), timing):
                         write(painted, painted_timing)
             if coverer is not None:
                 for painted, painted_timing in coverer.finish():
@@ -399,7 +579,7 @@ def _transcode(
         height=writer.height,
         timings=timings,
         input_format=info.format,
-        kind="video",
+        kind=MediaKind.VIDEO,
         frames=writer.frames,
         tracks=coverer.tracks if coverer is not None else 0,
         duration=writer.end_time,
@@ -426,8 +606,8 @@ def _bitrate_cap(max_bytes: int | None, duration: float, audio: av.audio.stream.
 def _check_running(decoded: int, frame: av.VideoFrame, options: Options) -> None:
     """The limits again as frames arrive: the header may have understated them."""
     if decoded > options.max_frames:
-        raise MediaTooLongError(f"The video has more than {options.max_frames} frames; that is the limit.")
+        raise too_many_frames("video", None, options.max_frames)
     if frame.time is not None and frame.time > options.max_duration:
-        raise MediaTooLongError(f"The video lasts more than {options.max_duration:.0f} s; that is the limit.")
+        raise too_long("video", None, options.max_duration)
     if frame.width * frame.height > options.max_frame_pixels:
-        raise TooManyPixelsError(f"The video's frames exceed {options.max_frame_pixels / 1e6:.1f} MP.")
+        raise too_many_pixels("video", frame.width, frame.height, options.max_frame_pixels)

@@ -1,5 +1,5 @@
 """What the queue costs and what it buys, with real processes: a redis-server and `python -m bot.worker`
-machines, driven through the front's job service (`bot.distributed.QueueService`).
+machines, driven through the front's job service (`bot.cluster.front.ClusterJobs`).
 
     pytest benchmarks/bench_bot_distributed.py -q -s                    # full form
     OVERLOAD=short pytest benchmarks/bench_bot_distributed.py -q -s     # CI's short form: fewer rounds
@@ -33,13 +33,17 @@ from pathlib import Path
 import pytest
 
 from anonymizer.errors import AnonymizerError
-from anonymizer.options import Options, Result
+from anonymizer.options import MediaKind, Options, Result
 from benchmarks.measure import percentile
-from bot.admission import JobSize
-from bot.distributed import QueueService
+from bot.admission import Limits
+from bot.cluster.front import ClusterJobs
+from bot.embedded import EmbeddedJobs
 from bot.jobs import Job
-from bot.workers import ImageService, WorkerPool
+from bot.pool import ProcessPool
+from bot.pricing import JobSize
+from bot.settings import REPLY_RESERVE_S, BotSettings
 from testing.cluster import Process, RedisServer, wait_for_workers, worker
+from testing.fake_telegram import TOKEN
 from testing.images import composite, jpeg
 
 FULL = os.environ.get("OVERLOAD", "full") != "short"
@@ -54,6 +58,8 @@ HOP_LIMIT_S = 0.25
 SCALING_FLOOR = 1.2
 # Replies a second the front must sustain: twice Telegram's limit per bot.
 CEILING_FLOOR = 60.0
+# Admission's limits out of the way: these parts measure the queue, not what admission lets in.
+NO_LIMITS = Limits(queue_limit=10_000, per_user_limit=10_000, video_queue_limit=4, reply_reserve=REPLY_RESERVE_S)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def photo(size: tuple[int, int], index: int = 0) -> bytes:
     return jpeg(image, quality=90)
 
 
-async def timed_runs(service: ImageService | QueueService, data: bytes, rounds: int) -> list[float]:
+async def timed_runs(service: EmbeddedJobs | ClusterJobs, data: bytes, rounds: int) -> list[float]:
     seconds = []
     for _ in range(rounds):
         started = time.perf_counter()
@@ -114,7 +120,7 @@ async def timed_runs(service: ImageService | QueueService, data: bytes, rounds: 
 
 async def queue_rate(redis_url: str, jobs: list[bytes]) -> float:
     """Photos a second through the queue, all queued at once."""
-    service = QueueService(redis_url, queue_limit=1000, per_user_limit=1000)
+    service = ClusterJobs(redis_url, NO_LIMITS)
     await service.start()
     try:
         started = time.perf_counter()
@@ -125,10 +131,10 @@ async def queue_rate(redis_url: str, jobs: list[bytes]) -> float:
         await service.close()
 
 
-async def alternating_runs(embedded: ImageService, redis_url: str, data: bytes, rounds: int) -> dict[str, list[float]]:
+async def alternating_runs(embedded: EmbeddedJobs, redis_url: str, data: bytes, rounds: int) -> dict[str, list[float]]:
     """The same photo through the embedded pool and through the queue, turn about, so that whatever else the
     machine is doing weighs on both alike."""
-    queued = QueueService(redis_url, queue_limit=1000, per_user_limit=1000)
+    queued = ClusterJobs(redis_url, NO_LIMITS)
     await queued.start()
     try:
         for service in (embedded, queued):  # the first job of each worker pays for warming caches
@@ -145,9 +151,9 @@ async def alternating_runs(embedded: ImageService, redis_url: str, data: bytes, 
 def test_queue_hop_latency_for_a_2mp_photo(benchmark, redis_server: RedisServer, machines: Machines) -> None:
     data = photo((1600, 1200))
     machines.with_processes(1)
-    pool = WorkerPool(1, Options()).start()
+    pool = ProcessPool(1, Options()).start()
     try:
-        embedded_service = ImageService(pool, queue_limit=40, per_user_limit=2)
+        embedded_service = EmbeddedJobs(pool, BotSettings(_env_file=None, bot_token=TOKEN, workers=1))
         seconds = benchmark.pedantic(
             lambda: asyncio.run(alternating_runs(embedded_service, redis_server.url(), data, HOP_ROUNDS)),
             rounds=1,
@@ -196,15 +202,15 @@ def test_throughput_with_one_and_two_worker_processes(benchmark, redis_server: R
 async def tiny_job_storm(redis_url: str, inputs: list[bytes], concurrency: int) -> float:
     """Jobs a second through the front's path (admission in Redis, the input written, the stream, a worker, the
     result read back), `concurrency` requests at a time."""
-    service = QueueService(redis_url, queue_limit=10_000, per_user_limit=10_000)
+    service = ClusterJobs(redis_url, NO_LIMITS)
     await service.start()
-    await service.cluster.refresh()
+    await service.refresh()
     gate = asyncio.Semaphore(concurrency)
 
     async def request(user_id: int, data: bytes) -> Result | Exception:
         async with gate:
             deadline = time.monotonic() + 60
-            estimate = [service.estimate_seconds(JobSize("image", size_bytes=len(data)))]
+            estimate = [service.estimate_seconds(JobSize(MediaKind.IMAGE, size_bytes=len(data)))]
             async with service.admission(user_id, estimate, deadline):
                 (outcome,) = await service.run([Job(data, Options())], deadline)
                 return outcome

@@ -15,19 +15,17 @@ turned (its turned looks), then search turned back.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 
 import cv2
 import numpy as np
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 
-from benchmarks.measure import percentile
-from bot.app import create_bot, create_dispatcher, create_service
+from benchmarks.measure import spread
+from bot.pool import ProcessPool
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
+from testing.bots import run_embedded_bot
 from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser
 from testing.images import composite, jpeg
 
@@ -74,14 +72,12 @@ def whose(result: bytes, sent: list[bytes]) -> int:
     return int(np.argmin([np.abs(small - thumbnail(data)).mean() for data in sent]))
 
 
-async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, list[float]]:
+async def ten_users_at_once(pool: ProcessPool, photos: list[bytes]) -> dict[str, list[float]]:
     """Seconds from update to reply per user, split by kind of answer; a result made from another user's photo is
     "mixed up"."""
     async with FakeTelegramServer(TOKEN) as telegram:
         settings = BotSettings(_env_file=None, bot_token=TOKEN, telegram_api_url=telegram.base_url, workers=pool.size)
-        bot = create_bot(settings)
-        dispatcher = create_dispatcher(settings, create_service(settings, pool), MemoryStorage())
-        polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
+        running = run_embedded_bot(settings, pool)
         try:
             await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=30)
             sent = []
@@ -97,8 +93,7 @@ async def ten_users_at_once(pool: WorkerPool, photos: list[bytes]) -> dict[str, 
                 *(telegram.reply_to(message, timeout=BUDGET_S * 3) for _, message in sent), return_exceptions=True
             )
         finally:
-            await dispatcher.stop_polling()
-            await polling
+            await running.stop()
     seconds: dict[str, list[float]] = {"result": [], "mixed_up": [], "busy": [], "late": [], "error": [], "lost": []}
     busy_prefix = ENGLISH.busy.split("{")[0]
     for index, ((started, _), reply) in enumerate(zip(sent, replies, strict=True)):
@@ -123,7 +118,7 @@ def stored_sideways(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("stored", ["upright", "sideways"])
-def test_ten_users_with_12mp_photos(benchmark, pool: WorkerPool, photos: list[bytes], stored: str) -> None:
+def test_ten_users_with_12mp_photos(benchmark, pool: ProcessPool, photos: list[bytes], stored: str) -> None:
     sent = [stored_sideways(data) for data in photos] if stored == "sideways" else photos
     outcome = benchmark.pedantic(lambda: asyncio.run(ten_users_at_once(pool, sent)), rounds=1, iterations=1)
 
@@ -138,10 +133,7 @@ def test_ten_users_with_12mp_photos(benchmark, pool: WorkerPool, photos: list[by
         "lost": len(outcome["lost"]),
     }
     for name, values in (("answer", answered), ("result", outcome["result"]), ("busy", outcome["busy"])):
-        if values:
-            figures[f"{name}_p50_s"] = round(statistics.median(values), 2)
-            figures[f"{name}_p95_s"] = round(percentile(values, 0.95), 2)
-            figures[f"{name}_max_s"] = round(max(values), 2)
+        figures.update(spread(name, values))
     benchmark.extra_info.update(figures)
     print(f"\n10 users x 12 MP, {stored}: {figures}")
     assert not outcome["lost"], "a user got no answer"

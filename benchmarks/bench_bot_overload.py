@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import threading
 import time
 from typing import Any
@@ -30,14 +29,13 @@ import cv2
 import numpy as np
 import psutil
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 
 from benchmarks.bench_bot_load import phone_photos
-from benchmarks.measure import percentile
-from bot.app import create_bot, create_dispatcher, create_service
+from benchmarks.measure import spread
+from bot.pool import ProcessPool
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
+from testing.bots import run_embedded_bot
 from testing.fake_telegram import TOKEN, Call, FakeTelegramServer, FakeUser
 from testing.fake_telegram.server import thumbnail_of
 from testing.images import jpeg
@@ -70,7 +68,7 @@ def memory_bound(settings: BotSettings, photo_bytes: int, pixels: int) -> int:
 class MemoryPeak:
     """The RSS of this process plus the pool's workers, sampled every 50 ms on a thread."""
 
-    def __init__(self, pool: WorkerPool) -> None:
+    def __init__(self, pool: ProcessPool) -> None:
         self.pool = pool
         self.baseline = self.total()
         self.peak = self.baseline
@@ -127,14 +125,11 @@ def send(telegram: FakeTelegramServer, user: FakeUser, index: int, photo: tuple[
     return telegram.send_photo(user, data, size=SIZE, thumbnail=thumbnail)
 
 
-async def storm(pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+async def storm(pool: ProcessPool, photos: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     """Run the bursts; the answers by kind with their seconds, the memory figures, and the answer after the storm."""
     async with FakeTelegramServer(TOKEN) as telegram:
         settings = BotSettings(_env_file=None, bot_token=TOKEN, telegram_api_url=telegram.base_url, workers=pool.size)
-        bot = create_bot(settings)
-        service = create_service(settings, pool)
-        dispatcher = create_dispatcher(settings, service, MemoryStorage())
-        polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
+        running = run_embedded_bot(settings, pool)
         users = [FakeUser(9000 + index, f"User{index}", "en") for index in range(USERS)]
         sent: list[tuple[float, dict[str, Any]]] = []
         try:
@@ -157,8 +152,7 @@ async def storm(pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> dict[str
             held = sum(len(upload.data) for call in telegram.calls for upload in call.files.values())
             after = await telegram.reply_to(send(telegram, users[0], 0, photos[0]), timeout=BUDGET_S * 2)
         finally:
-            await dispatcher.stop_polling()
-            await polling
+            await running.stop()
     seconds: dict[str, list[float]] = {"result": [], "busy": [], "late": [], "error": [], "lost": []}
     for (started, _), reply in zip(sent, replies, strict=True):
         if isinstance(reply, BaseException):
@@ -176,7 +170,7 @@ async def storm(pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> dict[str
     }
 
 
-def test_fifty_users_bursting_12mp_photos(benchmark, pool: WorkerPool, photos: list[tuple[bytes, bytes]]) -> None:
+def test_fifty_users_bursting_12mp_photos(benchmark, pool: ProcessPool, photos: list[tuple[bytes, bytes]]) -> None:
     outcome = benchmark.pedantic(lambda: asyncio.run(storm(pool, photos)), rounds=1, iterations=1)
 
     seconds = outcome["seconds"]
@@ -195,10 +189,7 @@ def test_fifty_users_bursting_12mp_photos(benchmark, pool: WorkerPool, photos: l
         "after_storm": outcome["after"],
     }
     for kind, values in (("answer", answered), ("result", seconds["result"]), ("busy", seconds["busy"])):
-        if values:
-            figures[f"{kind}_p50_s"] = round(statistics.median(values), 2)
-            figures[f"{kind}_p95_s"] = round(percentile(values, 0.95), 2)
-            figures[f"{kind}_max_s"] = round(max(values), 2)
+        figures.update(spread(kind, values))
     benchmark.extra_info.update(figures)
     print(f"\n{USERS} users x {BURSTS} bursts x {BURST} photos of {SIZE[0]}x{SIZE[1]}: {figures}")
     assert not seconds["lost"], "an update got no answer"

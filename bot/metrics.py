@@ -35,8 +35,9 @@ JOBS = Counter("photo_anon_jobs_total", "Jobs a worker machine finished, by outc
 HealthCheck = Callable[[], Awaitable[bool]]
 
 
-def add_routes(app: web.Application, healthy: HealthCheck) -> None:
-    """Put /metrics and /health on an aiohttp app (the webhook's, or a server of their own)."""
+async def serve(host: str, port: int, healthy: HealthCheck) -> web.AppRunner:
+    """Start a server of their own for /metrics and /health, on METRICS_HOST (a private address: they tell anyone
+    how busy the bot is), never on the public webhook listener; the caller cleans the runner up."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -45,14 +46,9 @@ def add_routes(app: web.Application, healthy: HealthCheck) -> None:
         ok = await healthy()
         return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
+    app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/health", health)
-
-
-async def serve(host: str, port: int, healthy: HealthCheck) -> web.AppRunner:
-    """Start a small server with /metrics and /health; the caller cleans the runner up."""
-    app = web.Application()
-    add_routes(app, healthy)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

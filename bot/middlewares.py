@@ -1,4 +1,5 @@
-"""Middlewares: request timing and logging, the user's language, the allowed-users gate, and album collection."""
+"""Middlewares: request timing and logging, the user's language, the allowed-users gate, the per-user throttle of
+cheap updates, and album collection."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram import BaseMiddleware
 from aiogram.types import Message, TelegramObject, Update, User
 
+from bot.inputs import clip_of, picture_of
 from bot.texts import texts_for
 
 logger = logging.getLogger("bot.requests")
@@ -23,13 +25,11 @@ class RequestLogMiddleware(BaseMiddleware):
     """Stamp each update with its arrival time (the deadline counts from it), log ids and timings, count updates
     in flight.
 
-    Logs the update id, chat id, update type and duration only: never captions, texts, file names or images.
-    Remembers the highest update id seen, so a polling bot can confirm it to Telegram when it stops, and lets a
+    Logs the update id, chat id, update type and duration only: never captions, texts, file names or images. Lets a
     graceful stop wait until every update received has been answered.
     """
 
     def __init__(self) -> None:
-        self.last_update_id: int | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -38,7 +38,6 @@ class RequestLogMiddleware(BaseMiddleware):
         assert isinstance(event, Update)
         received_at = time.monotonic()
         data["received_at"] = received_at
-        self.last_update_id = max(event.update_id, self.last_update_id or event.update_id)
         chat = data.get("event_chat")
         self._in_flight += 1
         self._idle.clear()
@@ -135,3 +134,49 @@ class AlbumMiddleware(BaseMiddleware):
             del self._last_arrival[key]
         data["album"] = sorted(album, key=lambda message: message.message_id)
         return await handler(event, data)
+
+
+class RateCounter(Protocol):
+    async def count(self, scope: str, user_id: int, window: int) -> int:
+        """What this user did in `scope` ("updates", "editor") in this window (a minute's number), this one
+        included."""
+
+
+class MemoryRateCounter:
+    """The embedded bot's counts: this minute's and the last, nothing older."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int, int], int] = {}
+
+    async def count(self, scope: str, user_id: int, window: int) -> int:
+        for key in [key for key in self._counts if key[2] < window - 1]:
+            del self._counts[key]
+        self._counts[(scope, user_id, window)] = self._counts.get((scope, user_id, window), 0) + 1
+        return self._counts[(scope, user_id, window)]
+
+
+class ThrottleMiddleware(BaseMiddleware):
+    """Texts, commands and button presses cost a worker nothing but still cost the bot a reply each: past
+    `per_minute` a minute a user hears once that the bot will answer again in a minute, and is not answered until
+    then (a button's spinner is still stopped). Pictures and videos are limited by admission instead."""
+
+    def __init__(self, counter: RateCounter, per_minute: int) -> None:
+        self.counter = counter
+        self.per_minute = per_minute
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        user: User | None = data.get("event_from_user")
+        media = event.message is not None and (picture_of(event.message) or clip_of(event.message))
+        if user is None or media or (event.message is None and event.callback_query is None):
+            return await handler(event, data)
+        count = await self.counter.count("updates", user.id, int(time.time() // 60))
+        if count <= self.per_minute:
+            return await handler(event, data)
+        notice = data["texts"].slow_down if count == self.per_minute + 1 else None
+        if event.callback_query is not None:
+            await event.callback_query.answer(notice)
+        elif notice is not None:
+            await event.message.answer(notice)  # type: ignore[union-attr]
+        logger.info("update %d: user over %d updates a minute; not answered", event.update_id, self.per_minute)
+        return None

@@ -1,9 +1,12 @@
-"""Requests to Telegram that survive flood limits and passing failures: retried with backoff, then given up."""
+"""Requests to Telegram that survive flood limits and passing failures: retried with backoff, then given up; and the
+waits of a process whose Telegram or Redis is down for a while."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 from aiogram import Bot
@@ -59,3 +62,28 @@ class RetryRequests(BaseRequestMiddleware):
             attempt += 1
             logger.warning("%s failed; try %d of %d in %.1f s", method.__api_method__, attempt, self.attempts, delay)
             await asyncio.sleep(delay)
+
+
+class Outage:
+    """Waits between attempts at something that is down (Telegram, Redis): one warning when it goes, waits growing
+    to the last of `delays` and staying there, one line when it is back."""
+
+    def __init__(self, what: str, delays: Sequence[float], log: logging.Logger) -> None:
+        self.what = what
+        self.delays = delays
+        self.log = log
+        self.failures = 0
+
+    async def wait(self, error: BaseException, stop: asyncio.Event | None = None, at_least: float = 0.0) -> None:
+        """Before the next attempt; sooner if `stop` is set."""
+        if self.failures == 0:
+            self.log.warning("%s unreachable (%s); retrying until it is back", self.what, type(error).__name__)
+        delay = max(at_least, self.delays[min(self.failures, len(self.delays) - 1)])
+        self.failures += 1
+        with suppress(TimeoutError):
+            await asyncio.wait_for((stop or asyncio.Event()).wait(), delay)
+
+    def over(self) -> None:
+        if self.failures:
+            self.log.info("%s reached after %d failed attempt(s)", self.what, self.failures)
+        self.failures = 0

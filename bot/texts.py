@@ -49,11 +49,33 @@ class Texts:
     unsupported: str
     too_large: str
     too_many_pixels: str
+    too_slow: str
     corrupt: str
     failed: str
     timeout: str
     not_allowed: str
     album_partly_failed: str
+    choose_faces: str
+    choose_in_album: str
+    choose_prompt: str
+    choose_done: str
+    cover_all: str
+    show_all: str
+    chosen_covered: str
+    choose_expired: str
+    choose_not_yours: str
+    choose_gone: str
+    choose_too_often: str
+    strict_again: str
+    slow_down: str
+    regions_covered: str
+    edit: str
+    editor_unauthorized: str
+    editor_too_fast: str
+    editor_too_many_regions: str
+    editor_bad_choice: str
+    # The Mini App page's own labels and messages (bot.miniapp), by key; "{...}" fields are filled in by the page.
+    editor: dict[str, str]
     commands: dict[str, str]
 
 
@@ -72,6 +94,8 @@ ENGLISH = Texts(
         "face. <b>Please look at every result before you share it.</b>\n\n"
         "<b>Missed a face?</b>\nPress “Look harder” under the result, or reply /strict to your photo: I look again "
         "with more care. It takes longer and may cover a little more than the faces.\n\n"
+        "<b>Want a face shown?</b>\nPress “Choose faces” under the result: the faces I found are numbered, and you "
+        "pick which stay covered. Showing a face is your decision.\n\n"
         "<b>How to use me</b>\n"
         "• Send a photo: you get it back with the faces covered.\n"
         "• Send a picture as a file (JPEG, PNG, WebP, HEIC, AVIF, up to {max_mb} MB): you get a file back, without "
@@ -86,7 +110,8 @@ ENGLISH = Texts(
         "• solid — a flat colour.\n\n"
         "<b>What I keep</b>\nNo pictures or videos. They are processed in memory and forgotten once the reply is sent. "
         "I remember your filter choice and, for {strict_minutes} minutes after each result, Telegram's reference to "
-        "your original so that “Look harder” works (never the picture itself). The log keeps only technical records "
+        "your original and where its faces are, so that “Look harder” and “Choose faces” work (never the picture "
+        "itself). The log keeps only technical records "
         "(chat id, how many pictures, how long they took), never the pictures, their captions or file names."
     ),
     mode_prompt="How should faces be covered? Now: <b>{current}</b>.",
@@ -131,11 +156,57 @@ ENGLISH = Texts(
     ),
     too_large="This file is too large: I accept files up to {max_mb} MB. Please send a smaller one.",
     too_many_pixels="This picture has too many pixels: I accept up to {max_mp} megapixels. Please send a smaller one.",
+    too_slow="This picture is too large for me to cover in time. Please send a smaller one.",
     corrupt="I could not read this picture: the file seems damaged. Please send it again or try another one.",
     failed="Something went wrong while processing this picture. Please try again.",
     timeout="Sorry, this picture took too long to process and I had to give up. Please try again later.",
     not_allowed="Sorry, this bot is private and not available to you.",
     album_partly_failed="Picture(s) {positions} could not be processed: {reason}",
+    choose_faces="👤 Choose faces",
+    choose_in_album="Choose the faces of a picture in this album:",
+    choose_prompt=(
+        "The faces I found are numbered. Tap a number to show (○) or cover (✓) that face, then press Done. "
+        "Showing a face is your decision: everyone you send the picture to will see it."
+    ),
+    choose_done="Done",
+    cover_all="Cover all",
+    show_all="Show all",
+    chosen_covered="Faces covered: {covered} of {count}; shown as you chose: {shown}. Please check it before sharing.",
+    choose_expired="This result is too old to change now. Send the photo again.",
+    choose_not_yours="Only the person who sent this photo can choose its faces.",
+    choose_gone="That picture was deleted, so there is nothing to change. Send the photo again.",
+    choose_too_often="This picture has been changed many times. Send the photo again to start over.",
+    strict_again="I have already looked harder at this photo. Send it again if you want a fresh look.",
+    slow_down="That is a lot of messages at once. I will answer again in a minute.",
+    regions_covered="Areas you marked, covered: {count}.",
+    edit="✏️ Edit",
+    editor_unauthorized=(
+        "This editor was opened too long ago, or not from Telegram. Close it and press “✏️ Edit” under your photo again."
+    ),
+    editor_too_fast="Too many requests at once. Wait a minute, then try again.",
+    editor_too_many_regions="At most {max} areas can be marked on one picture.",
+    editor_bad_choice="This choice does not fit the picture. Close the editor and open it again.",
+    editor={
+        "title": "Faces to cover",
+        "hint": (
+            "Tap a face to show or cover it; showing one is your decision. Drag over a face I missed to cover it too."
+        ),
+        "status": "Faces covered: {covered} of {count} · areas marked: {regions}",
+        "apply": "Apply",
+        "applying": "Painting…",
+        "undo": "Undo",
+        "box": "Rectangle",
+        "ellipse": "Ellipse",
+        "delete": "Delete the area",
+        "zoom_in": "Zoom in",
+        "zoom_out": "Zoom out",
+        "fit": "Whole picture",
+        "too_many": "At most {max} areas can be marked on one picture.",
+        "loading": "Loading the picture…",
+        "outside": "Open the editor with the “✏️ Edit” button under your photo in Telegram.",
+        "unreadable": "This picture cannot be shown here. Use “👤 Choose faces” under it in the chat.",
+        "offline": "No connection. Try again.",
+    },
     commands={
         "start": "What this bot does",
         "help": "How to use it, how well it works, what it keeps",
@@ -159,6 +230,8 @@ RUSSIAN = Texts(
         "то, что лицом не является. <b>Посмотрите на каждый результат, прежде чем им делиться.</b>\n\n"
         "<b>Пропущено лицо?</b>\nНажмите «Поискать внимательнее» под результатом или ответьте на своё фото "
         "командой /strict: я посмотрю ещё раз, тщательнее. Это дольше, и закрыто может быть чуть больше, чем лица.\n\n"
+        "<b>Хотите оставить лицо открытым?</b>\nНажмите «Выбрать лица» под результатом: найденные лица "
+        "пронумерованы, и вы решаете, какие из них закрыть. Открыть лицо — ваше решение.\n\n"
         "<b>Как пользоваться</b>\n"
         "• Пришлите фото — получите его обратно с закрытыми лицами.\n"
         "• Пришлите изображение файлом (JPEG, PNG, WebP, HEIC, AVIF, до {max_mb} МБ) — получите файл без метаданных "
@@ -173,7 +246,8 @@ RUSSIAN = Texts(
         "• заливка — сплошной цвет.\n\n"
         "<b>Что я храню</b>\nНикаких снимков и видео: они обрабатываются в памяти и забываются после ответа. "
         "Я помню выбранный фильтр и в течение {strict_minutes} минут после каждого результата — ссылку Telegram на "
-        "оригинал, чтобы работала кнопка «Поискать внимательнее» (но не сам снимок). В журнал попадают только "
+        "оригинал и место лиц на нём, чтобы работали кнопки «Поискать внимательнее» и «Выбрать лица» (но не сам "
+        "снимок). В журнал попадают только "
         "технические данные (id чата, число снимков, время обработки) — никогда не снимки, подписи или имена файлов."
     ),
     mode_prompt="Как закрывать лица? Сейчас: <b>{current}</b>.",
@@ -226,11 +300,60 @@ RUSSIAN = Texts(
     ),
     too_large="Файл слишком большой: я принимаю файлы до {max_mb} МБ. Пришлите, пожалуйста, файл поменьше.",
     too_many_pixels="В снимке слишком много пикселей: я принимаю до {max_mp} мегапикселей. Пришлите снимок поменьше.",
+    too_slow="Этот снимок слишком большой, я не успею закрыть на нём лица. Пришлите снимок поменьше.",
     corrupt="Не удалось прочитать снимок: похоже, файл повреждён. Пришлите его ещё раз или попробуйте другой.",
     failed="При обработке снимка что-то пошло не так. Попробуйте ещё раз.",
     timeout="Извините, снимок обрабатывался слишком долго, и я прервал работу. Попробуйте позже.",
     not_allowed="Извините, это закрытый бот, и он вам недоступен.",
     album_partly_failed="Снимки {positions} обработать не удалось: {reason}",
+    choose_faces="👤 Выбрать лица",
+    choose_in_album="Выберите лица на снимке из этого альбома:",
+    choose_prompt=(
+        "Найденные лица пронумерованы. Нажмите на номер, чтобы открыть (○) или закрыть (✓) лицо, затем «Готово». "
+        "Открыть лицо — ваше решение: его увидят все, кому вы отправите снимок."
+    ),
+    choose_done="Готово",
+    cover_all="Закрыть все",
+    show_all="Открыть все",
+    chosen_covered=(
+        "Закрыто лиц: {covered} из {count}; открыто по вашему выбору: {shown}. Проверьте, прежде чем делиться."
+    ),
+    choose_expired="Этот результат уже слишком старый, чтобы его менять. Пришлите фото ещё раз.",
+    choose_not_yours="Выбрать лица может только тот, кто прислал этот снимок.",
+    choose_gone="Этот снимок удалён, менять нечего. Пришлите фото ещё раз.",
+    choose_too_often="Этот снимок меняли уже много раз. Пришлите фото ещё раз, чтобы начать заново.",
+    strict_again="Я уже внимательно смотрел на это фото. Пришлите его ещё раз, если нужен новый поиск.",
+    slow_down="Слишком много сообщений подряд. Я снова отвечу через минуту.",
+    regions_covered="Закрыто отмеченных вами областей: {count}.",
+    edit="✏️ Изменить",
+    editor_unauthorized=(
+        "Редактор открыт слишком давно или не из Telegram. Закройте его и снова нажмите «✏️ Изменить» под снимком."
+    ),
+    editor_too_fast="Слишком много запросов подряд. Подождите минуту и попробуйте снова.",
+    editor_too_many_regions="На одном снимке можно отметить не больше {max} областей.",
+    editor_bad_choice="Этот выбор не подходит к снимку. Закройте редактор и откройте его снова.",
+    editor={
+        "title": "Какие лица закрыть",
+        "hint": (
+            "Нажмите на лицо, чтобы открыть или закрыть его; открыть лицо — ваше решение. "
+            "Проведите по пропущенному лицу, чтобы закрыть и его."
+        ),
+        "status": "Закрыто лиц: {covered} из {count} · отмечено областей: {regions}",
+        "apply": "Применить",
+        "applying": "Рисую…",
+        "undo": "Отменить",
+        "box": "Прямоугольник",
+        "ellipse": "Овал",
+        "delete": "Удалить область",
+        "zoom_in": "Увеличить",
+        "zoom_out": "Уменьшить",
+        "fit": "Весь снимок",
+        "too_many": "На одном снимке можно отметить не больше {max} областей.",
+        "loading": "Загружаю снимок…",
+        "outside": "Откройте редактор кнопкой «✏️ Изменить» под снимком в Telegram.",
+        "unreadable": "Этот снимок здесь не показать. Выберите лица кнопкой «👤 Выбрать лица» под ним в чате.",
+        "offline": "Нет связи. Попробуйте ещё раз.",
+    },
     commands={
         "start": "Что умеет бот",
         "help": "Как пользоваться, насколько хорошо работает, что хранится",

@@ -1,10 +1,14 @@
-"""Filters that make faces unrecognizable, created by name: ``create("noise").apply(image, regions)``.
+"""Filters that make faces unrecognizable, created by name: ``create("noise").apply(image, boxes)``.
+
+``boxes`` are anything with ``x, y, w, h`` in pixels (``Box``): the faces a detector found, and ``Region``s a user
+added, which may carry a shape of their own. The mask defaults (``DEFAULT_MASK``, ``DEFAULT_MARGIN``,
+``DEFAULT_MIN_MARGIN``) are defined here once; the command line and the bot take them from here.
 
 Which can be undone, in principle:
 - ``noise`` (default), ``solid``: irreversible. The face's pixels are replaced by one mean colour of the grown
   region (plus fresh random noise); nothing else of the original is left in the output.
 - ``pixelate``: irreversible, but it keeps ``blocks`` x ``blocks`` mean colours (8 across the grown region,
-  about 5 across the face); enough to tell skin and hair colour, perhaps to match against a few known faces.
+  about 6 across the face); enough to tell skin and hair colour, perhaps to match against a few known faces.
 - ``blur``: REVERSIBLE in principle. A Gaussian blur is a known linear operator: deblurring, or a recognizer
   trained on blurred faces, can recover identity. The default strength defeats face detectors, not a
   determined adversary. Use it only where appearance matters more than privacy.
@@ -15,8 +19,23 @@ after noise, pixelate and solid the covered face keeps no structure of the origi
 """
 
 from filters import builtin as _builtin  # noqa: F401  (registers the filters)
-from filters.base import Filter, Region
-from filters.masks import mask
+from filters.base import Filter
+from filters.masks import DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN, mask
+from filters.outlines import numbered_outlines
+from filters.regions import SHAPES, Box, Region
 from filters.registry import available, create, register
 
-__all__ = ["Filter", "Region", "available", "create", "mask", "register"]
+__all__ = [
+    "DEFAULT_MARGIN",
+    "DEFAULT_MASK",
+    "DEFAULT_MIN_MARGIN",
+    "SHAPES",
+    "Box",
+    "Filter",
+    "Region",
+    "available",
+    "create",
+    "mask",
+    "numbered_outlines",
+    "register",
+]

@@ -1,28 +1,17 @@
-"""What a filter receives (an image and face regions, nothing about how they were found) and what all filters share."""
+"""What a filter receives (an image and boxes to cover, nothing about how they were found) and what all filters
+share."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
-from filters.masks import MaskSpec, Patch
-
-
-class Region(Protocol):
-    """A face box in image pixels; ``detectors.Detection`` satisfies it, so do plain dataclasses."""
-
-    @property
-    def x(self) -> int: ...
-    @property
-    def y(self) -> int: ...
-    @property
-    def w(self) -> int: ...
-    @property
-    def h(self) -> int: ...
+from filters.masks import DEFAULT_FEATHER, DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN, MaskSpec, Patch
+from filters.regions import Box
 
 
 class Filter(ABC):
@@ -37,17 +26,22 @@ class Filter(ABC):
     _seed: int | None = None
 
     def __init__(
-        self, *, mask: str = "ellipse", margin: float = 0.3, feather: float = 0.1, min_margin: float = 0.0
+        self,
+        *,
+        mask: str = DEFAULT_MASK,
+        margin: float = DEFAULT_MARGIN,
+        feather: float = DEFAULT_FEATHER,
+        min_margin: float = DEFAULT_MIN_MARGIN,
     ) -> None:
         """The mask's settings, shared by every filter; a subclass takes its own and passes these on as
         ``**mask_options``, so a new mask setting is added here alone."""
         self.mask_spec = MaskSpec(mask, margin, feather, min_margin)
 
-    def mask(self, shape_hw: tuple[int, ...], regions: Iterable[Region]) -> np.ndarray:
+    def mask(self, shape_hw: tuple[int, ...], regions: Iterable[Box]) -> np.ndarray:
         """Float32 H x W weights in [0, 1]: exactly how strongly ``apply`` paints each pixel."""
         return self.mask_spec.render((shape_hw[0], shape_hw[1]), regions)
 
-    def apply(self, image: np.ndarray, regions: Iterable[Region]) -> np.ndarray:
+    def apply(self, image: np.ndarray, regions: Iterable[Box]) -> np.ndarray:
         """A covered copy of ``image`` (uint8/uint16/float in [0, 1]; gray, BGR or BGRA); the input is untouched.
 
         Pixels outside the mask are bit-identical to the input; alpha is never changed. Where regions

@@ -104,7 +104,7 @@ class Blur(Filter):
 
 @register("pixelate")
 class Pixelate(Filter):
-    """Mask-weighted block means, ``blocks`` square blocks across the grown region (8: about 5 across the face).
+    """Mask-weighted block means, ``blocks`` square blocks across the grown region (8: about 6 across the face).
 
     Not reversible, but it keeps blocks x blocks mean colours; fewer blocks keep less.
     """

@@ -6,6 +6,7 @@ Geometry, in units of the grown region (normalized radius ``r``: 0 at the centre
 - the face box is grown by ``margin`` of its width/height on each side (deface's ``--mask-scale 1.3`` is
   ``margin=0.3``: the ellipse is 1.6 x the box), and by at least ``min_margin`` pixels: a detector's box is a
   few pixels off whatever the face's size, which on a 15 px face is a third of it;
+- the shape is the filter's mask, unless the region is a ``Region`` a user drew with a shape of its own;
 - weight 1 for ``r <= 1 - feather``, falling smoothly to 0 at ``r = 1`` (ellipse: Euclidean ``r``; box:
   the larger of the two axis distances);
 - the face box itself is always weight 1, whatever the margin and feather: with ``margin=0.3`` its corners
@@ -20,14 +21,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from filters.base import Region
+from filters.regions import SHAPES, Box, Region
 
-SHAPES = ("ellipse", "box")
+# The defaults of every filter, and so of the command line and the bot (``anonymizer.options`` takes them from
+# here). Each side of the face box grows by 15 % of the face and by at least 6 px (the box itself is always
+# painted whole): a detector's box is a few pixels off whatever the face's size, which only a pixel floor absorbs
+# on small faces. A larger floor covers more small faces for a little more paint; a larger margin, such as
+# deface's 0.3 (--mask-scale 1.3), paints more for fewer faces (`python -m benchmarks.compare_detectors` measures
+# each).
+DEFAULT_MASK = "ellipse"
+DEFAULT_MARGIN = 0.15
+DEFAULT_MIN_MARGIN = 6.0
+DEFAULT_FEATHER = 0.1
 
 
 @dataclass(frozen=True)
@@ -61,10 +69,10 @@ class Patch:
 class MaskSpec:
     """Shape, margin and soft edge of the painted area; validated once, used by every filter."""
 
-    shape: str = "ellipse"
-    margin: float = 0.3
-    feather: float = 0.1
-    min_margin: float = 0.0
+    shape: str = DEFAULT_MASK
+    margin: float = DEFAULT_MARGIN
+    feather: float = DEFAULT_FEATHER
+    min_margin: float = DEFAULT_MIN_MARGIN
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
@@ -76,7 +84,7 @@ class MaskSpec:
         if not (math.isfinite(self.feather) and 0 <= self.feather < 1):
             raise ValueError(f"feather must be in [0, 1) (share of the grown region's radius), not {self.feather}")
 
-    def patch(self, region: Region, shape_hw: tuple[int, int]) -> Patch | None:
+    def patch(self, region: Box, shape_hw: tuple[int, int]) -> Patch | None:
         """The weights of one region, or None when it is empty or lies wholly outside the image."""
         height, width = shape_hw[:2]
         face_w, face_h = float(region.w), float(region.h)
@@ -93,7 +101,8 @@ class MaskSpec:
         # Distances of pixel centres from the region's centre, in units of the grown half-size.
         dx = ((np.arange(left, right, dtype=np.float32) + 0.5 - centre_x) / half_w)[None, :]
         dy = ((np.arange(top, bottom, dtype=np.float32) + 0.5 - centre_y) / half_h)[:, None]
-        radius = np.sqrt(dx * dx + dy * dy) if self.shape == "ellipse" else np.maximum(np.abs(dx), np.abs(dy))
+        ellipse = self._shape_of(region) == "ellipse"
+        radius = np.sqrt(dx * dx + dy * dy) if ellipse else np.maximum(np.abs(dx), np.abs(dy))
         weights = _soft_edge(radius, self.feather)
 
         face_left, face_right = max(left, math.floor(region.x)), min(right, math.ceil(region.x + face_w))
@@ -101,10 +110,14 @@ class MaskSpec:
         weights[face_top - top : face_bottom - top, face_left - left : face_right - left] = 1.0
         return Patch(top, bottom, left, right, weights, face_w, face_h, 2 * half_w, 2 * half_h)
 
-    def patches(self, regions: Iterable[Region], shape_hw: tuple[int, int]) -> list[Patch]:
+    def _shape_of(self, region: Box) -> str:
+        """The region's own shape when a user drew it with one, else this mask's."""
+        return region.shape if isinstance(region, Region) and region.shape is not None else self.shape
+
+    def patches(self, regions: Iterable[Box], shape_hw: tuple[int, int]) -> list[Patch]:
         return [p for p in (self.patch(region, shape_hw) for region in regions) if p is not None]
 
-    def render(self, shape_hw: tuple[int, int], regions: Iterable[Region]) -> np.ndarray:
+    def render(self, shape_hw: tuple[int, int], regions: Iterable[Box]) -> np.ndarray:
         """The combined mask: each pixel takes the largest weight of any region covering it."""
         combined = np.zeros(shape_hw[:2], np.float32)
         for p in self.patches(regions, shape_hw):
@@ -122,11 +135,11 @@ def _soft_edge(radius: np.ndarray, feather: float) -> np.ndarray:
 
 def mask(
     shape_hw: tuple[int, ...],
-    regions: Iterable[Region],
-    shape: str = "ellipse",
-    margin: float = 0.3,
-    feather: float = 0.1,
-    min_margin: float = 0.0,
+    regions: Iterable[Box],
+    shape: str = DEFAULT_MASK,
+    margin: float = DEFAULT_MARGIN,
+    feather: float = DEFAULT_FEATHER,
+    min_margin: float = DEFAULT_MIN_MARGIN,
 ) -> np.ndarray:
     """Float32 H x W weights in [0, 1]: where and how strongly a filter paints over ``regions``."""
     return MaskSpec(shape, margin, feather, min_margin).render((shape_hw[0], shape_hw[1]), regions)

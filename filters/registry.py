@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 
 from filters.base import Filter
+from filters.masks import DEFAULT_FEATHER, DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN
 
 _FILTERS: dict[str, type[Filter]] = {}
 
@@ -29,10 +30,10 @@ def available() -> list[str]:
 
 def create(
     name: str,
-    mask: str = "ellipse",
-    margin: float = 0.3,
-    feather: float = 0.1,
-    min_margin: float = 0.0,
+    mask: str = DEFAULT_MASK,
+    margin: float = DEFAULT_MARGIN,
+    feather: float = DEFAULT_FEATHER,
+    min_margin: float = DEFAULT_MIN_MARGIN,
     **settings: object,
 ) -> Filter:
     """The filter ``name`` painting ``mask`` ("ellipse" or "box") over each face grown by ``margin`` per side,

@@ -4,6 +4,7 @@ free port (no persistence, its own temporary directory), worker machines (`pytho
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
+from bot.cluster import keys
 from bot.settings import BotSettings
 from testing.fake_telegram import TOKEN
 from testing.paths import ROOT
@@ -36,39 +39,67 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-class RedisServer:
-    """A real redis-server; restartable on the same port, as an operator's Redis would be."""
+@dataclass(frozen=True)
+class Certificates:
+    """A certificate authority and the server certificate it signed for 127.0.0.1, as PEM files."""
 
-    def __init__(self, directory: Path) -> None:
+    ca: Path
+    certificate: Path
+    key: Path
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A throw-away CA and a certificate for a Redis on 127.0.0.1 (and localhost), made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is missing: apt-get install openssl")
+    files = Certificates(directory / "ca.crt", directory / "redis.crt", directory / "redis.key")
+    ca_key, request, extensions = directory / "ca.key", directory / "redis.csr", directory / "redis.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    sign = ["-CA", files.ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1", "-extfile", extensions]
+    for command in (
+        ["req", "-x509", *new_key, "-days", "1", "-keyout", ca_key, "-out", files.ca, "-subj", "/CN=test CA"],
+        ["req", *new_key, "-keyout", files.key, "-out", request, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", request, *sign, "-out", files.certificate],
+    ):
+        subprocess.run([openssl, *map(str, command)], check=True, capture_output=True)
+    files.key.chmod(0o600)
+    return files
+
+
+class RedisServer:
+    """A real redis-server; restartable on the same port, as an operator's Redis would be. With `tls` it speaks
+    only TLS (rediss://, the client checking the server against the CA); with `password` it asks for one."""
+
+    def __init__(self, directory: Path, *, tls: Certificates | None = None, password: str | None = None) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             pytest.fail("redis-server is missing: apt-get install redis-server (.ci/run installs it)")
         self.executable = executable
         self.directory = directory
+        self.tls = tls
+        self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        login = f":{self.password}@" if self.password else ""
+        if self.tls is None:
+            return f"redis://{login}127.0.0.1:{self.port}/{db}"
+        return f"rediss://{login}127.0.0.1:{self.port}/{db}?ssl_ca_certs={self.tls.ca}"
 
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        client = Redis(port=self.port)
+        listen = ["--port", str(self.port)]
+        if self.tls is not None:
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            listen += ["--tls-cert-file", str(self.tls.certificate), "--tls-key-file", str(self.tls.key)]
+            listen += ["--tls-ca-cert-file", str(self.tls.ca)]
+        if self.password is not None:
+            listen += ["--requirepass", self.password]
+        private = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        self.process = subprocess.Popen([self.executable, *listen, *private], stdout=subprocess.DEVNULL)
+        client = self.client()
         wait_until(lambda: self._answers(client), 10, "redis-server did not start")
         client.close()
         return self
@@ -161,8 +192,8 @@ def wait_for_workers(redis: Redis, processes: int, timeout: float = 120) -> None
     """Until the worker machines have loaded their models and announced `processes` processes in all."""
 
     def announced() -> bool:
-        alive = redis.zrangebyscore("photo-anon:workers:alive", time.time(), "+inf")
-        counts = redis.hmget("photo-anon:workers:info", alive) if alive else []
-        return sum(int(count or 0) for count in counts) >= processes
+        alive = redis.zrangebyscore(keys.WORKERS, time.time(), "+inf")
+        machines = redis.hmget(keys.WORKER_INFO, alive) if alive else []
+        return sum(json.loads(machine)["processes"] for machine in machines if machine) >= processes
 
     wait_until(announced, timeout, f"{processes} worker process(es) did not announce themselves")

@@ -51,28 +51,39 @@ def make_clip(
     rotation: int = 0,
     tags: dict[str, str] | None = None,
     frame_ms: Sequence[int] | None = None,
+    rate: int = 30,
+    sound_seconds: float | None = None,
+    reproducible: bool = False,
 ) -> bytes:
     """A video file of ``scene``: stored turned by ``rotation`` with the display matrix saying so, optional sound.
 
-    ``frame_ms`` gives each frame's own duration (variable frame rate, millisecond timestamps); else 30 fps.
+    ``frame_ms`` gives each frame's own duration (variable frame rate, millisecond timestamps); else ``rate`` frames a
+    second, in the header and in the timestamps alike. The sound lasts as long as the picture, or ``sound_seconds``.
+    ``reproducible`` makes the same bytes on every call (a fuzzing corpus is built from them).
     """
     scene = scene or Scene()
     frames = [pixels for pixels, _ in scene.frames()]
     buffer = io.BytesIO()
-    options = {"movflags": "use_metadata_tags"} if container in ("mov", "mp4") else {}
+    # Bit-exact: the same file every time (Matroska's muxer otherwise draws random segment and track ids).
+    options = {"fflags": "+bitexact"} | ({"movflags": "use_metadata_tags"} if container in ("mov", "mp4") else {})
     output = av.open(buffer, "w", format=container, options=options)
     output.metadata.update(tags or {})
     stored = rotated_for_storage(frames[0], rotation)
-    video = output.add_stream(codec, rate=30)
+    video = output.add_stream(codec, rate=rate)
     video.height, video.width = stored.shape[:2]
     video.pix_fmt = "yuv420p"
-    time_base = Fraction(1, 1000) if frame_ms else Fraction(1, 30)
+    if codec == "libx264" and reproducible:
+        video.options = {"preset": "ultrafast"}  # x264's slower presets do not write the same bytes twice
+    time_base = Fraction(1, 1000) if frame_ms else Fraction(1, rate)
     video.codec_context.time_base = time_base
     for key, value in (tags or {}).items():
         video.metadata[key] = value
     if rotation:
         video.set_display_rotation(rotation)
     sound = output.add_stream(audio, rate=48000) if audio else None
+    if sound is not None:
+        # As a phone's encoder, FFmpeg's writes no name of its own into the sound (which may be copied as it is).
+        sound.codec_context.flags |= av.codec.context.Flags.bitexact
     pts = 0
     for index, pixels in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(rotated_for_storage(pixels, rotation), format="bgr24")
@@ -83,7 +94,7 @@ def make_clip(
     for packet in video.encode():
         output.mux(packet)
     if sound is not None:
-        seconds = float(pts * time_base)
+        seconds = float(pts * time_base) if sound_seconds is None else sound_seconds
         tone = (0.3 * np.sin(np.arange(int(48000 * seconds)) / 8)).astype(np.float32)[None]
         samples = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
         samples.sample_rate, samples.pts = 48000, 0

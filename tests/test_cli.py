@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import resource
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +90,7 @@ def test_json_lists_faces_and_timings_per_file(photos: Path, capsys: pytest.Capt
     assert [Path(r["input"]).name for r in records] == ["astronaut.jpg", "group.png"]
     assert [len(r["faces"]) for r in records] == [1, 2]
     face = records[0]["faces"][0]
-    assert set(face) == {"x", "y", "w", "h", "score", "detector"}
+    assert set(face) == {"number", "x", "y", "w", "h", "score", "detector", "kept"}
     assert abs(face["x"] - ASTRONAUT_FACE[0]) < 15 and abs(face["h"] - ASTRONAUT_FACE[3]) < 20
     assert all(set(r["timings"]) == TIMINGS for r in records)
     assert Path(records[1]["output"]).is_file()
@@ -218,6 +222,90 @@ def test_an_output_that_would_replace_its_input_needs_overwrite(
     assert main(["anonymize", str(photo), "-o", str(photo), "--overwrite"]) == 0
     assert photo.read_bytes() != before
     assert face_changed(astronaut_bgr(), photo, ASTRONAUT_FACE)
+
+
+def single_photo(tmp_path: Path, mode: int = 0o644) -> Path:
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), astronaut_bgr())
+    photo.chmod(mode)
+    return photo
+
+
+def test_an_output_is_never_written_through_a_symbolic_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The output's name is a link to another file: that file is never written, with or without --overwrite."""
+    photo = single_photo(tmp_path)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "photo.anonymized.jpg"
+    link.symlink_to(victim)
+
+    assert main(["anonymize", str(photo), "--detector", "haar"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--overwrite" in err and str(link) in err
+    assert victim.read_text() == "keep me" and link.is_symlink()
+
+    assert main(["anonymize", str(photo), "--detector", "haar", "--overwrite"]) == 0
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink() and face_changed(astronaut_bgr(), link, ASTRONAUT_FACE)
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo = single_photo(tmp_path)
+    earlier = tmp_path / "photo.anonymized.jpg"
+    earlier.write_bytes(b"an earlier output")
+
+    assert main(["anonymize", str(photo), "--detector", "haar"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "exists; --overwrite replaces it" in err
+    assert earlier.read_bytes() == b"an earlier output"
+
+    assert main(["anonymize", str(photo), "--detector", "haar", "--overwrite"]) == 0
+    assert face_changed(astronaut_bgr(), earlier, ASTRONAUT_FACE)
+
+
+def test_an_output_is_no_more_readable_than_its_input(tmp_path: Path) -> None:
+    photo = single_photo(tmp_path, mode=0o600)
+    assert main(["anonymize", str(photo), "--detector", "haar"]) == 0
+    assert stat.S_IMODE((tmp_path / "photo.anonymized.jpg").stat().st_mode) == 0o600
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 60 MB file named as a photo (the limit is 50 MB) costs no memory: it is measured, never read."""
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as file:
+        file.truncate(60 * 2**20)
+    tracemalloc.start()
+    try:
+        assert main(["anonymize", str(huge), "--detector", "haar"]) == 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "The file is 60.0 MB; the limit is 50.0 MB." in capsys.readouterr().err
+    assert peak < 20 * 2**20
+
+
+@pytest.mark.e2e
+def test_a_write_that_fails_half_way_leaves_no_half_file(tmp_path: Path) -> None:
+    """The disk fills up while the output is written (a file size limit stands in for it): nothing is left."""
+    photo = single_photo(tmp_path)
+
+    def small_files_only() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write instead of a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "anonymizer", "anonymize", str(photo), "--detector", "haar"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=small_files_only,
+    )
+    assert completed.returncode == 1 and "cannot write output" in completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["photo.jpg"]
 
 
 def test_missing_arguments_exit_with_usage_code() -> None:
@@ -385,3 +473,148 @@ def test_videos_gifs_and_heic_photos_from_the_command_line(tmp_path: Path, capsy
     assert records["photo.heic"]["format"] == "JPEG" and records["photo.heic"]["input_format"] == "HEIF"
     for record in records.values():
         assert Path(record["output"]).stat().st_size > 0
+
+
+# --- the user's choice: faces numbered, kept and added --------------------------------------------------------
+
+# Three heads in one row, rising to the right, so neither the detector's order nor a sort by height numbers them.
+THREE_FACES, THREE_BOXES = composite((960, 400), [(40, 70, 100), (340, 55, 100), (640, 40, 100)])
+# A patch of the astronaut photo with no face (the mission patch on her suit), as --add takes it.
+NO_FACE = (130, 340, 80, 80)
+
+
+@pytest.fixture
+def three_faces(tmp_path: Path) -> Path:
+    path = tmp_path / "three.png"
+    cv2.imwrite(str(path), THREE_FACES)
+    return path
+
+
+def box_of(record: dict[str, int]) -> tuple[int, int, int, int]:
+    return record["x"], record["y"], record["w"], record["h"]
+
+
+def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = box
+    return image[y : y + h, x : x + w].astype(int)
+
+
+@pytest.mark.models
+def test_detect_numbers_the_faces_in_reading_order(three_faces: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", str(three_faces)]) == 0
+    text = capsys.readouterr().out
+    assert main(["detect", str(three_faces), "--json"]) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+
+    assert [face["number"] for face in faces] == [1, 2, 3]
+    assert [face["x"] for face in faces] == sorted(face["x"] for face in faces)
+    assert [abs(face["x"] - box.x) < 10 for face, box in zip(faces, THREE_BOXES, strict=True)] == [True] * 3
+    listed = text.split(": ", 2)[2].split("; ")
+    assert [entry.split()[:2] for entry in listed] == [[f"#{f['number']}", f"{f['x']},{f['y']}"] for f in faces]
+
+
+@pytest.mark.models
+def test_keep_leaves_those_faces_as_they_were(
+    three_faces: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "kept.png"
+    assert main(["anonymize", str(three_faces), "--keep", "2", "-o", str(target), "--json"]) == 0
+    faces = json.loads(capsys.readouterr().out)["faces"]
+    assert [(face["number"], face["kept"]) for face in faces] == [(1, False), (2, True), (3, False)]
+    x, y, w, h = box_of(faces[1])
+    assert np.array_equal(cv2.imread(str(target))[y : y + h, x : x + w], THREE_FACES[y : y + h, x : x + w])
+    assert face_changed(THREE_FACES, target, box_of(faces[0])) and face_changed(THREE_FACES, target, box_of(faces[2]))
+
+    assert main(["anonymize", str(three_faces), "--keep", "1", "--keep", "3"]) == 0
+    assert "1 of 3 faces covered (left uncovered: 1, 3)" in capsys.readouterr().out
+    output = three_faces.with_name("three.anonymized.png")
+    assert not face_changed(THREE_FACES, output, box_of(faces[0])) and face_changed(
+        THREE_FACES, output, box_of(faces[1])
+    )
+
+
+def test_add_covers_regions_besides_the_faces(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = (400, 300, 60, 60)  # the dark background beside her helmet
+    argv = ["anonymize", str(photos / "astronaut.jpg")]
+    assert main([*argv, "--add", ",".join(map(str, NO_FACE)), "--add", ",".join(map(str, other))]) == 0
+    assert "1 face covered, and 2 added regions" in capsys.readouterr().out
+    output = photos / "astronaut.anonymized.jpg"
+    assert face_changed(astronaut_bgr(), output, ASTRONAUT_FACE)
+    changed = [
+        float(np.abs(crop(cv2.imread(str(output)), box) - crop(astronaut_bgr(), box)).mean())
+        for box in (NO_FACE, other)
+    ]
+    assert min(changed) > 10
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--keep", "two"], "argument --keep: face numbers from 1 separated by commas, such as 2,5, not 'two'"),
+        (["--keep", "0"], "argument --keep: face numbers from 1"),
+        (["--keep", "1,,2"], "argument --keep: face numbers from 1"),
+        (["--keep", ""], "argument --keep: face numbers from 1"),
+        (["--add", "10,10,50"], "argument --add: a region as X,Y,W,H in pixels (left, top, width, height)"),
+        (["--add", "10,10,50,50,50"], "argument --add: a region as X,Y,W,H"),
+        (["--add=-1,10,50,50"], "argument --add: a region as X,Y,W,H"),
+        (["--add", "10,10,0,50"], "argument --add: a region as X,Y,W,H"),
+        (["--add", "1.5,10,50,50"], "argument --add: a region as X,Y,W,H"),
+    ],
+)
+def test_a_malformed_choice_is_a_usage_error(
+    three_faces: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in usage_error(["anonymize", str(three_faces), *argv], capsys)
+    assert not three_faces.with_name("three.anonymized.png").exists()
+
+
+@pytest.mark.parametrize("inputs", [["a.jpg", "b.jpg"], ["folder"]])
+def test_keep_for_several_inputs_is_a_usage_error_before_any_file_is_read(
+    tmp_path: Path, inputs: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The inputs do not exist (the folder does): had one been read first, the answer would be exit code 1."""
+    (tmp_path / "folder").mkdir()
+    assert main(["anonymize", *(str(tmp_path / name) for name in inputs), "--keep", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--keep takes one photo, not several or a folder" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--keep", "9"], "There is no face 9: this picture has"),
+        (
+            ["--add", "900,300,61,50"],
+            "The region at 900,300 of 61 x 50 px does not lie inside the 960 x 400 px picture",
+        ),
+    ],
+)
+def test_a_choice_that_does_not_fit_the_picture_is_a_usage_error(
+    three_faces: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["anonymize", str(three_faces), *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and str(three_faces) in err and message in err
+    assert not three_faces.with_name("three.anonymized.png").exists()
+
+
+@pytest.mark.parametrize(("name", "choice"), [("party.gif", ["--keep", "1"]), ("clip.mp4", ["--add", "0,0,8,8"])])
+def test_gifs_and_videos_take_no_choice(
+    tmp_path: Path, name: str, choice: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from testing.media import make_clip, make_gif
+
+    path = tmp_path / name
+    path.write_bytes(make_gif() if name.endswith(".gif") else make_clip(container="mp4"))
+    assert main(["anonymize", str(path), *choice]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "photos only" in err
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_help_says_what_keep_and_add_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["anonymize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--keep N[,N...] leave these faces uncovered, numbered as `photo-anon detect` lists them" in text
+    assert "--add X,Y,W,H also cover this region (left, top, width, height in pixels of the upright photo)" in text

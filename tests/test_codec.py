@@ -20,6 +20,8 @@ from anonymizer.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
+from testing import colour as colour_profiles
+from testing.colour import HIDDEN, colour_grid, lab
 from testing.images import astronaut_bgr
 from testing.metadata import XMP, assert_no_metadata, exif_with_gps, pillow_bytes
 
@@ -131,13 +133,59 @@ def test_webp_exif_and_xmp_are_removed() -> None:
     assert b"EXIF" not in output and b"XMP " not in output
 
 
+PROFILES = {"sRGB": colour_profiles.srgb, "Display P3": colour_profiles.display_p3}
+
+
+def profile_of(data: bytes) -> bytes | None:
+    return Image.open(io.BytesIO(data)).info.get("icc_profile")
+
+
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
-def test_icc_colour_profile_is_kept(image_format: str) -> None:
-    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    data = pillow_bytes(Image.fromarray(astronaut_rgb()), image_format, icc_profile=profile)
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_colour_profile_comes_out_with_its_colours_and_nothing_else(name: str, image_format: str) -> None:
+    """The photo's profile hides text in its description, copyright, a private tag and its padding. What comes out
+    is a profile littleCMS reads every colour of the same from, with none of that text, and the pixels as they were.
+    """
+    profile = PROFILES[name]()
+    data = pillow_bytes(Image.fromarray(astronaut_rgb()), image_format, icc_profile=profile, quality=95)
+    assert profile_of(data) == profile
+
     decoded = decode_image(data)
     output = encode_image(decoded.pixels, decoded.format, icc_profile=decoded.icc_profile)
-    assert Image.open(io.BytesIO(output)).info.get("icc_profile") == profile
+
+    written = profile_of(output)
+    assert written is not None and HIDDEN not in output
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(written))).strip() == name
+    grid = colour_grid()
+    assert np.abs(lab(grid, written) - lab(grid, profile)).max() <= 1
+    before = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    after = np.asarray(Image.open(io.BytesIO(output)).convert("RGB")).astype(int)
+    assert np.abs(after - before).mean() < 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [colour_profiles.linear_lut, lambda: bytes(16) + b"RGB " + HIDDEN * 20],
+    ids=["colour-tables", "unreadable"],
+)
+def test_a_profile_that_cannot_be_written_anew_is_applied_to_the_pixels_and_dropped(make) -> None:
+    """A profile of colour tables (or none littleCMS can read) cannot be reduced to colour numbers: the pixels are
+    turned to sRGB through it, so a viewer that reads untagged pixels as sRGB shows the same colours, and it is
+    dropped with whatever it hid."""
+    profile = make()
+    grid = colour_grid()
+    data = pillow_bytes(Image.fromarray(np.repeat(grid, 4, axis=0)), "PNG", icc_profile=profile)
+
+    decoded = decode_image(data)
+    output = encode_image(decoded.pixels, decoded.format, icc_profile=decoded.icc_profile)
+
+    assert profile_of(output) is None and HIDDEN not in output
+    shown = np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(output)).convert("RGB"))[:1])
+    if make is colour_profiles.linear_lut:
+        assert np.abs(lab(shown, None) - lab(grid, profile)).max() <= 2
+        assert np.abs(shown.astype(int) - grid).max() > 40, "linear light reads very differently from sRGB"
+    else:
+        assert np.array_equal(shown, grid)
 
 
 def with_colour_space(profile: bytes, colour_space: bytes) -> bytes:
@@ -162,10 +210,20 @@ def test_icc_profile_of_another_colour_space_than_the_output_is_dropped(
     assert decoded.icc_profile is None and "icc_profile" not in Image.open(io.BytesIO(output)).info
 
 
-def test_grey_profile_of_a_grey_photo_is_kept() -> None:
-    grey = with_colour_space(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(), b"GRAY")
-    data = pillow_bytes(Image.fromarray(astronaut_rgb()).convert("L"), "JPEG", icc_profile=grey)
-    assert decode_image(data).icc_profile == grey
+def test_grey_profile_of_a_grey_photo_comes_out_anew() -> None:
+    profile = colour_profiles.grey_gamma()
+    data = pillow_bytes(Image.fromarray(astronaut_rgb()).convert("L"), "JPEG", icc_profile=profile)
+    written = decode_image(data).icc_profile
+    assert written is not None and written[16:20] == b"GRAY" and HIDDEN not in written
+    grey_levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    to_lab = ImageCms.createProfile("LAB")
+    tones = [
+        np.asarray(
+            ImageCms.profileToProfile(Image.fromarray(grey_levels, "L"), io.BytesIO(p), to_lab, outputMode="LAB")
+        )
+        for p in (profile, written)
+    ]
+    assert np.array_equal(*tones)
 
 
 # --- decompression bombs -----------------------------------------------------------------------------------------
@@ -206,6 +264,21 @@ def test_decompression_bomb_is_refused_from_the_header(make_bomb, size, monkeypa
     monkeypatch.setattr(codec.cv2, "imdecode", must_not_decode)
     with pytest.raises(TooManyPixelsError, match="limit is 60 MP"):
         decode_image(bomb)
+
+
+def test_pillow_reads_a_photo_under_the_callers_pixel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's own bomb check is set from the options while it reads a photo, never left at its 89 MP default."""
+    photo = pillow_bytes(Image.fromarray(astronaut_rgb()), "PNG")
+    limits = []
+    opened = Image.open
+
+    def recording(*args, **kwargs) -> Image.Image:
+        limits.append(Image.MAX_IMAGE_PIXELS)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", recording)
+    decode_image(photo, max_pixels=1_000_000)
+    assert limits == [1_000_000]
 
 
 def test_pixel_limit_is_the_callers() -> None:

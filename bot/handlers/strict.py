@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from dataclasses import replace
 
-from aiogram import Bot, Router
+from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
-from bot.handlers.images import SecondLook, answered, serve_pictures
-from bot.handlers.inputs import Picture, clip_of, picture_of, picture_refusal
-from bot.originals import Original, Originals
-from bot.settings import BotSettings
-from bot.texts import Texts
+from bot.context import RequestContext
+from bot.handlers.buttons import SecondLook
+from bot.handlers.common import picture_refusal
+from bot.handlers.images import serve_pictures
+from bot.inputs import Picture, clip_of, picture_of
+from bot.originals import SECOND_LOOKS_PER_RESULT, Original
 
 logger = logging.getLogger(__name__)
 
@@ -32,22 +33,30 @@ def picture_of_original(anchor: Message, original: Original) -> Picture:
     return Picture(anchor, original.file_id, original.file_size, original.pixels, original.as_document, None)
 
 
-async def original_for_command(
-    message: Message, bot: Bot, originals: Originals, texts: Texts
-) -> tuple[Picture | None, str | None]:
+async def second_look_allowed(request: RequestContext, chat_id: int, result_id: int, original: Original) -> bool:
+    """Whether this result may have its (one) second look, counting it if so: a slow job that one user could
+    otherwise ask for again and again for the hour the result is remembered."""
+    if original.second_looks >= SECOND_LOOKS_PER_RESULT:
+        return False
+    await request.originals.update(chat_id, result_id, replace(original, second_looks=original.second_looks + 1))
+    return True
+
+
+async def original_for_command(message: Message, request: RequestContext) -> tuple[Picture | None, str | None]:
     """The picture /strict asks about, or the text explaining why there is none."""
-    replied = message.reply_to_message
-    user_id = message.from_user.id if message.from_user else message.chat.id
+    replied, texts = message.reply_to_message, request.texts
     if replied is None:
         return None, texts.strict_how
-    if replied.from_user is not None and replied.from_user.id == bot.id:
-        original = await originals.recall(message.chat.id, replied.message_id)
+    if replied.from_user is not None and replied.from_user.id == request.bot.id:
+        original = await request.originals.recall(message.chat.id, replied.message_id)
         if original is None:
             return None, texts.strict_how
-        if original.user_id != user_id:
+        if original.user_id != request.user_id:
             return None, texts.strict_not_yours
+        if not await second_look_allowed(request, message.chat.id, replied.message_id, original):
+            return None, texts.strict_again
         return picture_of_original(message, original), None
-    if replied.from_user is None or replied.from_user.id != user_id:
+    if replied.from_user is None or replied.from_user.id != request.user_id:
         return None, texts.strict_not_yours
     picture = picture_of(replied)
     if picture is None:
@@ -59,63 +68,33 @@ def create_router() -> Router:
     router = Router(name="strict")
 
     @router.message(Command("strict"))
-    async def strict_command(
-        message: Message, bot: Bot, originals: Originals, texts: Texts, settings: BotSettings, **context: Any
-    ) -> None:
-        picture, reason = await original_for_command(message, bot, originals, texts)
+    async def strict_command(message: Message, request: RequestContext) -> None:
+        picture, reason = await original_for_command(message, request)
         if picture is not None:
-            reason = picture_refusal(picture, settings, texts)
+            reason = picture_refusal(picture, request.settings, request.texts)
         if picture is None or reason is not None:
-            await message.reply(reason or texts.strict_how)
+            await message.reply(reason or request.texts.strict_how)
             return
-        work = serve_pictures(
-            message,
-            [(1, picture)],
-            [],
-            album=False,
-            strict=True,
-            bot=bot,
-            originals=originals,
-            texts=texts,
-            settings=settings,
-            **_context(context),
-        )
-        await answered(message, texts, work)
+        await serve_pictures(message, [(1, picture)], [], request, strict=True)
 
     @router.callback_query(SecondLook.filter())
-    async def look_harder(
-        query: CallbackQuery, bot: Bot, originals: Originals, texts: Texts, settings: BotSettings, **context: Any
-    ) -> None:
-        result = query.message
+    async def look_harder(query: CallbackQuery, request: RequestContext) -> None:
+        result, texts = query.message, request.texts
         original = None
         if isinstance(result, Message):
-            original = await originals.recall(result.chat.id, result.message_id)
+            original = await request.originals.recall(result.chat.id, result.message_id)
         if original is None or not isinstance(result, Message):
             await query.answer(texts.strict_expired, show_alert=True)
             return
-        if original.user_id != query.from_user.id:
+        if original.user_id != request.user_id:
             await query.answer(texts.strict_not_yours, show_alert=True)
+            return
+        if not await second_look_allowed(request, result.chat.id, result.message_id, original):
+            await query.answer(texts.strict_again, show_alert=True)
             return
         await query.answer(texts.strict_started)
         with contextlib.suppress(TelegramBadRequest):  # one press is enough: the button goes
             await result.edit_reply_markup(reply_markup=None)
-        work = serve_pictures(
-            result,
-            [(1, picture_of_original(result, original))],
-            [],
-            album=False,
-            strict=True,
-            user_id=query.from_user.id,
-            bot=bot,
-            originals=originals,
-            texts=texts,
-            settings=settings,
-            **_context(context),
-        )
-        await answered(result, texts, work)
+        await serve_pictures(result, [(1, picture_of_original(result, original))], [], request, strict=True)
 
     return router
-
-
-def _context(data: dict[str, Any]) -> dict[str, Any]:
-    return {name: data[name] for name in ("service", "state", "received_at")}

@@ -19,20 +19,17 @@ from dataclasses import dataclass
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, Message
 
-from anonymizer.options import Result
+from anonymizer.options import MediaKind, Result
 from bot import metrics
-from bot.admission import ANIMATION as ANIMATION_JOB
-from bot.admission import VIDEO as VIDEO_JOB
-from bot.admission import VIDEOS, BusyError, JobSize, UnavailableError
-from bot.handlers.common import download, error_text
+from bot.admission import Lane
+from bot.context import RequestContext
+from bot.handlers.common import clip_refusal, download, error_text, real_size, refusal
 from bot.handlers.images import format_note
-from bot.handlers.inputs import ANIMATION, VIDEO_NOTE, Clip, clip_of, clip_refusal, output_name
-from bot.handlers.mode import current_filter
-from bot.jobs import DeadlineExceededError, Job, JobService
-from bot.settings import BOT_API_UPLOAD_LIMIT, BotSettings
+from bot.inputs import Clip, SentAs, clip_of, output_name
+from bot.jobs import Job
+from bot.settings import BOT_API_UPLOAD_LIMIT
 from bot.texts import Texts, duration_text
 
 logger = logging.getLogger(__name__)
@@ -110,25 +107,19 @@ class StatusMessage:
         return False
 
 
-def job_kind(clip: Clip) -> str:
-    """A GIF is priced as an animation, everything else as a video (the pipeline tells them apart by their
-    bytes)."""
-    return ANIMATION_JOB if clip.sent_as == ANIMATION else VIDEO_JOB
-
-
 async def send_result(bot: Bot, clip: Clip, result: Result, caption: str | None) -> None:
     """The anonymized clip back the way it came."""
     message = clip.message
-    default_name = "animation.gif" if clip.sent_as == ANIMATION else "video.mp4"
+    default_name = "animation.gif" if clip.sent_as == SentAs.ANIMATION else "video.mp4"
     file = BufferedInputFile(result.data, filename=output_name(clip.file_name, result.format, default_name))
     duration = round(result.duration) or None
-    if clip.as_document or result.kind == "image":
+    if clip.as_document or result.kind == MediaKind.IMAGE:
         await bot.send_chat_action(message.chat.id, "upload_document")
         await message.reply_document(file, caption=caption)
-    elif clip.sent_as == VIDEO_NOTE and result.width == result.height:
+    elif clip.sent_as == SentAs.VIDEO_NOTE and result.width == result.height:
         await bot.send_chat_action(message.chat.id, "upload_video_note")
         await message.reply_video_note(file, length=result.width, duration=duration)
-    elif clip.sent_as == ANIMATION:
+    elif clip.sent_as == SentAs.ANIMATION:
         await bot.send_chat_action(message.chat.id, "upload_video")
         await message.reply_animation(
             file, width=result.width, height=result.height, duration=duration, caption=caption
@@ -154,78 +145,66 @@ def format_note_of_clip(clip: Clip, result: Result, texts: Texts) -> list[str]:
     sent as such does not (Telegram itself shows them, whatever the container)."""
     if not clip.as_document:
         return []
-    if result.kind == "image":
+    if result.kind == MediaKind.IMAGE:
         return format_note(result, texts)
     suffix = output_name(clip.file_name, result.format).rpartition(".")[2]
     same = (clip.file_name or "").lower().endswith("." + suffix)
     return [] if same else [texts.format_changed.format(format=result.format)]
 
 
-async def handle_clip(
-    message: Message,
-    *,
-    bot: Bot,
-    service: JobService,
-    settings: BotSettings,
-    texts: Texts,
-    state: FSMContext,
-    received_at: float,
-) -> None:
+async def handle_clip(message: Message, request: RequestContext) -> None:
     """Answer one video, GIF or video note exactly once: the clip, or one text saying why not."""
     clip = clip_of(message)
     assert clip is not None
-    refusal = clip_refusal(clip, settings, texts)
-    if refusal is not None:
-        await message.reply(refusal)
+    settings, texts = request.settings, request.texts
+    reason = clip_refusal(clip, settings, texts)
+    if reason is not None:
+        await message.reply(reason)
         metrics.REQUESTS.labels("error").inc()
         return
-    deadline = received_at + settings.video_deadline_seconds
-    user_id = message.from_user.id if message.from_user else message.chat.id
-    estimate = service.estimate_seconds(JobSize(job_kind(clip), clip.pixels, clip.file_size, clip.duration))
+    deadline = request.received_at + settings.video_deadline_seconds
+    estimate = request.jobs.estimate_seconds(clip.job_size())
     status = StatusMessage(clip, texts)
     updater: asyncio.Task[None] | None = None
     final: str | None = None  # what the user must still be told, when no clip goes back
     outcome = "error"
     try:
-        async with service.admission(user_id, [estimate], deadline, VIDEOS) as ticket:
+        async with request.jobs.admission(request.user_id, [estimate], deadline, Lane.VIDEOS) as ticket:
             updater = asyncio.create_task(status.keep_up())
-            data = await download(bot, clip.file_id, settings, deadline)
-            options = settings.options(await current_filter(state, settings))
-            job = Job(data, options, kind=job_kind(clip))
+            data = await download(request.bot, clip.file_id, settings, deadline)
+            options = settings.options(await request.filter_name())
+            if clip.as_document:  # priced by its bytes until now: its header says what it is
+                estimate = request.jobs.estimate_seconds(await real_size(data, clip.job_size(), options))
+                ticket = await request.jobs.reprice(ticket, [estimate])
+            job = Job(data, options, kind=clip.kind, priced=estimate)
             del data
             status.queued = True
-            (result,) = await service.run([job], deadline, ticket=ticket, progress=status.progress)
+            (result,) = await request.jobs.run([job], deadline, ticket=ticket, progress=status.progress)
             del job
             if isinstance(result, BaseException):
                 final = error_text(result, settings, texts, video=True)
-            elif not result.tracks and result.kind != "image":
+            elif not result.tracks and result.kind != MediaKind.IMAGE:
                 final, outcome = texts.video_no_face, "result"
             elif len(result.data) > BOT_API_UPLOAD_LIMIT:
                 final = texts.result_too_large
             else:
                 text = result_text(clip, result, texts)
-                note = clip.sent_as == VIDEO_NOTE
+                note = clip.sent_as == SentAs.VIDEO_NOTE
                 shown = await status.finish(updater, text if note else None)
                 updater = None
-                await send_result(bot, clip, result, None if note else text)
+                await send_result(request.bot, clip, result, None if note else text)
                 if note and not shown:
                     await message.reply(text)
                 outcome = "result"
-    except BusyError as busy:
-        final, outcome = texts.video_busy.format(wait=duration_text(busy.retry_after, texts)), "busy"
-    except UnavailableError:
-        final, outcome = texts.unavailable, "unavailable"
-    except DeadlineExceededError:
-        logger.warning("chat %s: video deadline passed after %.1f s", message.chat.id, time.monotonic() - received_at)
-        final, outcome = texts.video_timeout, "apology"
-    except Exception as error:  # a download that failed, a refused upload, a bug: said in one text, logged by ids
+    except Exception as error:  # busy, a download that failed, a refused upload: said in one text, logged by ids
         logger.warning("chat %s: video failed: %s", message.chat.id, type(error).__name__)
-        final = error_text(error, settings, texts, video=True)
+        final, outcome = refusal(error, settings, texts, video=True)
     if final is not None and not await status.finish(updater, final):
         await message.reply(final)
-    logger.info("chat %s: %s answered in %.1f s", message.chat.id, clip.sent_as, time.monotonic() - received_at)
+    waited = time.monotonic() - request.received_at
+    logger.info("chat %s: %s answered in %.1f s", message.chat.id, clip.sent_as, waited)
     metrics.REQUESTS.labels(outcome).inc()
-    metrics.VIDEO_SECONDS.observe(time.monotonic() - received_at)
+    metrics.VIDEO_SECONDS.observe(waited)
 
 
 def is_clip(message: Message) -> bool:
@@ -236,17 +215,7 @@ def create_router() -> Router:
     router = Router(name="videos")
 
     @router.message(is_clip)
-    async def clip(
-        message: Message,
-        bot: Bot,
-        service: JobService,
-        settings: BotSettings,
-        texts: Texts,
-        state: FSMContext,
-        received_at: float,
-    ) -> None:
-        await handle_clip(
-            message, bot=bot, service=service, settings=settings, texts=texts, state=state, received_at=received_at
-        )
+    async def clip(message: Message, request: RequestContext) -> None:
+        await handle_clip(message, request)
 
     return router

@@ -91,6 +91,12 @@ class Call:
             items.append({**item, "data": uploaded.data if uploaded else None})
         return items
 
+    @property
+    def edited_media(self) -> UploadedFile:
+        """For editMessageMedia: the file put in place of the message's photo or document."""
+        reference = str(self.params["media"]["media"])
+        return self.files[reference.removeprefix("attach://")]
+
     def file(self, field_name: str) -> UploadedFile:
         """The file uploaded for a parameter (`photo`, `document`, `video`, `animation`, `video_note`), sent inline
         or as `attach://<part>`."""
@@ -273,17 +279,22 @@ class FakeTelegramServer:
         asyncio.get_running_loop().create_task(self._notify())
         return update_id
 
-    def user_message(self, user: FakeUser, **content: Any) -> dict[str, Any]:
-        """Send a message from `user` in their private chat; returns the message as the bot will see it."""
+    def user_message(self, user: FakeUser, *, group: int | None = None, **content: Any) -> dict[str, Any]:
+        """Send a message from `user` in their private chat, or in the `group` chat (a negative id); returns the
+        message as the bot will see it. Fields given as None (no caption, not in an album) are left out, as Telegram
+        leaves them out."""
+        chat = {"id": user.id, "type": "private", "first_name": user.first_name}
+        if group is not None:
+            chat = {"id": group, "type": "group", "title": "Group"}
         message = {
-            "message_id": self._next_message_id(user.id),
+            "message_id": self._next_message_id(chat["id"]),
             "date": int(time.time()),
-            "chat": {"id": user.id, "type": "private", "first_name": user.first_name},
+            "chat": chat,
             "from": user.as_json(),
-            **content,
+            **{name: value for name, value in content.items() if value is not None},
         }
-        self.messages[(user.id, message["message_id"])] = message
-        self._update_of_message[(user.id, message["message_id"])] = self.push_update({"message": message})
+        self.messages[(chat["id"], message["message_id"])] = message
+        self._update_of_message[(chat["id"], message["message_id"])] = self.push_update({"message": message})
         return message
 
     def update_id_of(self, message: dict[str, Any]) -> int:
@@ -309,8 +320,10 @@ class FakeTelegramServer:
         size: tuple[int, int] | None = None,
         file_size: int | None = None,
         thumbnail: bytes | None = None,
+        group: int | None = None,
     ) -> dict[str, Any]:
-        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable.
+        """A photo as Telegram delivers it: a small thumbnail and the full size (last), both downloadable; in the
+        user's private chat, or in a `group` chat.
 
         Benchmarks sending many big photos pass `size` and `thumbnail`, which are otherwise made from the photo.
         """
@@ -322,12 +335,7 @@ class FakeTelegramServer:
             {**small.as_json(), "width": max(1, round(width * scale)), "height": max(1, round(height * scale))},
             {**full.as_json(), "width": width, "height": height},
         ]
-        content: dict[str, Any] = {"photo": sizes}
-        if caption is not None:
-            content["caption"] = caption
-        if media_group_id is not None:
-            content["media_group_id"] = media_group_id
-        return self.user_message(user, **content)
+        return self.user_message(user, group=group, photo=sizes, caption=caption, media_group_id=media_group_id)
 
     def send_document(
         self,
@@ -344,12 +352,7 @@ class FakeTelegramServer:
         document: dict[str, Any] = {**stored.as_json(), "file_name": file_name}
         if mime_type is not None:
             document["mime_type"] = mime_type
-        content: dict[str, Any] = {"document": document}
-        if caption is not None:
-            content["caption"] = caption
-        if media_group_id is not None:
-            content["media_group_id"] = media_group_id
-        return self.user_message(user, **content)
+        return self.user_message(user, document=document, caption=caption, media_group_id=media_group_id)
 
     def send_album(self, user: FakeUser, photos: list[bytes]) -> list[dict[str, Any]]:
         """An album of photos: one message per photo sharing a media_group_id, delivered back to back."""
@@ -379,10 +382,7 @@ class FakeTelegramServer:
         video = {**stored.as_json(), "width": width, "height": height, "duration": duration, "mime_type": mime_type}
         if file_name is not None:
             video["file_name"] = file_name
-        content: dict[str, Any] = {"video": video}
-        if media_group_id is not None:
-            content["media_group_id"] = media_group_id
-        return self.user_message(user, **content)
+        return self.user_message(user, video=video, media_group_id=media_group_id)
 
     def send_video_note(
         self, user: FakeUser, data: bytes, *, length: int, duration: int, file_size: int | None = None
@@ -430,6 +430,14 @@ class FakeTelegramServer:
         )
         return query_id
 
+    def press_labelled(self, user: FakeUser, message: dict[str, Any], text: str) -> str:
+        """Press the button labelled `text` under a message, in its keyboard as the bot last set it (the message as
+        given when it is gone, as a user still sees a deleted message until the chat refreshes)."""
+        shown = self.messages.get((message["chat"]["id"], message["message_id"]), message)
+        rows = (shown.get("reply_markup") or {}).get("inline_keyboard", [])
+        (data,) = [button["callback_data"] for row in rows for button in row if button["text"] == text]
+        return self.press_button(user, shown, data)
+
     @property
     def confirmed_below(self) -> int:
         """Updates with an id below this were confirmed by the bot (getUpdates offset)."""
@@ -454,14 +462,12 @@ class FakeTelegramServer:
 
     async def reply_to(self, message: dict[str, Any], *, timeout: float = 30.0) -> Call:
         """The bot's answer (text, photo, file or album) to a user's message, replying to it in the same chat."""
-        chat_id, message_id = message["chat"]["id"], message["message_id"]
-        calls = await self.wait_for(
-            lambda call: (
-                call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
-            ),
-            timeout=timeout,
-        )
+        calls = await self.wait_for(lambda call: _answers(call, message), timeout=timeout)
         return calls[0]
+
+    def answers_to(self, message: dict[str, Any]) -> list[Call]:
+        """Every answer the bot sent so far to a user's message (replying to it in the same chat), in order."""
+        return [call for call in self.calls if _answers(call, message)]
 
     def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [call for call in self.calls if call.method == method and (chat_id is None or call.chat_id == chat_id)]
@@ -504,6 +510,7 @@ class FakeTelegramServer:
         if handler is None:
             return _error(404, "Not Found: method not found")
         try:
+            _check_buttons(call)
             result = await handler(call)
         except _ApiError as error:
             call.response = {"error_code": error.status, "description": error.description}
@@ -658,6 +665,36 @@ class FakeTelegramServer:
             messages.append(self._bot_message(call, media_group_id=group, **content, **_caption(item)))
         return messages
 
+    async def _method_editMessageMedia(self, call: Call) -> Any:
+        """A photo or file replaced in place, as Telegram does: an album's picture keeps its type, the caption is the
+        new media's, and a keyboard not given again is removed."""
+        message = self._message_to_edit(call)
+        media = call.params.get("media")
+        kind = media.get("type") if isinstance(media, dict) else None
+        if kind not in ("photo", "document"):
+            raise _ApiError(400, "Bad Request: can't parse InputMedia: unsupported type")
+        was = "photo" if "photo" in message else "document" if "document" in message else None
+        if was is None:
+            raise _ApiError(400, "Bad Request: there is no media in the message to edit")
+        if "media_group_id" in message and kind != was:
+            raise _ApiError(400, "Bad Request: can't change the media type of a message in an album")
+        stored = self._store_upload(media.get("media"), call.files, kind=f"{kind}s")
+        message.pop(was)
+        if kind == "photo":
+            width, height = _image_size(stored.data)
+            message["photo"] = [{**stored.as_json(), "width": width, "height": height}]
+        else:
+            message["document"] = {**stored.as_json(), "file_name": self._upload(media["media"], call.files).filename}
+        message.pop("caption", None)
+        message.update(_caption(media))
+        markup = call.params.get("reply_markup")
+        if isinstance(markup, dict):
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        return message
+
     async def _method_editMessageText(self, call: Call) -> Any:
         message = self._message_to_edit(call)
         if "text" not in message:
@@ -701,6 +738,8 @@ class FakeTelegramServer:
             "from": self.bot_user,
             **content,
         }
+        if isinstance(call.params.get("reply_markup"), dict) and call.method != "sendMediaGroup":
+            message["reply_markup"] = call.params["reply_markup"]
         replied = self.messages.get((chat_id, call.reply_to_message_id or 0))
         if replied is not None:
             message["reply_to_message"] = replied
@@ -717,6 +756,15 @@ class FakeTelegramServer:
         if isinstance(reference, str) and reference in self.files:
             return self.files[reference]
         return self.add_file(self._upload(reference, files).data, kind=kind)
+
+
+def _answers(call: Call, message: dict[str, Any]) -> bool:
+    """Whether the call is the bot's answer to that message: a text, picture, file or album replying to it."""
+    return (
+        call.method in REPLY_METHODS
+        and call.chat_id == message["chat"]["id"]
+        and call.reply_to_message_id == message["message_id"]
+    )
 
 
 class _ApiError(Exception):
@@ -756,6 +804,14 @@ def _value(text: str) -> Any:
         except ValueError:
             return text
     return {"true": True, "false": False}.get(text, text)
+
+
+def _check_buttons(call: Call) -> None:
+    """Telegram refuses a message whose keyboard has a Mini App (`web_app`) button anywhere but in a private chat."""
+    markup = call.params.get("reply_markup")
+    rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+    if any("web_app" in button for row in rows for button in row) and (call.chat_id or 0) < 0:
+        raise _ApiError(400, "Bad Request: BUTTON_TYPE_INVALID")
 
 
 def _dimensions(params: dict[str, Any]) -> dict[str, Any]:

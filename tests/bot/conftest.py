@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 
 from anonymizer.options import Options
-from bot.app import create_bot, create_dispatcher, create_service, token_secrets
 from bot.logs import install_redaction
+from bot.pool import ProcessPool
 from bot.settings import BotSettings
-from bot.workers import WorkerPool
+from testing.bots import run_embedded_bot
 from testing.cluster import redis_server  # noqa: F401 (a fixture: the distributed tests' Redis)
 from testing.fake_telegram import TOKEN, FakeTelegramServer
 from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
@@ -22,13 +20,13 @@ from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
 @pytest.fixture(scope="session", autouse=True)
 def redacted_logs() -> None:
     """The test process hosts bots as `python -m bot` does, so it redacts their token from logs as that does."""
-    install_redaction(token_secrets(BotSettings(_env_file=None, bot_token=TOKEN)))
+    install_redaction(BotSettings(_env_file=None, bot_token=TOKEN).secrets())
 
 
 @pytest.fixture(scope="session")
-def worker_pool() -> Iterator[WorkerPool]:
+def worker_pool() -> Iterator[ProcessPool]:
     """Two worker processes for the whole session: loading models once keeps the tests fast."""
-    pool = WorkerPool(TEST_WORKERS, Options()).start()
+    pool = ProcessPool(TEST_WORKERS, Options()).start()
     yield pool
     pool.close(wait=True)
 
@@ -40,17 +38,13 @@ async def telegram() -> AsyncIterator[FakeTelegramServer]:
 
 
 @pytest.fixture
-async def start_bot(telegram: FakeTelegramServer, worker_pool: WorkerPool) -> AsyncIterator[StartBot]:
-    """Start the bot with some settings overridden; it polls the fake server until the test ends."""
+async def start_bot(telegram: FakeTelegramServer, worker_pool: ProcessPool) -> AsyncIterator[StartBot]:
+    """Start the embedded bot, as `python -m bot` does, with some settings overridden and the session's worker
+    processes; it polls the fake server until the test ends."""
     running: list[RunningBot] = []
 
     async def start(**overrides: Any) -> RunningBot:
-        settings = bot_settings(telegram, **overrides)
-        bot = create_bot(settings)
-        service = create_service(settings, worker_pool)
-        dispatcher = create_dispatcher(settings, service, MemoryStorage())
-        polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
-        started = RunningBot(settings, bot, dispatcher, service, polling)
+        started = run_embedded_bot(bot_settings(telegram, **overrides), worker_pool)
         running.append(started)
         await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=10)
         return started

@@ -162,7 +162,9 @@ async def test_album_comes_back_as_one_album_in_order(telegram: FakeTelegramServ
         assert mean_difference(result, image, outside(boxes, image.shape)) < 4
         assert mean_difference(region(result, boxes[0]), region(image, boxes[0])) > 25
     await asyncio.sleep(0.5)
-    assert len(telegram.answers_in(ALICE.id)) == 1
+    album, chooser = telegram.answers_in(ALICE.id)
+    assert album is reply, "the album is the one answer to the user's message"
+    assert chooser.text == ENGLISH.choose_in_album and chooser.reply_to_message_id == reply.response[0]["message_id"]
 
 
 async def test_album_names_the_pictures_without_a_face(telegram: FakeTelegramServer, running_bot: RunningBot) -> None:

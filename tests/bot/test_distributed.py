@@ -14,15 +14,31 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from playwright.async_api import expect
 from redis import Redis
 
-from bot.distributed import REDELIVER_AFTER_MS
+from bot.cluster import keys
+from bot.cluster.connection import REDELIVER_AFTER_MS
 from bot.texts import ENGLISH
 from testing.cluster import Process, RedisServer, free_port, front, wait_for_workers, worker
-from testing.fake_telegram import REPLY_METHODS, TOKEN, FakeTelegramServer, FakeUser, Fault
+from testing.fake_telegram import TOKEN, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg
 from testing.media import Scene, bgr_frames, changed, make_clip
-from tests.bot.helpers import decode, is_own_picture, user_photos
+from testing.miniapp import DESKTOP, headless_chromium, open_editor, sign_init_data
+from tests.bot.helpers import (
+    PAINTED,
+    UNCHANGED,
+    assert_chosen,
+    change,
+    choose_and_show,
+    decode,
+    editor_offered,
+    final_picture,
+    is_own_picture,
+    numbered,
+    patch_photo,
+    user_photos,
+)
 
 USERS = [FakeUser(3000 + index, f"User{index}", "en") for index in range(10)]
 APOLOGY_OR_BUSY = (ENGLISH.timeout, ENGLISH.unavailable, ENGLISH.failed)
@@ -42,16 +58,28 @@ def workers(redis_server: RedisServer, cluster_dir: Path) -> Iterator[list[Proce
         worker(redis_server.url(), cluster_dir, "worker-a", METRICS_PORT=str(WORKER_METRICS_PORT)),
         worker(redis_server.url(), cluster_dir, "worker-b", METRICS_PORT=str(WORKER_B_METRICS_PORT)),
     ]
-    wait_for_workers(redis_server.client(), 2)
-    yield machines
-    for machine in machines:
-        machine.stop()
+    try:
+        wait_for_workers(redis_server.client(), 2)
+        yield machines
+    finally:  # a machine that never announced itself is stopped too, not left running after the tests
+        for machine in machines:
+            machine.stop()
 
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegramServer]:
     async with FakeTelegramServer(TOKEN) as server:
         yield server
+
+
+@pytest.fixture
+async def cluster_front(
+    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
+) -> AsyncIterator[Process]:
+    """A front with the default settings before the module's worker machines, stopped after the test."""
+    process = await start_front(telegram, redis_server.url(), cluster_dir)
+    yield process
+    await asyncio.to_thread(process.stop)
 
 
 async def start_front(telegram: FakeTelegramServer, url: str, directory: Path, **settings: str) -> Process:
@@ -64,19 +92,10 @@ async def start_front(telegram: FakeTelegramServer, url: str, directory: Path, *
     return process
 
 
-def answers(telegram: FakeTelegramServer, message: dict[str, Any]) -> list[Any]:
-    chat_id, message_id = message["chat"]["id"], message["message_id"]
-    return [
-        call
-        for call in telegram.calls
-        if call.method in REPLY_METHODS and call.chat_id == chat_id and call.reply_to_message_id == message_id
-    ]
-
-
 async def exactly_one_answer_each(telegram: FakeTelegramServer, messages: list[dict[str, Any]], timeout: float) -> None:
     await asyncio.gather(*(telegram.reply_to(message, timeout=timeout) for message in messages))
     await asyncio.sleep(1.0)  # a second answer would come now
-    counts = [len(answers(telegram, message)) for message in messages]
+    counts = [len(telegram.answers_to(message)) for message in messages]
     assert counts == [1] * len(messages), f"answers per request: {counts}"
 
 
@@ -103,7 +122,7 @@ async def test_ten_users_at_once_through_two_worker_machines_get_their_own_pictu
         await exactly_one_answer_each(telegram, messages, timeout=30)
 
         for message, (image, boxes) in zip(messages, photos, strict=True):
-            (reply,) = answers(telegram, message)
+            (reply,) = telegram.answers_to(message)
             assert reply.method == "sendPhoto"
             assert is_own_picture(decode(reply.file("photo").data), image, boxes), "a user got another's picture"
         async with aiohttp.ClientSession() as http:
@@ -127,17 +146,12 @@ async def test_ten_users_at_once_through_two_worker_machines_get_their_own_pictu
         assert TOKEN.partition(":")[2] not in process.log()
 
 
-async def test_an_album_comes_back_as_one_album_in_order(
-    telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
-) -> None:
-    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
-    try:
-        pictures = [small_picture(index) for index in range(3)]
-        album = telegram.send_album(USERS[0], [jpeg(picture) for picture in pictures])
+async def test_an_album_comes_back_as_one_album_in_order(telegram: FakeTelegramServer, cluster_front: Process) -> None:
+    pictures = [small_picture(index) for index in range(3)]
+    album = telegram.send_album(USERS[0], [jpeg(picture) for picture in pictures])
 
-        reply = await telegram.reply_to(album[0], timeout=30)
-    finally:
-        await asyncio.to_thread(front_process.stop)
+    reply = await telegram.reply_to(album[0], timeout=30)
+
     assert reply.method == "sendMediaGroup" and len(reply.media) == 3
     backgrounds = [
         int(np.median(decode(reply.file(item["media"].removeprefix("attach://")).data)[-5:, -5:]))
@@ -186,7 +200,7 @@ async def test_a_video_goes_through_the_queue_with_its_progress_and_runs_once_ho
     for index in (0, 149, 300, 449):
         original, boxes = scene.frames()[index]
         assert changed(original, frames[index], boxes[0]) > 25, f"the face is bare in frame {index}"
-    assert [call.method for call in answers(telegram, message)] == ["sendMessage", "sendVideo"]
+    assert [call.method for call in telegram.answers_to(message)] == ["sendMessage", "sendVideo"]
     assert telegram.calls_of("deleteMessage", USERS[0].id), "the status goes once the video is back"
     assert sum([await jobs_done(port) for port in ports]) - before == 2, "the video ran twice (or not at all)"
     redis = redis_server.client()
@@ -210,7 +224,7 @@ async def test_a_front_killed_mid_burst_and_started_again_answers_everything_onc
     finally:
         await asyncio.to_thread(second.stop)
     assert max(telegram.deliveries.values()) >= 2, "nothing was delivered again: the test proved nothing"
-    (album_reply,) = answers(telegram, album[0])
+    (album_reply,) = telegram.answers_to(album[0])
     assert album_reply.method == "sendMediaGroup" and len(album_reply.media) == 3, "the album came back in part"
 
 
@@ -236,7 +250,7 @@ async def test_redis_restarted_mid_run_everything_reconnects(
         await asyncio.to_thread(front_process.stop)
     assert reply.method == "sendPhoto"
     for message in in_flight:
-        (answer,) = answers(telegram, message)
+        (answer,) = telegram.answers_to(message)
         assert answer.method == "sendPhoto" or answer.text in APOLOGY_OR_BUSY
 
 
@@ -288,7 +302,7 @@ async def test_telegrams_flood_limit_is_honoured_and_nothing_is_lost(
         await asyncio.to_thread(front_process.stop)
     assert flood.hits == 3
     for message in messages:
-        attempts = answers(telegram, message)
+        attempts = telegram.answers_to(message)
         delivered = [call for call in attempts if not is_refused(call)]
         assert len(delivered) == 1, "a reply was lost or sent twice"
         refused = [call for call in attempts if is_refused(call)]
@@ -321,7 +335,7 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
     confirmed, and an update delivered twice is answered once."""
     for key in redis_server.client().scan_iter("photo-anon:update:*"):
         redis_server.client().delete(key)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     front_process = front(
         redis_server.url(),
         telegram.base_url,
@@ -331,6 +345,7 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
         WEBHOOK_SECRET="webhook-secret",
         WEBHOOK_HOST="127.0.0.1",
         WEBHOOK_PORT=str(port),
+        METRICS_PORT=str(metrics_port),
     )
     try:
         await telegram.wait_for(lambda call: call.method == "setWebhook", timeout=60)
@@ -339,38 +354,122 @@ async def test_a_webhook_front_answers_before_telegram_hears_done_and_a_retried_
         headers = {"X-Telegram-Bot-Api-Secret-Token": "webhook-secret"}
         async with aiohttp.ClientSession() as http:
             first = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
-            answered_when_confirmed = len(answers(telegram, message))
+            answered_when_confirmed = len(telegram.answers_to(message))
             again = await http.post(f"http://127.0.0.1:{port}/webhook", json=update, headers=headers)
-            async with http.get(f"http://127.0.0.1:{port}/health") as health:
+            async with http.get(f"http://127.0.0.1:{metrics_port}/health") as health:
                 healthy = health.status
+            async with http.get(f"http://127.0.0.1:{port}/health") as public:
+                on_the_webhook_listener = public.status
         await asyncio.sleep(1.0)
     finally:
         await asyncio.to_thread(front_process.stop)
     assert first.status == 200 and again.status == 200 and healthy == 200
+    assert on_the_webhook_listener == 404, "/health is served on the public webhook listener"
     assert answered_when_confirmed == 1, "Telegram heard 'done' before the user had an answer"
-    (reply,) = answers(telegram, message)
+    (reply,) = telegram.answers_to(message)
     assert reply.method == "sendPhoto"
 
 
-async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
+async def test_choosing_faces_through_the_cluster_shows_only_the_chosen_face(
+    telegram: FakeTelegramServer, redis_server: RedisServer, cluster_front: Process
+) -> None:
+    """The faces and the choice live in Redis; the render is a job on a worker machine like any photo's."""
+    image, boxes = composite((960, 400), [(40, 70, 100), (340, 55, 100), (640, 40, 100)], background=110)
+
+    result = await telegram.reply_to(telegram.send_photo(USERS[7], jpeg(image)), timeout=30)
+    _, _, final = await choose_and_show(telegram, USERS[7], result.response, number=2)
+
+    picture = decode(final.edited_media.data)
+    faces = numbered(boxes)
+    assert change(image, picture, faces[1]) < UNCHANGED
+    assert change(image, picture, faces[0]) > PAINTED and change(image, picture, faces[2]) > PAINTED
+    kept = keys.original_key(USERS[7].id, result.response["message_id"])
+    assert 0 < redis_server.client().pttl(kept) <= 3600 * 1000, "the choice is kept no longer than the result"
+
+
+async def test_one_fronts_result_is_edited_in_the_editor_another_front_serves(
     telegram: FakeTelegramServer, redis_server: RedisServer, workers: list[Process], cluster_dir: Path
 ) -> None:
-    """The module's last test: the machine it kills stays dead."""
-    front_process = await start_front(telegram, redis_server.url(), cluster_dir)
+    """Two webhook fronts behind one address: the result comes from the front Telegram posted to, the editor from
+    the one the reverse proxy picks. The faces, the choice and the user's calls are counted in Redis."""
+    for key in redis_server.client().scan_iter("photo-anon:update:*"):
+        redis_server.client().delete(key)
+    image, boxes, patch = patch_photo()
+    user = USERS[9]
+    ports = free_port(), free_port()
+    shared = {
+        "WEBHOOK_URL": "https://bot.example.com/webhook",
+        "WEBHOOK_SECRET": "webhook-secret",
+        "WEBHOOK_HOST": "127.0.0.1",
+        "WEBAPP_URL": f"http://127.0.0.1:{ports[1]}/editor/",
+    }
+    fronts = [
+        front(
+            redis_server.url(),
+            telegram.base_url,
+            cluster_dir,
+            name=f"front-editor-{i}",
+            WEBHOOK_PORT=str(port),
+            **shared,
+        )
+        for i, port in enumerate(ports)
+    ]
     try:
-        burst = [medium_photo(index) for index in range(8)]
-        messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
-        await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
-
-        workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
-
-        await exactly_one_answer_each(telegram, messages, timeout=30)
-        for message, (_, image, boxes) in zip(messages, burst, strict=True):
-            (reply,) = answers(telegram, message)
-            if reply.method == "sendPhoto":
-                assert is_own_picture(decode(reply.file("photo").data), image, boxes)
-            else:
-                assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
-        assert sum(answers(telegram, m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1
+        async with aiohttp.ClientSession() as http:
+            for port in ports:
+                await until_answering(http, f"http://127.0.0.1:{port}/webhook")
+            message = telegram.send_photo(user, jpeg(image))
+            update = {"update_id": telegram.update_id_of(message), "message": message}
+            secret = {"X-Telegram-Bot-Api-Secret-Token": "webhook-secret"}
+            async with http.post(f"http://127.0.0.1:{ports[0]}/webhook", json=update, headers=secret) as posted:
+                assert posted.status == 200
+        (result,) = telegram.answers_to(message)
+        url = await editor_offered(telegram, result.response)
+        async with headless_chromium() as browser:
+            editor = await open_editor(browser, url, sign_init_data(TOKEN, user), user, DESKTOP)
+            await expect(editor.page.locator(".face")).to_have_count(3)
+            await editor.tap_on(numbered(boxes)[1])
+            await editor.mark(patch)
+            await editor.press("#apply")
+            final = await final_picture(telegram, result.response)
+            await editor.closed()
     finally:
-        await asyncio.to_thread(front_process.stop)
+        for process in fronts:
+            await asyncio.to_thread(process.stop)
+    assert_chosen(image, boxes, decode(final.edited_media.data), shown=2, covered_too=[patch])
+    redis = redis_server.client()
+    counted = [int(redis.get(key) or 0) for key in redis.scan_iter(keys.rate_key("editor", user.id, "*"))]
+    assert sum(counted) == 3, "calls not counted across fronts"
+
+
+async def until_answering(http: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
+    """Until a front's listener answers at `url` at all (a webhook's path refuses a GET: it is up)."""
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            async with http.get(url):
+                return
+        except aiohttp.ClientConnectionError:
+            pass
+        assert time.monotonic() < give_up, f"nothing answers at {url}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_worker_machine_killed_mid_burst_costs_no_answer(
+    telegram: FakeTelegramServer, workers: list[Process], cluster_front: Process
+) -> None:
+    """The module's last test: the machine it kills stays dead."""
+    burst = [medium_photo(index) for index in range(8)]
+    messages = [telegram.send_photo(user, data) for user, (data, _, _) in zip(USERS, burst, strict=False)]
+    await telegram.wait_for(lambda call: call.method == "sendPhoto", timeout=30)
+
+    workers[0].kill()  # the machine dies with the job it runs (its pool processes die with it)
+
+    await exactly_one_answer_each(telegram, messages, timeout=30)
+    for message, (_, image, boxes) in zip(messages, burst, strict=True):
+        (reply,) = telegram.answers_to(message)
+        if reply.method == "sendPhoto":
+            assert is_own_picture(decode(reply.file("photo").data), image, boxes)
+        else:
+            assert reply.text in APOLOGY_OR_BUSY or reply.text.startswith(ENGLISH.busy.split("{")[0])
+    assert sum(telegram.answers_to(m)[0].method == "sendPhoto" for m in messages) >= len(messages) - 1

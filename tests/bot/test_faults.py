@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from anonymizer.options import Options, Result
+from anonymizer.options import Result
+from bot.jobs import Job
+from bot.pool import ProcessPool
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
 from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, Call, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg
 from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, decode
@@ -49,7 +50,7 @@ async def accepted_reply(telegram: FakeTelegramServer, message: dict[str, Any], 
 
 
 async def test_a_worker_killed_mid_job_costs_only_that_users_request(
-    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: WorkerPool, monkeypatch: pytest.MonkeyPatch
+    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A crash in native code, simulated by SIGKILL: that user hears of it, the others get their results, the pool
     replaces the worker and the bot answers normally afterwards."""
@@ -58,9 +59,9 @@ async def test_a_worker_killed_mid_job_costs_only_that_users_request(
     doomed_jobs: list[Future[Result]] = []
     submit = worker_pool.submit
 
-    def recording_submit(data: bytes, options: Options, deadline: float | None = None, **extra: Any) -> Future[Result]:
-        future = submit(data, options, deadline, **extra)
-        if data == doomed_photo:
+    def recording_submit(job: Job, deadline: float | None = None, **extra: Any) -> Future[Result]:
+        future = submit(job, deadline, **extra)
+        if job.data == doomed_photo:
             doomed_jobs.append(future)
         return future
 
@@ -219,7 +220,8 @@ async def test_polling_recovers_by_itself_after_an_outage(
     assert photo.method == "sendPhoto" and later.method == "sendPhoto"
     assert [len(telegram.answers_in(user.id)) for user in (ALICE, USERS[0], USERS[1])] == [1, 1, 1]
     assert sum(fault.hits for fault in telegram.faults["getUpdates"]) == 4
-    assert set(telegram.deliveries.values()) == {1}, "an update was handed over twice"
+    await running_bot.stop()
+    assert telegram.confirmed_below > max(telegram.deliveries), "an answered update was left unconfirmed"
 
 
 def answered_once(telegram: FakeTelegramServer, messages: list[dict[str, Any]]) -> list[int]:
@@ -231,7 +233,7 @@ async def test_a_restart_mid_work_answers_every_update_exactly_once(
     telegram: FakeTelegramServer, start_bot: StartBot
 ) -> None:
     """A graceful stop with photos in flight: those received are answered before the bot stops and confirmed to
-    Telegram; those sent while it is down are answered by the next run; nothing is handed over twice."""
+    Telegram; those sent while it is down are answered by the next run; nothing handled is handed over again."""
     first = await start_bot()
     before = [telegram.send_photo(user, small_photo(index)) for index, user in enumerate(USERS) for _ in range(2)]
     await telegram.wait_for(lambda call: call.method == "getFile")
@@ -243,6 +245,9 @@ async def test_a_restart_mid_work_answers_every_update_exactly_once(
     assert answered_once(telegram, answered) == [1] * len(answered)
     handled_ids = [telegram.update_id_of(message) for message in answered]
     assert max(handled_ids) < telegram.confirmed_below, "the handled updates were not confirmed at the stop"
+    # While an update is being answered, polling gives it again (it is not confirmed yet): what counts is that a
+    # handled one never reaches the next run.
+    delivered_before_restart = telegram.deliveries
     while_down = [telegram.send_photo(ALICE, small_photo(index)) for index in range(2)]
     await start_bot()
     for message in before + while_down:
@@ -251,4 +256,5 @@ async def test_a_restart_mid_work_answers_every_update_exactly_once(
     assert answered_once(telegram, before + while_down) == [1] * (len(before) + len(while_down))
     # The confirming getUpdates at the stop may hand over one update the stopping bot never handles: Telegram gives
     # that one again after the restart. What must never come twice is an update that was handled.
-    assert all(telegram.deliveries[update_id] == 1 for update_id in handled_ids), "a handled update came twice"
+    after = telegram.deliveries
+    assert all(after[id_] == delivered_before_restart[id_] for id_ in handled_ids), "a handled update came again"

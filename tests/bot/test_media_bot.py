@@ -57,8 +57,10 @@ async def only_answers(telegram: FakeTelegramServer, user: FakeUser, settle: flo
 
 
 def button_data(reply: Call) -> str:
-    (row,) = reply.params["reply_markup"]["inline_keyboard"]
-    (button,) = row
+    """The "Look harder" button's data: the first button under a first look."""
+    first_row = reply.params["reply_markup"]["inline_keyboard"][0]
+    (button,) = first_row
+    assert button["text"] in (ENGLISH.look_harder, RUSSIAN.look_harder)
     return str(button["callback_data"])
 
 
@@ -328,12 +330,19 @@ async def test_an_avif_file_comes_back_as_avif(telegram: FakeTelegramServer, run
 # -- the second look -------------------------------------------------------------------------------------------
 
 
+async def first_look(
+    telegram: FakeTelegramServer, running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Job], dict[str, Any], Call]:
+    """Alice's photo and its first look, with every job the bot runs from now on recorded."""
+    jobs = spy_on_jobs(running_bot.deployment.jobs, monkeypatch)
+    photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
+    return jobs, photo, await telegram.reply_to(photo)
+
+
 async def test_strict_as_a_reply_to_the_photo_looks_again_with_the_thorough_detectors(
     telegram: FakeTelegramServer, running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = spy_on_jobs(running_bot.service, monkeypatch)
-    photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
-    first = await telegram.reply_to(photo)
+    jobs, photo, first = await first_look(telegram, running_bot, monkeypatch)
     command = telegram.send_text(ALICE, "/strict", reply_to=photo)
 
     second = await telegram.reply_to(command, timeout=30)
@@ -341,7 +350,8 @@ async def test_strict_as_a_reply_to_the_photo_looks_again_with_the_thorough_dete
     assert first.method == "sendPhoto" and "reply_markup" in first.params
     assert second.method == "sendPhoto"
     assert second.text == ENGLISH.strict_covered.format(count=1)
-    assert "reply_markup" not in second.params, "the second look is the last one offered"
+    offered = [button["text"] for row in second.params["reply_markup"]["inline_keyboard"] for button in row]
+    assert offered == [ENGLISH.choose_faces], "the second look is the last one offered; choosing faces stays"
     original = photo["photo"][-1]["file_id"]
     assert [call.params["file_id"] for call in telegram.calls_of("getFile")] == [original, original]
     assert [(job.strict, job.options.detector, job.options.threshold) for job in jobs] == [
@@ -356,12 +366,12 @@ async def test_strict_as_a_reply_to_the_photo_looks_again_with_the_thorough_dete
 async def test_the_look_harder_button_runs_the_original_again_once(
     telegram: FakeTelegramServer, running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = spy_on_jobs(running_bot.service, monkeypatch)
-    photo = telegram.send_photo(ALICE, jpeg(astronaut_bgr()))
-    first = await telegram.reply_to(photo)
+    jobs, photo, first = await first_look(telegram, running_bot, monkeypatch)
 
     query_id = telegram.press_button(ALICE, first.response, button_data(first))
-    second = await telegram.wait_for(lambda call: call.method == "sendPhoto" and len(jobs) == 2, timeout=30)
+    second = await telegram.wait_for(
+        lambda call: call.method == "sendPhoto" and call.reply_to_message_id == first.response["message_id"], timeout=30
+    )
 
     (answered,) = await telegram.wait_for(lambda call: call.method == "answerCallbackQuery")
     assert answered.params["callback_query_id"] == query_id and answered.params["text"] == ENGLISH.strict_started
@@ -401,7 +411,7 @@ async def test_the_button_is_for_the_photos_owner_and_only_for_a_while(
     telegram.press_button(CAROL, first.response, button_data(first))
     (refused,) = await telegram.wait_for(lambda call: call.method == "answerCallbackQuery", timeout=10)
     await asyncio.sleep(1.2)
-    assert len(running.dispatcher["originals"]) == 0, "the original's file id is forgotten after the window"
+    assert len(running.deployment.originals) == 0, "the original's file id is forgotten after the window"
     telegram.press_button(ALICE, first.response, button_data(first))
     expired = (await telegram.wait_for(lambda call: call.method == "answerCallbackQuery", count=2, timeout=10))[1]
 

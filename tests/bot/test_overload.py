@@ -16,9 +16,10 @@ from typing import Any
 
 import psutil
 
+from bot.pool import ProcessPool
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
 from testing.fake_telegram import Call, FakeTelegramServer, FakeUser
+from testing.hostile import flat_png
 from testing.images import jpeg
 from tests.bot.helpers import RunningBot, decode, is_own_picture, user_photos
 
@@ -35,7 +36,7 @@ MEMORY_GROWTH_LIMIT = 150 * 1024 * 1024
 
 
 @contextmanager
-def peak_memory(pool: WorkerPool) -> Iterator[dict[str, int]]:
+def peak_memory(pool: ProcessPool) -> Iterator[dict[str, int]]:
     """Sample the RSS of this process plus the pool's workers every 50 ms; yields {"baseline", "peak"}."""
 
     def total() -> int:
@@ -85,7 +86,7 @@ async def send_and_collect(
 
 
 async def test_fifty_users_in_bursts_all_get_an_answer_within_the_budget(
-    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: WorkerPool
+    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: ProcessPool
 ) -> None:
     users = [FakeUser(6000 + index, f"User{index}", "en") for index in range(USERS)]
     pictures = user_photos(USERS)
@@ -113,7 +114,7 @@ async def test_fifty_users_in_bursts_all_get_an_answer_within_the_budget(
     expected = [BURST + (index < len(warm_up)) for index in range(USERS)]
     assert [len(telegram.answers_in(user.id)) for user in users] == expected, "an update answered twice"
     assert memory["peak"] - memory["baseline"] <= MEMORY_GROWTH_LIMIT, memory
-    assert running_bot.service.backlog_seconds() == 0 and worker_pool.outstanding == 0
+    assert not running_bot.deployment.jobs.ledger.tickets and worker_pool.outstanding == 0
     (after,) = await send_and_collect(telegram, [(users[0], photos[0])])
     assert kind_of(after[1]) == "result", "the bot does not answer normally after the burst"
 
@@ -136,3 +137,35 @@ async def test_one_user_flooding_cannot_delay_the_others(telegram: FakeTelegramS
     assert max(seconds for _, _, seconds in rest) <= BUDGET_S
     for (_, reply, _), (image, boxes) in zip(rest, pictures[1:], strict=True):
         assert is_own_picture(decode(reply.file("photo").data), image, boxes)
+
+
+async def test_huge_pictures_in_small_files_are_priced_by_their_pixels_and_starve_nobody(
+    telegram: FakeTelegramServer, running_bot: RunningBot, worker_pool: ProcessPool
+) -> None:
+    """One user sends three PNGs of 60 megapixels in a few hundred kilobytes each, priced by their bytes they would
+    look like small photos and each hold a worker process to its deadline; eight others send photos meanwhile."""
+    hostile = FakeUser(7100, "Hostile", "en")
+    others = [FakeUser(7101 + index, f"Other{index}", "en") for index in range(8)]
+    pictures = user_photos(len(others))
+    bomb = flat_png(7745, 7745)
+
+    sent_at = time.monotonic()
+    bombs = [telegram.send_document(hostile, bomb, file_name=f"{n}.png", mime_type="image/png") for n in range(3)]
+    photos = [telegram.send_photo(user, jpeg(image)) for user, (image, _) in zip(others, pictures, strict=True)]
+    bomb_replies = await asyncio.gather(*(telegram.reply_to(message, timeout=BUDGET_S + 5) for message in bombs))
+    photo_replies = await asyncio.gather(*(telegram.reply_to(message, timeout=BUDGET_S + 5) for message in photos))
+
+    # Priced at 60 MP (tests/bot/test_pricing.py), a bomb is refused for its size or busy where this machine could
+    # not finish it in time, and run, finding no face, where it could: either way promptly, never held to the deadline.
+    refused = (ENGLISH.too_slow, ENGLISH.too_many_pixels.format(max_mp=60))
+    for reply in bomb_replies:
+        assert reply.text in (*refused, ENGLISH.no_face) or reply.text.startswith(BUSY_PREFIX), reply.text
+        answered_in = reply.at - sent_at
+        assert answered_in < (BUDGET_S if reply.text == ENGLISH.no_face else 5), (
+            f"{reply.text!r} after {answered_in:.1f} s"
+        )
+    assert [reply.method for reply in photo_replies] == ["sendPhoto"] * len(others), "the others were starved"
+    for reply, (image, boxes) in zip(photo_replies, pictures, strict=True):
+        assert is_own_picture(decode(reply.file("photo").data), image, boxes)
+        assert reply.at - sent_at <= BUDGET_S
+    assert worker_pool.outstanding == 0

@@ -1,8 +1,8 @@
-"""Privacy end to end: the token leaks nowhere, user images never touch the disk, results carry no metadata."""
+"""Privacy end to end: the token leaks nowhere, user images never touch the disk (nor the Mini App editor's original
+and render), results carry no metadata."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
@@ -14,26 +14,29 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Message
 from PIL import Image, PngImagePlugin
 
 from anonymizer.options import Options
 from bot import __main__ as bot_process
-from bot import worker as worker_process
-from bot.__main__ import EXIT_CONFIGURATION, BadTokenError
-from bot.app import create_bot, create_dispatcher, create_service
+from bot.__main__ import BadTokenError
+from bot.app import create_bot
+from bot.cluster import machine
 from bot.handlers.common import DownloadError, download
-from bot.handlers.inputs import picture_of
+from bot.inputs import picture_of
 from bot.jobs import WorkerStartError
-from bot.settings import BotSettings, WorkerSettings
+from bot.pool import ProcessPool
+from bot.settings import EXIT_CONFIGURATION, BotSettings, PipelineSettings
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
+from testing.bots import run_embedded_bot
+from testing.cluster import free_port
 from testing.fake_telegram import DOWNLOAD, REPLY_METHODS, TOKEN, Call, FakeTelegramServer, FakeUser, Fault
 from testing.images import astronaut_bgr, composite, jpeg, png
+from testing.miniapp import sign_init_data
 from tests.bot.audit import disk_writes, forbid_disk_writes
-from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings
+from tests.bot.helpers import TEST_WORKERS, RunningBot, StartBot, bot_settings, editor_offered
 
 ALICE = FakeUser(1001, "Alice", "en")
 BORIS = FakeUser(1002, "Борис", "ru")
@@ -116,22 +119,18 @@ def jpeg_markers(data: bytes) -> set[int]:
     return markers
 
 
-def png_chunks(data: bytes) -> set[bytes]:
-    chunks, position = set(), 8
+def chunk_kinds(data: bytes, png: bool) -> set[bytes]:
+    """The kinds of a PNG's chunks (length, kind, data, CRC) or of a WebP's (kind, length, data padded to even)."""
+    kinds, position = set(), 8 if png else 12
     while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
-        chunks.add(kind)
-        position += 12 + length
-    return chunks
-
-
-def webp_chunks(data: bytes) -> set[bytes]:
-    chunks, position = set(), 12
-    while position + 8 <= len(data):
-        kind, length = struct.unpack("<4sI", data[position : position + 8])
-        chunks.add(kind)
-        position += 8 + length + (length & 1)
-    return chunks
+        if png:
+            length, kind = struct.unpack(">I4s", data[position : position + 8])
+            position += 12 + length
+        else:
+            kind, length = struct.unpack("<4sI", data[position : position + 8])
+            position += 8 + length + (length & 1)
+        kinds.add(kind)
+    return kinds
 
 
 def metadata_left(data: bytes, image_format: str) -> set[str]:
@@ -141,9 +140,10 @@ def metadata_left(data: bytes, image_format: str) -> set[str]:
         names = {0xE1: "APP1 (EXIF/XMP)", 0xED: "APP13 (IPTC)", 0xFE: "COM", 0xE2: "APP2 (ICC/FlashPix)"}
         left |= {names[marker] for marker in jpeg_markers(data) if marker in names}
     elif image_format == "PNG":
-        left |= {kind.decode() for kind in png_chunks(data) & {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"iCCP"}}
+        textual = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME", b"iCCP"}
+        left |= {kind.decode() for kind in chunk_kinds(data, png=True) & textual}
     else:
-        left |= {kind.decode() for kind in webp_chunks(data) & {b"EXIF", b"XMP ", b"ICCP"}}
+        left |= {kind.decode() for kind in chunk_kinds(data, png=False) & {b"EXIF", b"XMP ", b"ICCP"}}
     return left
 
 
@@ -245,15 +245,15 @@ def test_a_worker_machine_redacts_the_redis_password_from_every_log_as_it_starts
     """`python -m bot.worker` installs the redaction of the Redis URL, which carries Redis's password."""
     redis_url = "redis://:WorkerOnlyRedisPassword@127.0.0.1:1/0"
 
-    def leaky_start(settings: WorkerSettings) -> WorkerPool:
+    def leaky_start(settings: PipelineSettings) -> ProcessPool:
         logging.getLogger("redis").error("cannot connect to %s", redis_url)
         raise WorkerStartError("no models")
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setattr(worker_process, "start_pool", leaky_start)
+    monkeypatch.setattr(machine, "start_pool", leaky_start)
     with caplog.at_level(logging.INFO):
-        assert worker_process.main([]) == EXIT_CONFIGURATION
+        assert machine.main([]) == EXIT_CONFIGURATION
 
     assert "cannot connect to" in caplog.text
     assert "WorkerOnlyRedisPassword" not in caplog.text
@@ -291,20 +291,17 @@ async def test_a_failed_download_raises_an_error_without_the_token(telegram: Fak
 async def auditing_bot(
     telegram: FakeTelegramServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[RunningBot, Path, Path]]:
-    """The bot with its own workers, which refuse to write files, and fresh temporary and working directories."""
+    """The bot with its own workers, which refuse to write files, its Mini App editor, and fresh temporary and working
+    directories."""
     temporary, working = tmp_path / "tmp", tmp_path / "cwd"
     temporary.mkdir()
     working.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     monkeypatch.chdir(working)
-    pool = WorkerPool(TEST_WORKERS, Options(), initializer=forbid_disk_writes).start()
-    settings = bot_settings(telegram)
-    bot = create_bot(settings)
-    service = create_service(settings, pool)
-    dispatcher = create_dispatcher(settings, service, MemoryStorage())
-    polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False, polling_timeout=1))
-    running = RunningBot(settings, bot, dispatcher, service, polling)
+    pool = ProcessPool(TEST_WORKERS, Options(), initializer=forbid_disk_writes).start()
+    port = free_port()
+    running = run_embedded_bot(bot_settings(telegram, webapp_url=f"http://127.0.0.1:{port}/", webapp_port=port), pool)
     try:
         await telegram.wait_for(lambda call: call.method == "deleteWebhook", timeout=10)
         yield running, temporary, working
@@ -326,10 +323,19 @@ async def test_no_user_image_touches_the_disk(
         document = telegram.send_document(BORIS, png(astronaut_bgr()), file_name="me.png", mime_type="image/png")
         album = telegram.send_album(ALICE, [jpeg(image) for image in pictures])
         replies = [await telegram.reply_to(message) for message in (photo, document, album[0])]
+        page, query = (await editor_offered(telegram, replies[0].response)).split("?")
+        headers = {"Authorization": f"tma {sign_init_data(TOKEN, ALICE)}"}
+        area = {"x": 10, "y": 10, "w": 60, "h": 60, "shape": "box"}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{page}api/original?{query}", headers=headers) as original:
+                shown_in_editor = original.status
+            async with http.post(f"{page}api/apply?{query}", json={"regions": [area]}, headers=headers) as applied:
+                applied_in_editor = applied.status
 
     assert [reply.method for reply in replies] == ["sendPhoto", "sendDocument", "sendMediaGroup"], (
         "a job failed: a worker may have tried to write a file"
     )
+    assert shown_in_editor == applied_in_editor == 200
     assert written == [], "the bot's process wrote files"
     assert os.listdir(temporary) == [] and os.listdir(working) == []
     assert replies[0].text == ENGLISH.faces_covered.format(count=1)

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiohttp import web
+from yarl import URL
 
-from bot.app import create_bot, create_dispatcher, create_service, create_webhook_app
+from bot.app import create_bot, create_dispatcher, create_webhook_app
+from bot.embedded import EmbeddedDeployment
+from bot.pool import ProcessPool
 from bot.texts import ENGLISH
-from bot.workers import WorkerPool
 from testing.fake_telegram import FakeTelegramServer, FakeUser
 from tests.bot.helpers import bot_settings
 
@@ -20,10 +21,11 @@ ALICE = FakeUser(1001, "Alice", "en")
 
 
 @pytest.fixture
-async def webhook_url(telegram: FakeTelegramServer, worker_pool: WorkerPool) -> AsyncIterator[str]:
+async def webhook_url(telegram: FakeTelegramServer, worker_pool: ProcessPool) -> AsyncIterator[str]:
     settings = bot_settings(telegram, webhook_url="https://bot.example.com/hook", webhook_secret=SECRET)
-    dispatcher = create_dispatcher(settings, create_service(settings, worker_pool), MemoryStorage())
-    app = create_webhook_app(create_bot(settings), dispatcher, settings)
+    deployment = EmbeddedDeployment(settings, worker_pool)
+    dispatcher = create_dispatcher(settings, deployment)
+    app = create_webhook_app(create_bot(settings), dispatcher, settings, deployment)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -60,3 +62,11 @@ async def test_webhook_takes_updates_with_the_secret_only(telegram: FakeTelegram
     (answer,) = await telegram.wait_for(lambda call: call.method == "sendMessage")
     assert answer.chat_id == ALICE.id and answer.text == ENGLISH.start
     assert len(telegram.calls_of("sendMessage")) == 1
+
+
+async def test_the_webhook_listener_serves_no_metrics_and_no_health(webhook_url: str) -> None:
+    """The webhook's listener faces the internet; how busy the bot is stays on METRICS_HOST's server."""
+    async with aiohttp.ClientSession() as http:
+        statuses = [(await http.get(URL(webhook_url).with_path(path))).status for path in ("/metrics", "/health")]
+
+    assert statuses == [404, 404]

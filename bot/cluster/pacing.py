@@ -16,23 +16,15 @@ from aiogram.methods.base import TelegramType
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.cluster import keys
+from bot.cluster.scripts import Script
+
 logger = logging.getLogger(__name__)
 
 MESSAGES_PER_SECOND = 30.0
 CHAT_INTERVAL_S = 1.0
 # The longest a reply is held back; past it, it goes and Telegram's 429 (if any) decides.
 MAX_WAIT_S = 5.0
-
-# Reserve the next send slot. KEYS: the bot's next free instant, the chat's. ARGV: now, spacing for the bot (times the
-# number of messages), spacing for the chat, key lifetime, longest wait. Returns the seconds to wait before sending.
-RESERVE_SCRIPT = """
-local now = tonumber(ARGV[1])
-local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or now), tonumber(redis.call('GET', KEYS[2]) or now))
-at = math.min(at, now + tonumber(ARGV[5]))
-redis.call('SET', KEYS[1], at + tonumber(ARGV[2]), 'PX', ARGV[4])
-redis.call('SET', KEYS[2], at + tonumber(ARGV[3]), 'PX', ARGV[4])
-return tostring(at - now)
-"""
 
 
 def messages_in(method: TelegramMethod[Any]) -> int:
@@ -51,7 +43,7 @@ class SharedPacing(BaseRequestMiddleware):
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._reserve = redis.register_script(RESERVE_SCRIPT)
+        self._reserve = Script(redis, "pace")
 
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
@@ -63,10 +55,16 @@ class SharedPacing(BaseRequestMiddleware):
         return await make_request(bot, method)
 
     async def _wait(self, bot_id: int, chat_id: int | str, count: int) -> float:
-        keys = [f"photo-anon:pace:{bot_id}", f"photo-anon:pace:{bot_id}:{chat_id}"]
-        args = [time.time(), count / MESSAGES_PER_SECOND, CHAT_INTERVAL_S, int((MAX_WAIT_S + 2) * 1000), MAX_WAIT_S]
         try:
-            wait = float(await self._reserve(keys=keys, args=args))
+            reservation = await self._reserve(
+                [keys.pace_key(bot_id), keys.pace_key(bot_id, chat_id)],
+                now=time.time(),
+                bot_spacing=count / MESSAGES_PER_SECOND,
+                chat_spacing=CHAT_INTERVAL_S,
+                ttl_ms=int((MAX_WAIT_S + 2) * 1000),
+                max_wait=MAX_WAIT_S,
+            )
+            wait = float(reservation["wait"])
         except (RedisError, OSError) as error:  # pacing is a courtesy: without Redis, 429s still are honoured
             logger.info("pacing skipped: Redis unreachable (%s)", type(error).__name__)
             return 0.0

@@ -1,15 +1,14 @@
-"""CPU work off the event loop: a pebble process pool whose workers load the detectors once, and the embedded
-job service in front of it.
+"""CPU work off the event loop: a pebble process pool whose worker processes load the detectors once.
 
 pebble, not `concurrent.futures.ProcessPoolExecutor`: when one of the latter's workers dies every job in the pool
 fails with BrokenProcessPool, and a running job cannot be stopped. pebble stops a job at its timeout or when its
 future is cancelled (killing that worker and starting a fresh one), fails only the job of a worker that died, and
-recycles workers after a number of jobs. The same pool runs the jobs of a worker machine in distributed mode.
+recycles workers after a number of jobs. The same pool runs the jobs of the embedded bot and of a cluster's worker
+machines.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import ctypes
 import itertools
@@ -19,37 +18,26 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
-from pebble import ProcessExpired, ProcessPool
+import pebble
 
 from anonymizer.errors import AnonymizerError
-from anonymizer.options import Options, Result
-from bot import jobs
-from bot.admission import IMAGE, PHOTOS, VIDEOS, BusyError, CostCurve, JobSize, LocalAdmission, SpeedModel, Ticket
+from anonymizer.options import MediaKind, Options, Result
 from bot.jobs import (
     DeadlineExceededError,
     Job,
+    Outcome,
     Progress,
     WorkerCrashedError,
     WorkerFailedError,
     WorkerStartError,
 )
-from bot.settings import WorkerSettings
-
-__all__ = [
-    "BusyError",
-    "CostCurve",
-    "DeadlineExceededError",
-    "ImageService",
-    "WorkerCrashedError",
-    "WorkerFailedError",
-    "WorkerPool",
-    "WorkerStartError",
-]
+from bot.pricing import SpeedModel
+from bot.settings import PipelineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -62,16 +50,10 @@ CALIBRATION_TILES = ((1, 1), (2, 4), (6, 8))
 # buffers and the network's layers for its input shape, which a serving worker has long paid, and a run slowed by a
 # passing stall would make admission turn away users it could serve.
 CALIBRATION_RUNS = 2
-# How long a worker may take to start, load its models and time the calibration photos.
-WORKER_START_TIMEOUT = 120.0
-# A worker is replaced after this many jobs, so memory fragmented by large photos goes back to the system.
-MAX_JOBS_PER_WORKER = 500
-# Linux's prctl option that sends a signal to a process when its parent dies.
-PR_SET_PDEATHSIG = 1
-# A GIF's or video's progress leaves its worker process at most this often (and at its last frame).
-PROGRESS_EVERY_S = 0.5
-# A video waiting for its turn looks again this often (its turn depends on the clock, not only on events).
-TURN_POLL_S = 0.2
+WORKER_START_TIMEOUT = 120.0  # to start, load the models and time the calibration photos
+MAX_JOBS_PER_WORKER = 500  # then a fresh process: memory fragmented by large photos goes back to the system
+PR_SET_PDEATHSIG = 1  # Linux's prctl option that sends a signal to a process when its parent dies
+PROGRESS_EVERY_S = 0.5  # a GIF's or video's progress leaves its worker at most this often (and at its last frame)
 
 # Set in a worker process when its models could not be loaded; every job it is given then reports this.
 _start_error: str | None = None
@@ -163,32 +145,32 @@ def _reporter(token: int) -> Callable[[int, int], None]:
     return report
 
 
-def _run_job(data: bytes, options: Options, deadline: float | None, kind: str = IMAGE, token: int = 0) -> jobs.Outcome:
+def _run_job(job: Job, deadline: float | None, token: int) -> Outcome:
     """One job in a worker process. A job whose deadline (a time.monotonic() instant, the same clock in every
     process of the machine) passed while it waited is not started at all. Images go through `anonymize`; GIFs and
     videos through `anonymize_media`, reporting their progress."""
     if _start_error is not None:
-        return jobs.failed(WorkerStartError(_start_error))
+        return Outcome.failed(WorkerStartError(_start_error))
     if deadline is not None and time.monotonic() >= deadline:
-        return jobs.expired()
+        return Outcome.expired()
     import anonymizer
 
     started = time.perf_counter()
     try:
-        if kind == IMAGE:
-            result = anonymizer.anonymize(data, options)
+        if job.kind == MediaKind.IMAGE:
+            result = anonymizer.anonymize(job.data, job.options, faces=job.faces)
         else:
-            result = anonymizer.anonymize_media(data, options, progress=_reporter(token))
+            result = anonymizer.anonymize_media(job.data, job.options, progress=_reporter(token))
     except AnonymizerError as error:
-        return jobs.refused(error)
+        return Outcome.refused(error)
     except Exception as error:  # any other failure is reported; the worker lives on
-        return jobs.failed(error)
+        return Outcome.failed(error)
     finally:
         _return_freed_memory()
-    return jobs.done(result, time.perf_counter() - started)
+    return Outcome.done(result, time.perf_counter() - started)
 
 
-class WorkerPool:
+class ProcessPool:
     """A fixed number of worker processes with one FIFO queue of jobs; safe to use from any thread or event loop."""
 
     def __init__(
@@ -212,7 +194,7 @@ class WorkerPool:
         self._progress_in, self._progress_out = context.Pipe(duplex=False)
         self._listeners: dict[int, Callable[[int, int], None]] = {}
         self._tokens = itertools.count(1)
-        self._pool = ProcessPool(
+        self._pool = pebble.ProcessPool(
             max_workers=size,
             max_tasks=MAX_JOBS_PER_WORKER,
             initializer=_start_worker,
@@ -240,7 +222,7 @@ class WorkerPool:
             if listener is not None:
                 listener(done, total)
 
-    def start(self) -> WorkerPool:
+    def start(self) -> ProcessPool:
         """Start every worker and wait until all have loaded their models and timed the calibration photos, so the
         first user does not wait; the slowest worker's time at each size is this machine's cost curve."""
         calibrations = [self._pool.schedule(_calibrate, (self.warm_up_options,)) for _ in range(self.size)]
@@ -248,33 +230,21 @@ class WorkerPool:
             curves = [future.result(timeout=WORKER_START_TIMEOUT) for future in calibrations]
         except concurrent.futures.TimeoutError:
             raise WorkerStartError(f"the workers did not start within {WORKER_START_TIMEOUT:.0f} s") from None
-        except (ProcessExpired, BrokenProcessPool) as error:
+        except (pebble.ProcessExpired, BrokenProcessPool) as error:
             raise WorkerStartError(f"a worker died while starting ({error})") from None
         slowest = [(points[0][0], max(seconds for _, seconds in points)) for points in zip(*curves, strict=True)]
         self.speed.calibrated(slowest)
         logger.info("worker speed: %s", ", ".join(f"{seconds:.2f} s for {mp:.1f} MP" for mp, seconds in slowest))
         return self
 
-    @property
-    def curve(self) -> list[tuple[float, float]]:
-        return self.speed.curve.points
-
     def submit(
-        self,
-        data: bytes,
-        options: Options,
-        deadline: float | None = None,
-        *,
-        kind: str = IMAGE,
-        progress: Progress | None = None,
-        learn: bool = True,
+        self, job: Job, deadline: float | None = None, *, progress: Progress | None = None
     ) -> concurrent.futures.Future[Result]:
         """Queue one job; the future resolves to a Result or raises AnonymizerError or a worker error.
 
         With a deadline (a time.monotonic() instant) the job cannot run past it: it is not started once the
         deadline has passed, and pebble stops it (killing its worker) when it runs longer than the time left.
-        A GIF or video job (`kind`) calls `progress(done, total)` on a thread of this process as its frames are
-        written. `learn=False` keeps a job that is priced apart (a second look) out of the learned speed.
+        A GIF or video job calls `progress(done, total)` on a thread of this process as its frames are written.
         """
         with self._lock:
             if self._closed:
@@ -283,20 +253,20 @@ class WorkerPool:
             if progress is not None:
                 self._listeners[token] = progress
         timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
-        task = self._pool.schedule(_run_job, (data, options, deadline, kind, token), timeout=timeout)
+        task = self._pool.schedule(_run_job, (job, deadline, token), timeout=timeout)
         future: concurrent.futures.Future[Result] = concurrent.futures.Future()
         with self._lock:
             self._jobs[future] = task
-        task.add_done_callback(lambda finished: self._finished(finished, future, len(data), token, learn))
+        task.add_done_callback(lambda finished: self._finished(finished, future, job, token, timeout))
         return future
 
     def _finished(
         self,
         task: concurrent.futures.Future[Any],
         future: concurrent.futures.Future[Result],
-        input_bytes: int,
+        job: Job,
         token: int,
-        learn: bool,
+        timeout: float | None,
     ) -> None:
         with self._lock:
             self._jobs.pop(future, None)
@@ -308,20 +278,22 @@ class WorkerPool:
             return
         error = task.exception()
         if isinstance(error, TimeoutError):
+            if job.teaches_speed and timeout is not None:
+                # Stopped at its deadline: it costs at least what it was allowed, which the price must learn or it
+                # keeps admitting what cannot finish.
+                self.speed.learn_overrun(job.priced, timeout)
             future.set_exception(DeadlineExceededError())
-        elif isinstance(error, ProcessExpired):
+        elif isinstance(error, pebble.ProcessExpired):
             logger.warning("a worker died during a job (exit code %s); pebble starts a new one", error.exitcode)
             future.set_exception(WorkerCrashedError("the worker process died while processing the image"))
         elif error is not None:
             future.set_exception(WorkerFailedError(type(error).__name__))
         else:
-            outcome = task.result()
-            value = jobs.outcome_value(outcome)
+            outcome: Outcome = task.result()
+            value = outcome.value()
             if isinstance(value, Result):
-                if learn and value.kind == IMAGE:
-                    self.speed.learn(input_bytes, value.width * value.height, outcome[2])
-                elif learn:
-                    self.speed.learn_media(value, outcome[2])
+                if job.teaches_speed:
+                    self.speed.learn(value, len(job.data), outcome.seconds)
                 future.set_result(value)
             else:
                 future.set_exception(value)
@@ -339,10 +311,6 @@ class WorkerPool:
         """Jobs queued or running, including abandoned jobs whose worker has not been freed yet."""
         with self._lock:
             return len(self._jobs)
-
-    def estimate_seconds(self, pixels: int | None, size_bytes: int | None) -> float:
-        """CPU seconds one image is expected to take, from its pixel count or else its file size."""
-        return self.speed.estimate_seconds(JobSize("image", pixels, size_bytes))
 
     # pebble keeps which process runs which task to itself; the two look-ups below read its bookkeeping, for the
     # tests that kill a worker mid-job and for the benchmarks that measure the workers' memory.
@@ -378,138 +346,13 @@ class WorkerPool:
         self._progress_out.close()
 
 
-def start_pool(settings: WorkerSettings) -> WorkerPool:
+def start_pool(settings: PipelineSettings) -> ProcessPool:
     """This machine's WORKERS processes with the configured detectors, loaded and timed; WorkerStartError (the pool
     closed again) if they cannot start."""
     logger.info("starting %d worker process(es)", settings.workers)
-    pool = WorkerPool(settings.workers, settings.options(), strict_options=settings.options(strict=True))
+    pool = ProcessPool(settings.workers, settings.options(), strict_options=settings.options(strict=True))
     try:
         return pool.start()
     except WorkerStartError:
         pool.close(wait=False)
         raise
-
-
-class ImageService:
-    """The embedded job service: admission in this process's memory, jobs in the local worker pool.
-
-    A request (a photo, a file or an album) is admitted only if it can be answered in time: the CPU time of the
-    requests already admitted plus its own, spread over the workers and stretched by the headroom, must fit the
-    budget it has left; a user may have only `per_user_limit` requests in flight; at most `queue_limit` images are
-    admitted at once. Otherwise the user is told at once when to try again. GIFs and videos go in a lane of their
-    own, on at most `video_workers` processes (bot.admission says how the lanes share the workers).
-    """
-
-    def __init__(
-        self,
-        pool: WorkerPool,
-        *,
-        queue_limit: int,
-        per_user_limit: int,
-        reply_reserve: float = 1.5,
-        video_workers: int = 1,
-        video_queue_limit: int = 4,
-    ) -> None:
-        self.pool = pool
-        self.reply_reserve = reply_reserve
-        self.ledger = LocalAdmission(
-            pool.size,
-            queue_limit=queue_limit,
-            per_user_limit=per_user_limit,
-            reply_reserve=reply_reserve,
-            video_capacity=video_workers,
-            video_queue_limit=video_queue_limit,
-        )
-
-    def estimate_seconds(self, job: JobSize) -> float:
-        return self.pool.speed.estimate_seconds(job)
-
-    def backlog_seconds(self) -> float:
-        return self.ledger.backlog_seconds()
-
-    @property
-    def queue_depth(self) -> int:
-        return self.ledger.admitted_jobs
-
-    @property
-    def capacity(self) -> int:
-        return self.pool.size
-
-    async def healthy(self) -> bool:
-        return bool(self.pool.worker_pids())
-
-    async def close(self) -> None:
-        """The pool belongs to whoever started it; nothing of this service's own to release."""
-
-    @contextmanager
-    def admit(self, user_id: int, estimates: list[float], deadline: float, lane: str = PHOTOS) -> Iterator[Ticket]:
-        with self.ledger.admit(user_id, estimates, deadline, lane) as ticket:
-            yield ticket
-
-    @asynccontextmanager
-    async def admission(
-        self, user_id: int, estimates: list[float], deadline: float, lane: str = PHOTOS
-    ) -> AsyncIterator[Ticket]:
-        with self.ledger.admit(user_id, estimates, deadline, lane) as ticket:
-            yield ticket
-
-    async def run(
-        self,
-        jobs_to_run: list[Job],
-        deadline: float,
-        *,
-        ticket: Ticket | None = None,
-        progress: Progress | None = None,
-    ) -> list[Result | Exception]:
-        """Run the jobs in the pool, in order; each entry is a Result or the error for that job.
-
-        A video's `ticket` first waits for its turn (bot.admission); `progress(done, total)` is then called in this
-        event loop as its frames are written. Raises DeadlineExceededError when the budget runs out; the unfinished
-        jobs are then dropped from the queue or their workers stopped, so no result can arrive later.
-        """
-        stop_at = deadline - self.reply_reserve
-        if ticket is not None and ticket.lane == VIDEOS:
-            while not self.ledger.may_start(ticket):
-                if time.monotonic() >= stop_at:
-                    raise DeadlineExceededError
-                await asyncio.sleep(TURN_POLL_S)
-            if progress is not None:
-                progress(0, 0)
-        relay = _in_this_loop(progress) if progress is not None else None
-        futures = [
-            self.pool.submit(job.data, job.options, stop_at, kind=job.kind, progress=relay, learn=not job.strict)
-            for job in jobs_to_run
-        ]
-        waiting = asyncio.gather(*(asyncio.wrap_future(future) for future in futures), return_exceptions=True)
-        try:
-            outcomes = await asyncio.wait_for(waiting, timeout=max(0.0, stop_at - time.monotonic()))
-        except (TimeoutError, asyncio.CancelledError) as stopped:
-            for future in futures:
-                self.pool.abandon(future)
-            if isinstance(stopped, asyncio.CancelledError):
-                raise
-            raise DeadlineExceededError from None
-        if any(isinstance(outcome, DeadlineExceededError) for outcome in outcomes):
-            raise DeadlineExceededError
-        # A job whose future was cancelled (its worker stopped) comes back as CancelledError, not an Exception.
-        return [
-            WorkerFailedError(type(outcome).__name__)
-            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
-            else outcome
-            for outcome in outcomes
-        ]
-
-    async def anonymize(self, images: list[bytes], options: Options, deadline: float) -> list[Result | Exception]:
-        """Images only: `run` with one image job per picture."""
-        return await self.run([Job(data, options) for data in images], deadline)
-
-
-def _in_this_loop(progress: Progress) -> Callable[[int, int], None]:
-    """`progress` called from the pool's relay thread, run in the calling event loop."""
-    loop = asyncio.get_running_loop()
-
-    def relay(done: int, total: int) -> None:
-        with suppress(RuntimeError):  # the loop is closed: nobody is waiting for this job any more
-            loop.call_soon_threadsafe(progress, done, total)
-
-    return relay
