@@ -21,6 +21,13 @@ BENCH = [
 ]
 # The packages whose type hints mypy checks (make typecheck) and that say so to their users (PEP 561).
 TYPED = ["detectors", "filters", "anonymizer"]
+# Files a package reads at run time: the activation ranges SCRFD's INT8 weights are derived with, the cluster's
+# Redis scripts, the Mini App's page.
+DATA = {
+    "detectors": ["scrfd_int8_ranges.json"],
+    "bot.cluster": ["scripts/*.lua"],
+    "bot.miniapp": ["static/*"],
+}
 
 setup(
     name="photo-anonymization",
@@ -40,11 +47,7 @@ setup(
         "av>=16,<19",
         "pillow-heif>=1.0,<2",
     ],
-    package_data={
-        **{name: ["py.typed"] for name in TYPED},
-        "bot.cluster": ["scripts/*.lua"],
-        "bot.miniapp": ["static/*"],
-    },
+    package_data={name: (["py.typed"] if name in TYPED else []) + DATA.get(name, []) for name in [*TYPED, *DATA]},
     extras_require={
         "bot": BOT,
         "bench": BENCH,

@@ -1,7 +1,7 @@
 """SCRFD's forward pass on each inference backend, so the backend the detector runs on is a measured choice.
 
     python -m benchmarks.backends                 # cv2.dnn and onnxruntime (FP32): 1 and 2 threads, three sizes
-    python -m benchmarks.backends --int8 16       # and onnxruntime INT8, calibrated on 16 labelled photos
+    python -m benchmarks.backends --int8          # and the INT8 weights `photo-anon models download` derived
 
 Each backend runs the same model (the detector's any-size rewrite of the export) on the same input; rounds are
 interleaved so that another load on the machine hits every backend alike, and each figure is the median of the
@@ -10,8 +10,8 @@ also says how far the backend's outputs are from cv2.dnn's (the detector decodes
 a backend is only a candidate when this is float noise) and what one forward over a batch of windows costs
 against one forward per window.
 
-INT8 is measured for speed and output distance only: its weights are derived here, kept in ``out/backends``
-(never committed), and a detector may only use them once the quality suite has scored them.
+INT8 is measured for speed and output distance only; ``scrfd[precision='int8']`` runs the same weights, and what
+they cover is measured by the quality suite (``python -m benchmarks.compare_detectors``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from anonymizer.codec import decode_image
@@ -35,9 +34,8 @@ from benchmarks.compare_detectors import DEFAULT_DATA, ROOT, evenly_spaced
 from benchmarks.datasets import load_annotations
 from benchmarks.machine import stamp
 from detectors.backends import BACKENDS, OnnxNet, Outputs
-from detectors.geometry import resize_to
 from detectors.models import model_path
-from detectors.scrfd import MODEL, STRIDES, any_size_model, input_blob
+from detectors.scrfd import INT8_MODEL, MODEL, STRIDES, any_size_model, input_blob
 
 OUT = ROOT / "out" / "backends"
 # (height, width): the close-up look, the fitted pass, and a full-resolution window of a phone photo.
@@ -46,42 +44,6 @@ SIZES = ((320, 320), (640, 640), (992, 1312))
 BATCH = 6
 # The lowest score the detector keeps a box at (its floor): what a backend's box differences matter for.
 CANDIDATE = 0.1
-
-
-def _int8_model(fp32: bytes, photos: Sequence[np.ndarray], folder: Path) -> bytes:
-    """Static INT8 (per-channel weights, QDQ) calibrated on ``photos`` fitted into 640 px, as the fitted pass sees
-    them; the opset is raised to 13 first, the first with per-channel dequantization."""
-    from onnx import version_converter
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    folder.mkdir(parents=True, exist_ok=True)
-    source, target = folder / "scrfd-fp32.onnx", folder / "scrfd-int8.onnx"
-    onnx.save(version_converter.convert_version(onnx.load_from_string(fp32), 13), str(source))
-    inputs = iter(input_blob(_fitted(photo, 640)) for photo in photos)
-
-    class Photos(CalibrationDataReader):
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            blob = next(inputs, None)
-            return None if blob is None else {"input.1": blob}
-
-    quantize_static(
-        str(source),
-        str(target),
-        Photos(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-    return target.read_bytes()
-
-
-def _fitted(image: np.ndarray, side: int) -> np.ndarray:
-    """The photo fitted into ``side`` px, padded to a square with black, as the detector's fitted pass sees it."""
-    resized = resize_to(image, side / max(image.shape[:2]))[:side, :side]
-    return cv2.copyMakeBorder(
-        resized, 0, side - resized.shape[0], 0, side - resized.shape[1], cv2.BORDER_CONSTANT, value=(0, 0, 0)
-    )
 
 
 def _backends(int8: bytes | None, threads: int) -> dict[str, OnnxNet]:
@@ -155,15 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--int8", type=int, metavar="PHOTOS", help="also INT8, calibrated on this many photos")
+    parser.add_argument("--int8", action="store_true", help="also the INT8 weights (photo-anon models download)")
     args = parser.parse_args(argv)
 
-    samples = evenly_spaced(load_annotations(args.data), max(1, args.int8 or 1) + 1)
-    photos = [decode_image(sample.path.read_bytes()).bgr for sample in samples]
-    int8 = None
-    if args.int8:
-        int8 = _int8_model(any_size_model(model_path(MODEL)), photos[1:], args.out)
-    rows = [row for threads in args.threads for row in measure(photos[0], int8, threads, args.rounds)]
+    photo = decode_image(evenly_spaced(load_annotations(args.data), 1)[0].path.read_bytes()).bgr
+    int8 = model_path(INT8_MODEL).read_bytes() if args.int8 else None
+    rows = [row for threads in args.threads for row in measure(photo, int8, threads, args.rounds)]
     report = {"generated": stamp("python -m benchmarks.backends", argv), "onnxruntime": ort.__version__, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "backends.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -1,6 +1,6 @@
 """photo-anon against deface, as people install and run each: whole processes on the same photos.
 
-    python -m benchmarks.peer speed              # 40 labelled photos, PNG in and out, 3 interleaved rounds
+    python -m benchmarks.peer speed              # the held-out photos and a sample of the suite, 3 interleaved rounds
     python -m benchmarks.peer quality --suite    # what deface covers on the upright photos and every variant
 
 deface is installed on first use into its own virtual environment (``out/peer/venv``) from
@@ -8,9 +8,11 @@ deface is installed on first use into its own virtual environment (``out/peer/ve
 speed (it then runs CenterFace on onnxruntime, with OpenCV 5). Nothing of deface is part of this project; it runs
 as a separate program, exactly as a user would run it.
 
-Speed: both tools anonymize the same folder of PNG photos in one process each, with their default settings, rounds
+Speed: both tools anonymize the same folder of photos in one process each, with their default settings, rounds
 interleaved (the order alternating) so that the machine's drift hits both alike; the report gives each round, the
-medians and their ratio. Quality: deface paints faces solid black (``--replacewith solid``, its ellipse grown by its
+medians and their ratio. The folder holds the held-out half of the labelled photos (the half no tuning looked at)
+as PNG, and every variant of the suite made of every ``--every``-th of them (PNG, and JPEG as Telegram sends them).
+Quality: deface paints faces solid black (``--replacewith solid``, its ellipse grown by its
 default ``--mask-scale 1.3``) on each case of a variant, and what turned black is scored as the comparison scores
 this project's masks.
 """
@@ -34,7 +36,7 @@ from tqdm import tqdm
 from anonymizer.codec import decode_image, encode_image
 from benchmarks import metrics
 from benchmarks.compare_detectors import DEFAULT_DATA, ROOT, evenly_spaced
-from benchmarks.datasets import load_annotations
+from benchmarks.datasets import HALVES, half, load_annotations
 from benchmarks.machine import stamp
 from benchmarks.variants import SUITE, VARIANTS
 
@@ -60,15 +62,19 @@ def our_program() -> Path:
     return Path(sys.executable).with_name("photo-anon")
 
 
-def write_photos(count: int, data: Path, folder: Path) -> list[str]:
-    """``count`` labelled photos spread over the set, as PNG files in ``folder``; their names."""
+def write_cases(data: Path, photos: str, every: int, folder: Path) -> int:
+    """The labelled photos of one half as they are, and every suite variant of every ``every``-th of them, as files
+    in ``folder``; how many."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for index, sample in enumerate(evenly_spaced(load_annotations(data), count)):
-        name = f"{index:03d}.png"
-        (folder / name).write_bytes(encode_image(decode_image(sample.path.read_bytes()).bgr, "PNG"))
-        names.append(name)
-    return names
+    count = 0
+    for index, sample in enumerate(half(load_annotations(data), photos)):
+        image = decode_image(sample.path.read_bytes()).bgr
+        for variant in ["upright", *(SUITE if index % every == 0 else ())]:
+            for case in VARIANTS[variant](sample.name, image, sample.faces, sample.ignore):
+                suffix = ".png" if case.data.startswith(b"\x89PNG") else ".jpg"
+                (folder / f"{count:04d}{suffix}").write_bytes(case.data)
+                count += 1
+    return count
 
 
 def timed(command: list[str]) -> float:
@@ -83,7 +89,7 @@ def speed(args: argparse.Namespace) -> dict:
     seconds: dict[str, list[float]] = {"photo-anon": [], PEER: []}
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "photos"
-        write_photos(args.photos, args.data, source)
+        cases = write_cases(args.data, args.photos, args.every, source)
         for round_ in range(args.rounds):
             order = ["photo-anon", PEER] if round_ % 2 == 0 else [PEER, "photo-anon"]
             for tool in order:
@@ -95,7 +101,7 @@ def speed(args: argparse.Namespace) -> dict:
                     seconds[tool].append(timed([str(our_program()), "anonymize", str(work), "-o", f"{work}-out"]))
     medians = {tool: statistics.median(values) for tool, values in seconds.items()}
     return {
-        "photos": args.photos,
+        "photos": f"the {args.photos} labelled photos and the suite of every {args.every}th of them: {cases} files",
         "rounds": seconds,
         "median_s": medians,
         "ratio": medians["photo-anon"] / medians[PEER],
@@ -157,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     commands = parser.add_subparsers(dest="command", required=True)
     speed_parser = commands.add_parser("speed", help="whole-process time of both tools on the same photos")
-    speed_parser.add_argument("--photos", type=int, default=40)
+    speed_parser.add_argument("--photos", default="held-out", choices=HALVES, help="which half of the labelled set")
+    speed_parser.add_argument("--every", type=int, default=8, help="the suite's variants of every n-th photo")
     speed_parser.add_argument("--rounds", type=int, default=3)
     quality_parser = commands.add_parser("quality", help="what deface covers on each variant of the labelled set")
     quality_parser.add_argument("--variants", nargs="+", default=["upright"], choices=sorted(VARIANTS))

@@ -201,7 +201,7 @@ def speed_table(stamped: bool = True) -> str:
         for tool in medians
     ]
     return (
-        table([f"{speed['photos']} labelled photos, PNG in and out", "median", "rounds (s)"], rows)
+        table([str(speed["photos"]), "median", "rounds (s)"], rows)
         + f"\n\nphoto-anon takes {speed['ratio']:.2f}x deface's time. "
         + (speed["generated"] if stamped else SEE_REPORT)
     )

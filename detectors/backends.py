@@ -57,6 +57,11 @@ def _onnxruntime(model: bytes) -> tuple[list[str], Forward]:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(1, cv2.getNumThreads())
     options.inter_op_num_threads = 1
+    # Threads that wait for work sleep instead of spinning: on a machine shared with other processes (a bot's
+    # other workers) a spinning thread takes a core the others need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Every window has its own size, so a memory plan made for one input size is of no use to the next.
+    options.enable_mem_pattern = False
     options.log_severity_level = 3  # its warnings name model internals a user cannot act on
     session = onnxruntime.InferenceSession(_open_shapes(model), options, providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]

@@ -2,8 +2,10 @@
 
 Every file is tried, whatever happened to the ones before it, and each comes back with its own outcome: a machine
 that reaches only some hosts (or a mirror that holds only some files) still gets what can be had, and the caller
-decides what the rest means. A file is written to a temporary name beside its target and renamed into place only
-once its sha256 matched, so a failed or interrupted download never leaves anything a detector could load.
+decides what the rest means. A derived file (SCRFD's INT8 weights) is made here from its verified source instead of
+fetched, and checked against its own pinned sha256 like any other. A file is written to a temporary name beside its
+target and renamed into place only once its sha256 matched, so a failed or interrupted download never leaves anything
+a detector could load.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from detectors import int8
 from detectors.models import KNOWN_FILES, ModelFile, is_verified, known_file, models_dir
 
 # Stands in for every official host: each official file is then fetched as this prefix (an http(s) URL or a
@@ -79,10 +82,14 @@ def download(
         if target.is_file() and is_verified(target, known.sha256):
             outcomes.append(Fetched(known.filename, known.detector, target, PRESENT, str(target)))
             continue
-        use_official = source is None or (or_official and not _mirror_has(source, known.filename))
         try:
             target_dir.mkdir(parents=True, exist_ok=True)
-            origin = _fetch(known, target, None if use_official else source, progress)
+            if known.derived_from:
+                opened = _derived(known)
+            else:
+                use_official = source is None or (or_official and not _mirror_has(source, known.filename))
+                opened = _open_source(known, None if use_official else source)
+            origin = _store(known, target, *opened, progress)
         except ModelDownloadError as error:
             outcomes.append(Fetched(known.filename, known.detector, target, FAILED, error=str(error)))
         except OSError as error:
@@ -161,9 +168,8 @@ def _member_of_archive(known: ModelFile, stream: BinaryIO, location: str) -> tup
     return io.BytesIO(data), len(data), f"{location} ({known.member})"
 
 
-def _fetch(known: ModelFile, target: Path, source: str | os.PathLike[str] | None, progress: bool) -> str:
-    """Fetch one file into ``target`` through a verified temporary file; return where it came from."""
-    stream, length, origin = _open_source(known, source)
+def _store(known: ModelFile, target: Path, stream: BinaryIO, length: int | None, origin: str, progress: bool) -> str:
+    """Write one file's bytes into ``target`` through a verified temporary file; return where they came from."""
     try:
         handle, temp_name = tempfile.mkstemp(prefix=f".{known.filename}.", suffix=".part", dir=target.parent)
     except OSError:
@@ -196,6 +202,23 @@ def _fetch(known: ModelFile, target: Path, source: str | os.PathLike[str] | None
     finally:
         temp.unlink(missing_ok=True)
     return origin
+
+
+def _derived(known: ModelFile) -> tuple[BinaryIO, int | None, str]:
+    """A derived file's bytes, made from its verified source, and what they came from."""
+    source = models_dir() / known.derived_from
+    if not is_verified(source, known_file(known.derived_from).sha256):
+        raise ModelDownloadError(f"it is made from {known.derived_from}, which is not there")
+    try:
+        derived = int8.derive(source)
+    except Exception as error:
+        raise ModelDownloadError(f"deriving it from {known.derived_from} failed: {error}") from error
+    if hashlib.sha256(derived).hexdigest() != known.sha256:
+        raise ModelDownloadError(
+            f"deriving it from {known.derived_from} gave other bytes than the pinned ones (another onnxruntime "
+            "than the one pinned in constraints.txt?)"
+        )
+    return io.BytesIO(derived), len(derived), f"{source}, quantized to INT8"
 
 
 def _mirror_has(source: str | os.PathLike[str], filename: str) -> bool:

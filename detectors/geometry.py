@@ -30,6 +30,57 @@ def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+class Pyramid:
+    """An image and its copies at the scales asked for, each made once; a copy smaller than ``first`` is made from
+    that one, the others from the image. A 12 MP photo is then read once, to make its 2560 px copy, which gives the
+    640 and 320 px ones, instead of once per copy (area interpolation when shrinking, as ``resize_to``). Each copy is
+    made from ``first`` or the image, never from another smaller copy: shrinking twice moved a close-up's score."""
+
+    def __init__(self, image: np.ndarray, first: float = 1.0) -> None:
+        self.shape = image.shape
+        self._first = first
+        self._levels = {1.0: image}
+
+    def at(self, scale: float) -> np.ndarray:
+        """The image scaled by ``scale``, its sides rounded from the image's own."""
+        if scale not in self._levels:
+            self._levels[scale] = self._made(scale)
+        return self._levels[scale]
+
+    def _made(self, scale: float) -> np.ndarray:
+        source = self._first if scale < self._first else 1.0
+        height, width = self.shape[:2]
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < source else cv2.INTER_LINEAR
+        return cv2.resize(self.at(source), size, interpolation=interpolation)
+
+
+class Derived(Pyramid):
+    """Another pyramid's copies, each passed through ``change`` (which gives an image of ``shape`` at full size): a
+    brightened or turned view is brightened or turned at each size it is looked at, not at full size first."""
+
+    def __init__(self, source: Pyramid, change: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self._source = source
+        self._change = change
+        self._levels = {}
+
+    def _made(self, scale: float) -> np.ndarray:
+        return self._change(self._source.at(scale))
+
+
+def lifted(source: Pyramid, curve: np.ndarray) -> Pyramid:
+    """The pyramid with the lookup table ``curve`` applied to each copy."""
+    return Derived(source, lambda level: cv2.LUT(level, curve), source.shape)
+
+
+def turned(source: Pyramid, angle: int) -> Pyramid:
+    """The pyramid turned clockwise by ``angle`` (a quarter turn or two)."""
+    height, width = source.shape[:2]
+    shape = (width, height, *source.shape[2:]) if angle in (90, 270) else source.shape
+    return Derived(source, lambda level: cv2.rotate(level, ROTATE_CODES[angle]), shape)
+
+
 def window_starts(length: int, window: int, min_overlap: float) -> list[int]:
     """Start offsets of ``window``-px windows covering ``length`` px, neighbours sharing at least ``min_overlap``.
 

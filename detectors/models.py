@@ -32,6 +32,8 @@ class ModelFile:
     # the archive's own pinned checksum and the file's path in it.
     archive_sha256: str = ""
     member: str = ""
+    # Set for a file made here from another known file rather than fetched (SCRFD's INT8 weights): that file's name.
+    derived_from: str = ""
 
 
 KNOWN_FILES: dict[str, ModelFile] = {
@@ -75,6 +77,15 @@ KNOWN_FILES: dict[str, ModelFile] = {
             "scrfd",
             archive_sha256="35855c664d565492aab0068f1c64b4957a15ca6cd106b9c8b1642d67cfeeb5fc",
             member="scrfd-0.3.0/models/scrfd.onnx",
+        ),
+        # Derived at download from the file above by detectors.int8 (onnxruntime 1.32's quantizer).
+        ModelFile(
+            "scrfd_2.5g_bnkps.int8.onnx",
+            "2dd85a7b72a1b86d75172b45b8f58bf8d39b9b4b8660b77c4543ecf9c582f48a",
+            "",
+            "as scrfd_2.5g_bnkps.onnx, of which it is a quantized copy",
+            "scrfd",
+            derived_from="scrfd_2.5g_bnkps.onnx",
         ),
     )
 }

@@ -60,13 +60,13 @@ def _settings_of(name: str, given: dict[str, Any]) -> Settings:
         raise ValueError(f"detector {name!r}: {error}") from None
 
 
-# Named specs, created like detectors. "thorough": SCRFD with its turned pass on every photo and YuNet with its own
-# turned passes, boxes merged: more faces for more paint and twice the time. "strict": the same at lower thresholds,
-# for a second look at a photo where a face was left uncovered (`python -m benchmarks.compare_detectors --detectors
-# thorough strict` measures both).
+# Named specs, created like detectors. "thorough": SCRFD with every pass on every photo (turned and windowed) and
+# YuNet with its own turned passes, boxes merged: more faces for more paint and twice the time. "strict": the same at
+# lower thresholds, for a second look at a photo where a face was left uncovered (`python -m
+# benchmarks.compare_detectors --detectors thorough strict` measures both).
 PRESETS = {
-    "thorough": "union:scrfd[turned='always'],yunet",
-    "strict": "union:scrfd[turned='always' threshold=0.15],yunet[threshold=0.15]",
+    "thorough": "union:scrfd[turned='always' small_hint=0],yunet",
+    "strict": "union:scrfd[turned='always' small_hint=0 threshold=0.15],yunet[threshold=0.15]",
 }
 _MEMBER = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\[(.*)\])?\s*$", re.IGNORECASE)
 

@@ -21,10 +21,12 @@ from detectors.backends import BACKENDS, OnnxNet
 from detectors.base import Detection, Detector
 from detectors.geometry import (
     ROTATE_CODES,
+    Pyramid,
     box_detection,
     boxes_by_window,
     even_window,
-    resize_to,
+    lifted,
+    turned,
     unturn_box,
     window_starts,
 )
@@ -33,12 +35,18 @@ from detectors.registry import register
 from detectors.settings import Distance, OneOf, Pixels, Score, Settings, Share, Within
 
 MODEL = "scrfd_2.5g_bnkps.onnx"
+# Its INT8 copy, derived at `photo-anon models download` (detectors.int8); it runs on onnxruntime only.
+INT8_MODEL = "scrfd_2.5g_bnkps.int8.onnx"
+PRECISIONS = ("int8", "fp32")
 # The side the network was trained at: the whole photo is also seen fitted into it, where large faces are found.
 FITTED = 640
 STRIDES = (8, 16, 32)
 # Inputs are padded to a multiple of the coarsest stride.
 INPUT_MULTIPLE = max(STRIDES)
 ANCHORS_PER_CELL = 2
+# How much finer than the fitted look the windowed pass may look for the fitted look's hint of small faces to be
+# trusted: at half the resolution, a 16 px face is still 8 px there, where the network gives it a weak box.
+HINT_REACH = 2.0
 # Clockwise turns the turned passes look at, and when they run.
 TURNS = (90, 180, 270)
 TURNED_WHEN = ("unless_upright", "always", "never")
@@ -137,6 +145,8 @@ class ScrfdSettings(Settings):
     threshold: Score = 0.2
     small_share: Share = 0.6
     small_face: Pixels = 32
+    small_hint: Score = 0.12
+    hint_face: Pixels = 64
     large_step: Share = 0.125
     large_face: Share = 1 / 16
     edge_share: Share = 0.85
@@ -161,10 +171,13 @@ class ScrfdSettings(Settings):
     window_overlap: Annotated[int, Within(0)] = 160
     max_shrink: Share = 0.15
     edge_margin: Distance = 2.0
-    backend: Annotated[str, OneOf(BACKENDS)] = "opencv"
+    precision: Annotated[str, OneOf(PRECISIONS)] = "fp32"
+    backend: Annotated[str, OneOf(BACKENDS)] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.precision == "int8" and self.backend == "opencv":
+            raise ValueError("the INT8 weights run on onnxruntime only: give precision='fp32' for backend='opencv'")
         if self.window_overlap >= self.max_window:
             raise ValueError(f"window_overlap is less than max_window ({self.max_window}), not {self.window_overlap}")
 
@@ -174,14 +187,17 @@ class ScrfdDetector(Detector):
     """SCRFD-2.5G with the box, score and landmark decoding of the InsightFace export; the boxes of every pass are
     merged by NMS, then each is kept if it scores what a box of its kind needs.
 
-    Upright passes, on every photo: the photo at full resolution (capped at ``max_side``), where small faces are
-    seen, in one input up to ``max_window`` px a side or in as few such windows as cover it, overlapping by
-    ``window_overlap`` px; the whole photo fitted into 640 px, where large faces are; and the whole photo fitted into
+    Upright passes: the whole photo fitted into 640 px, where large faces are; the whole photo fitted into
     ``closeup_side`` px, where a face that fills the frame is (the network's largest anchors stop short of a face
     filling most of a 640 px input, so a selfie would be seen by no pass at all; the look costs a quarter of the
     640 px one, and only its boxes of ``closeup_face`` of its side or more count: smaller ones are seen better by the
-    other passes, and on a crowd this coarse a look mostly sees false faces). Boxes touching an inner window side are
-    cut faces and dropped (whole in a neighbour window or a coarser pass).
+    other passes, and on a crowd this coarse a look mostly sees false faces); and the photo at full resolution
+    (capped at ``max_side``), where small faces are seen, in one input up to ``max_window`` px a side or in as few
+    such windows as cover it, overlapping by ``window_overlap`` px. That windowed pass costs more than the others
+    together, and on a portrait, an interview or a selfie it finds nothing they do not: where the whole-photo looks
+    saw a clear face, it runs only when they also show a hint of smaller ones (a box under ``hint_face`` px of the
+    fitted look scoring ``small_hint`` or more; ``small_hint=0`` runs it on every photo). Boxes touching an inner
+    window side are cut faces and dropped (whole in a neighbour window or a coarser pass).
 
     What a box needs grows with ``threshold``, the score of a face of medium size: a false box costs paint in
     proportion to its area while a crowd's true faces score low. Boxes under ``small_face`` px of the network's input
@@ -200,8 +216,8 @@ class ScrfdDetector(Detector):
       also lifts sensor noise, and a box seen only there needs at least ``brightened_floor``, as lifted noise makes
       small false faces (a rocket's night sky) that the size tiers would otherwise let through.
     - ``rolled``: when the clear faces (``upright_enough``) lean by ``roll_from`` degrees or more (the median angle
-      of their eyes and mouth), the phone was tilted, and the full-resolution and fitted passes run again on the
-      photo turned upright by that angle, so its small faces are seen upright too.
+      of their eyes and mouth), the phone was tilted, and the fitted pass runs again on the photo turned upright by
+      that angle, with the windowed one where the upright looks hint at small faces, so those are seen upright too.
     - ``turned``: for photos stored sideways or upside down. The photo fitted into one input is looked at turned 90,
       180 and 270 degrees (boxes from ``turned_threshold``); if a turn shows a clear face, the windowed pass runs on
       the photo turned that way, so its small faces are found as on an upright photo. By default
@@ -211,8 +227,12 @@ class ScrfdDetector(Detector):
       sideways costs about what an upright one does. Their boxes count unless the upright passes found a clear
       face after all. ``"always"`` runs every pass; ``"never"`` none of them.
 
-    ``backend`` runs the network on cv2.dnn (``"opencv"``) or onnxruntime (``"onnxruntime"``, an optional
-    dependency); both give the same boxes, and ``python -m benchmarks.backends`` measures which is faster here.
+    ``precision`` chooses the weights: ``"fp32"``, the export itself, or ``"int8"``, derived from it at ``photo-anon
+    models download`` (``detectors.int8``): about half the network's time on onnxruntime, but it leaves more faces
+    uncovered on upright and tilted photos (data/README.md has the figures), so it is a choice, not the default.
+    ``backend`` runs the network on cv2.dnn (``"opencv"``, FP32 only) or onnxruntime (``"onnxruntime"``); None takes
+    the faster for the weights (cv2.dnn for FP32, onnxruntime for INT8). ``python -m benchmarks.backends`` measures
+    each.
 
     Not thread-safe (one network per instance): give each thread its own detector.
     """
@@ -223,7 +243,9 @@ class ScrfdDetector(Detector):
         self.large_threshold = settings.threshold + settings.large_step * (1 - settings.threshold)
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * settings.edge_share, settings.confident)
-        self._net = OnnxNet(any_size_model(model_path(MODEL)), settings.backend)
+        int8 = settings.precision == "int8"
+        model = model_path(INT8_MODEL).read_bytes() if int8 else any_size_model(model_path(MODEL))
+        self._net = OnnxNet(model, settings.backend or ("onnxruntime" if int8 else "opencv"))
         self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._net.outputs):
@@ -235,18 +257,21 @@ class ScrfdDetector(Detector):
     def passes(self, image: np.ndarray) -> list[Pass]:
         """The passes the photo asks for (see the class's docstring), each with its candidates and what it cost, in
         the order their candidates are merged; a pass whose candidates are not kept is there with none."""
+        height, width = image.shape[:2]
+        view = Pyramid(image, self.fine_scale(width, height))
         start = time.perf_counter()
-        brightened = self._brightened(image) if self.settings.brighten_below else None
+        curve = self._brightening(image) if self.settings.brighten_below else None
+        brightened = lifted(view, curve) if curve is not None else None
         brightening = time.perf_counter() - start
-        looked_at = image if brightened is None else brightened
+        looked_at = view if brightened is None else brightened
         done = [
-            self._timed("fitted", lambda: self._fitted(image)),
-            self._timed("close-up", lambda: self._closeup(image)),
+            self._timed("fitted", lambda: self._fitted(view)),
+            self._timed("close-up", lambda: self._closeup(view)),
         ]
         if brightened is not None:
-            lifted = self._timed("brightened fitted", lambda: self._lifted(self._fitted(brightened)))
+            lifted_fitted = self._timed("brightened fitted", lambda: self._lifted(self._fitted(brightened)))
             done += [
-                lifted._replace(seconds=lifted.seconds + brightening),
+                lifted_fitted._replace(seconds=lifted_fitted.seconds + brightening),
                 self._timed("brightened close-up", lambda: self._lifted(self._closeup(brightened))),
             ]
         turns, looks = None, None
@@ -261,11 +286,13 @@ class ScrfdDetector(Detector):
         # its side can read as one.
         clear_turn = turns is not None and turns.clear_angle is not None
         if not (clear_turn and self.settings.turned == "unless_upright"):
-            done.append(self._timed("windowed", lambda: self._windowed(image)))
-            if brightened is not None:
-                done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
+            small_faces = self._small_faces_hinted(_rows(done), width, height)
+            if small_faces:
+                done.append(self._timed("windowed", lambda: self._windowed(view)))
+                if brightened is not None:
+                    done.append(self._timed("brightened windowed", lambda: self._lifted(self._windowed(brightened))))
             if self.settings.rolled and not clear_turn and (roll := self._roll(_rows(done))) is not None:
-                done.append(self._timed("rolled", lambda: self._rolled(looked_at, roll)))
+                done.append(self._timed("rolled", lambda: self._rolled(looked_at.at(1.0), roll, small_faces)))
         if looks is not None and turns is not None:
             if clear_turn or self.settings.turned == "always" or not self._clearly_upright(_rows(done)):
                 done.append(looks)
@@ -336,22 +363,22 @@ class ScrfdDetector(Detector):
             )
         )
 
-    def _fitted(self, image: np.ndarray) -> np.ndarray:
+    def _fitted(self, view: Pyramid) -> np.ndarray:
         """Candidates of the whole photo fitted into 640 px (a photo that small is seen at full resolution), where
         large faces are found."""
-        height, width = image.shape[:2]
+        height, width = view.shape[:2]
         scale = self._fitted_scale(width, height)
-        return self._with_needs(self._detect_at(image, scale), scale, width, height)
+        return self._with_needs(self._detect_at(view, scale), scale, width, height)
 
-    def _closeup(self, image: np.ndarray) -> np.ndarray:
+    def _closeup(self, view: Pyramid) -> np.ndarray:
         """Candidates of the close-up look, the whole photo in ``closeup_side`` px, of faces of at least
         ``closeup_face`` of the photo; nothing for a photo the fitted pass sees that small already."""
-        height, width = image.shape[:2]
+        height, width = view.shape[:2]
         longest = max(width, height)
         if longest * self._fitted_scale(width, height) <= self.settings.closeup_side:
             return _stack([])
         scale = self.settings.closeup_side / longest
-        closeup = self._detect_at(image, scale)
+        closeup = self._detect_at(view, scale)
         side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
         closeup = closeup[side >= self.settings.closeup_face * longest]
         return self._with_needs(closeup, scale, width, height)
@@ -362,14 +389,14 @@ class ScrfdDetector(Detector):
         fine = self.fine_scale(width, height)
         return FITTED / longest if longest * fine > FITTED else fine
 
-    def _windowed(self, image: np.ndarray) -> np.ndarray:
+    def _windowed(self, view: Pyramid) -> np.ndarray:
         """Candidates of the full-resolution pass in windows, where small faces are seen; nothing for a photo that
         the whole-photo pass already sees at that resolution."""
-        height, width = image.shape[:2]
+        height, width = view.shape[:2]
         scale = self.fine_scale(width, height)
         if max(width, height) * scale <= FITTED:
             return _stack([])
-        return self._with_needs(self._detect_at(image, scale), scale, width, height)
+        return self._with_needs(self._detect_at(view, scale), scale, width, height)
 
     def _with_needs(self, rows: np.ndarray, scale: float, width: int, height: int, edges: bool = True) -> np.ndarray:
         """The rows with the score each box needs: by its size in the photo (``large_face``) and in the network's
@@ -395,17 +422,17 @@ class ScrfdDetector(Detector):
             needed = np.where(at_edge, base * self.settings.edge_share, needed)
         return np.column_stack([rows[:, :NEEDED], needed]).astype(np.float32)
 
-    def _brightened(self, image: np.ndarray) -> np.ndarray | None:
-        """The photo with its shadows lifted if it is dark: a gamma curve that takes the brightness of its brighter
-        quarter (the 75th percentile, black borders aside) from under ``brighten_below`` to ``brighten_to``."""
+    def _brightening(self, image: np.ndarray) -> np.ndarray | None:
+        """The lookup table that lifts the photo's shadows if it is dark: a gamma curve that takes the brightness of
+        its brighter quarter (the 75th percentile, black borders aside) from under ``brighten_below`` to
+        ``brighten_to``."""
         grey = cv2.cvtColor(np.ascontiguousarray(_sample(image)), cv2.COLOR_BGR2GRAY)
         lit = grey[grey > 0]
         bright = float(np.percentile(lit if lit.size else grey, 75)) / 255
         if bright >= self.settings.brighten_below:
             return None
         exponent = math.log(self.settings.brighten_to) / math.log(max(bright, 1 / 255))
-        curve = np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
-        return cv2.LUT(image, curve)
+        return np.clip(np.round(255 * (np.arange(256) / 255) ** exponent), 0, 255).astype(np.uint8)
 
     def _roll(self, candidates: np.ndarray) -> float | None:
         """The angle (degrees, counter-clockwise) that would turn the clear faces upright, if they lean together by
@@ -421,19 +448,20 @@ class ScrfdDetector(Detector):
         roll = float(np.median(slopes))
         return roll if self.settings.roll_from <= abs(roll) < 45 else None
 
-    def _rolled(self, image: np.ndarray, roll: float) -> np.ndarray:
-        """Candidates of the full-resolution and fitted passes on the photo turned upright by ``roll`` degrees, the
-        canvas grown so nothing is cut; each box keeps its size around its centre moved back."""
+    def _rolled(self, image: np.ndarray, roll: float, small_faces: bool) -> np.ndarray:
+        """Candidates of the fitted pass, and of the full-resolution one where ``small_faces`` may be there, on the
+        photo turned upright by ``roll`` degrees, the canvas grown so nothing is cut; each box keeps its size around
+        its centre moved back."""
         height, width = image.shape[:2]
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), roll, 1.0)
         cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
         turned_w, turned_h = math.ceil(width * cos + height * sin), math.ceil(width * sin + height * cos)
         matrix[0, 2] += (turned_w - width) / 2
         matrix[1, 2] += (turned_h - height) / 2
-        upright = cv2.warpAffine(image, matrix, (turned_w, turned_h), flags=cv2.INTER_LINEAR)
-        scales = [self.fine_scale(turned_w, turned_h)]
-        if max(turned_w, turned_h) * scales[0] > FITTED:
-            scales.append(FITTED / max(turned_w, turned_h))
+        fine = self.fine_scale(turned_w, turned_h)
+        upright = Pyramid(cv2.warpAffine(image, matrix, (turned_w, turned_h), flags=cv2.INTER_LINEAR), fine)
+        fitted = self._fitted_scale(turned_w, turned_h)
+        scales = list(dict.fromkeys([fine, fitted] if small_faces else [fitted]))
         rows = _stack(
             [
                 self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h, edges=False)
@@ -448,24 +476,43 @@ class ScrfdDetector(Detector):
         rows[:, LANDMARKS] = 0  # the landmarks are not carried back: no later pass reads them
         return rows
 
+    def _small_faces_hinted(self, candidates: np.ndarray, width: int, height: int) -> bool:
+        """Whether faces too small for the whole-photo looks may be in the photo, so that the windowed pass, which
+        looks for them at full resolution, has to run. They may not be where those looks saw a clear face
+        (``upright_enough``) and none of their boxes under ``hint_face`` px of the fitted look scores ``small_hint``:
+        small faces give such boxes, and without one the windowed pass finds nothing the other passes do not. A
+        photo with no clear face is looked at in windows (they are its last chance), and so is one the fitted look
+        sees at less than 1/HINT_REACH of the windowed pass's resolution unless a clear face fills a third of it (a
+        large photo of a group, whose faces the fitted look may see as a few pixels; a selfie is not)."""
+        scores = candidates[:, SCORE]
+        clear = scores >= self.settings.upright_enough
+        if not self.settings.small_hint or not np.any(clear):
+            return True
+        scale = self._fitted_scale(width, height)
+        side = np.maximum(candidates[:, 2] - candidates[:, 0], candidates[:, 3] - candidates[:, 1])
+        selfie = np.any(clear & (side >= self.settings.closeup_face * max(width, height)))
+        if self.fine_scale(width, height) > HINT_REACH * scale and not selfie:
+            return True
+        return bool(np.any((side * scale < self.settings.hint_face) & (scores >= self.settings.small_hint)))
+
     def _clearly_upright(self, candidates: np.ndarray) -> bool:
         """Whether an upright pass saw a face clearly (``upright_enough``) and taller than wide, so the photo is
         upright: the network also finds large sideways faces, but gives them wide boxes."""
         clear = candidates[candidates[:, SCORE] >= self.settings.upright_enough]
         return bool(np.any(clear[:, 3] - clear[:, 1] > clear[:, 2] - clear[:, 0]))
 
-    def _turned_looks(self, image: np.ndarray) -> TurnedLooks:
-        """Candidates of faces lying sideways or upside down, in the photo's pixels: the photo fitted into one input,
-        looked at turned 90, 180 and 270 degrees. The turn with the best face, if that face is clear
-        (``upright_enough``), is taken to be the way round the photo is stored."""
-        height, width = image.shape[:2]
+    def _turned_looks(self, view: Pyramid) -> TurnedLooks:
+        """Candidates of faces lying sideways or upside down, in the photo's pixels: the photo fitted into one input
+        (the fitted pass's copy), looked at turned 90, 180 and 270 degrees. The turn with the best face, if that face
+        is clear (``upright_enough``), is taken to be the way round the photo is stored."""
+        height, width = view.shape[:2]
         fitted = min(1.0, FITTED / max(width, height))
-        view = resize_to(image, fitted)
-        view_h, view_w = view.shape[:2]
+        small = view.at(fitted)
+        view_h, view_w = small.shape[:2]
         rows, best_angle, best_score = [], 0, 0.0
         needed = max(self.settings.turned_threshold, self.settings.threshold)
         for angle in TURNS:
-            for box in self._run(cv2.rotate(view, ROTATE_CODES[angle]), self.settings.turned_threshold):
+            for box in self._run(cv2.rotate(small, ROTATE_CODES[angle]), self.settings.turned_threshold):
                 corners: Sequence[float] = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
                 rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
                 if box[SCORE] > best_score:
@@ -475,13 +522,14 @@ class ScrfdDetector(Detector):
             best_angle if best_score >= self.settings.upright_enough else None,
         )
 
-    def _turned_windows(self, image: np.ndarray, angle: int) -> np.ndarray:
+    def _turned_windows(self, view: Pyramid, angle: int) -> np.ndarray:
         """Candidates of the windowed pass on the photo turned by ``angle``, in the photo's pixels: a photo stored
         turned has its small faces found as on an upright one."""
-        height, width = image.shape[:2]
-        turned = cv2.rotate(image, ROTATE_CODES[angle])
-        scale = self.fine_scale(turned.shape[1], turned.shape[0])
-        found = self._with_needs(self._detect_at(turned, scale), scale, turned.shape[1], turned.shape[0])
+        height, width = view.shape[:2]
+        upright = turned(view, angle)
+        turned_h, turned_w = upright.shape[:2]
+        scale = self.fine_scale(turned_w, turned_h)
+        found = self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h)
         rows = [
             np.array([*unturn_box(tuple(box[:4]), angle, width, height), box[SCORE], *np.zeros(10), box[NEEDED]])
             for box in found
@@ -503,10 +551,10 @@ class ScrfdDetector(Detector):
                 return fitted
         return scale
 
-    def _detect_at(self, image: np.ndarray, scale: float) -> np.ndarray:
+    def _detect_at(self, view: Pyramid, scale: float) -> np.ndarray:
         """Rows (x1, y1, x2, y2, score, landmarks) in image pixels found window by window on the image scaled by
         ``scale``."""
-        scaled = resize_to(image, scale)
+        scaled = view.at(scale)
         height, width = scaled.shape[:2]
         window = (
             even_window(width, self.settings.max_window, self.settings.window_overlap),

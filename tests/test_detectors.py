@@ -12,7 +12,7 @@ from skimage import data
 
 import detectors
 from detectors import Detection, Detector
-from detectors.scrfd import _stack
+from detectors.scrfd import _rows
 from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
 
 NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
@@ -316,13 +316,14 @@ def test_scrfd_runs_at_any_size_with_the_exports_outputs_at_its_own() -> None:
         assert best_iou(box, found) >= 0.4, (box, found)
 
 
+GROUP_OF_FIVE = [(40, 40, 14), (200, 60, 28), (500, 100, 60), (800, 300, 120), (1100, 500, 200)]
+
+
 def test_scrfd_finds_the_same_faces_on_either_backend() -> None:
     """onnxruntime is a speed choice, never a coverage one: on the astronaut and on a group of five faces from
     14 to 200 px (the windowed, fitted and close-up passes all contribute), it gives cv2.dnn's boxes and scores."""
     pytest.importorskip("onnxruntime")
-    group, boxes = composite(
-        (1400, 900), [(40, 40, 14), (200, 60, 28), (500, 100, 60), (800, 300, 120), (1100, 500, 200)]
-    )
+    group, boxes = composite((1400, 900), GROUP_OF_FIVE)
     on_opencv, on_onnxruntime = (
         detectors.create(f"scrfd[backend={backend!r}]") for backend in ("opencv", "onnxruntime")
     )
@@ -338,6 +339,44 @@ def test_scrfd_finds_the_same_faces_on_either_backend() -> None:
 def test_an_unknown_backend_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="backend is one of opencv, onnxruntime"):
         detectors.create("scrfd[backend='tensorrt']")
+    with pytest.raises(ValueError, match="INT8 weights run on onnxruntime only"):
+        detectors.create("scrfd[precision='int8' backend='opencv']")
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+def test_scrfd_int8_finds_the_faces_fp32_finds(turns: int) -> None:
+    """The INT8 weights are a speed choice: on the astronaut, her selfies and a group of five faces from 14 to
+    200 px, upright and sideways, they find every face the FP32 weights find, each box on the same face."""
+    pytest.importorskip("onnxruntime")
+    int8, fp32 = detectors.create("scrfd[precision='int8']"), detectors.create("scrfd")
+    group, _ = composite((1400, 900), GROUP_OF_FIVE)
+    photos = [astronaut_bgr(), group, *(selfie(fill, 1280)[0] for fill in (0.65, 0.85))]
+    for photo in photos:
+        image, _ = rotate_image_and_boxes(photo, [], turns)
+        expected, got = fp32.detect(image), int8.detect(image)
+        assert len(got) == len(expected) >= 1, (expected, got)
+        for face in expected:
+            assert max(face.iou(d) for d in got) >= 0.7, (face, got)
+
+
+def test_scrfd_looks_in_windows_at_full_resolution_only_where_a_small_face_may_be() -> None:
+    """The windowed pass costs more than every other pass together and finds only small faces: a selfie, where
+    the whole-photo looks show no hint of a small face, is not looked at in windows; a portrait with two smaller
+    faces beside it is, and the 24 px one, too small for those looks, is found; and a large group photo, whose faces
+    the fitted look sees as a few pixels, is looked at in windows whatever that look shows."""
+    scrfd = detectors.create("scrfd")
+
+    def looked_in_windows(image: np.ndarray) -> bool:
+        return any(found.name == "windowed" and found.forwards for found in scrfd.passes(image))
+
+    image, _ = selfie(0.65, 1280)
+    assert not looked_in_windows(image)
+    with_faces, boxes = composite((1400, 1000), [(60, 60, 24), (200, 60, 40), (600, 100, 700)])
+    assert looked_in_windows(with_faces)
+    assert best_iou(boxes[0], scrfd.detect(with_faces)) >= 0.4
+    group, boxes = composite((4000, 3000), [(300, 300, 36), (2000, 1500, 60)])
+    assert looked_in_windows(group)
+    assert all(best_iou(box, scrfd.detect(group)) >= 0.4 for box in boxes)
 
 
 def test_scrfd_turned_pass_runs_only_without_a_clear_upright_face(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -363,7 +402,7 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     image, boxes = composite((1000, 750), [(125, 100, 75), (525, 375, 112)], 160)
     sideways, turned_boxes = rotate_image_and_boxes(image, boxes, 1)
     scrfd = detectors.create("scrfd")
-    leaning = _stack([scrfd._fitted(sideways), scrfd._closeup(sideways), scrfd._windowed(sideways)])
+    leaning = _rows(detectors.create("scrfd", turned="never", rolled=False, small_hint=0).passes(sideways))
     assert scrfd._roll(leaning) is not None, "the fixture no longer reads as leaning"
     searched, rolled = [], []
     windowed, turned_windows = scrfd._windowed, scrfd._turned_windows
@@ -371,13 +410,15 @@ def test_scrfd_looks_at_a_photo_stored_sideways_only_the_right_way_up(monkeypatc
     monkeypatch.setattr(
         scrfd, "_turned_windows", lambda image, angle: searched.append(angle) or turned_windows(image, angle)
     )
-    monkeypatch.setattr(scrfd, "_rolled", lambda image, roll: rolled.append(roll) or np.empty((0, 16), np.float32))
+    monkeypatch.setattr(
+        scrfd, "_rolled", lambda image, roll, small_faces: rolled.append(roll) or np.empty((0, 16), np.float32)
+    )
     found = scrfd.detect(sideways)
     assert searched == [270]
     assert rolled == []
     for box in turned_boxes:
         assert best_iou(box, found) >= 0.4, (box, found)
-    monkeypatch.setattr(scrfd, "settings", replace(scrfd.settings, turned="always"))
+    monkeypatch.setattr(scrfd, "settings", replace(scrfd.settings, turned="always", small_hint=0))
     searched.clear()
     scrfd.detect(sideways)
     assert searched == ["as stored", 270], "the strict look runs every pass"

@@ -200,8 +200,11 @@ def test_unknown_file_name_is_refused(cache: Path) -> None:
 
 def test_official_sources_are_pinned_https() -> None:
     for known in models.KNOWN_FILES.values():
-        assert known.url.startswith("https://")
         assert len(known.sha256) == 64
+        if known.derived_from:
+            assert known.url == "" and known.derived_from in models.KNOWN_FILES
+            continue
+        assert known.url.startswith("https://")
         if known.member:
             assert known.url.endswith(".tar.gz") and len(known.archive_sha256) == 64
         else:
@@ -267,3 +270,29 @@ def test_partial_mirror_takes_what_it_lacks_from_the_official_source_only_when_a
 
 def test_the_official_sources_are_never_reached_from_the_tests() -> None:
     assert download.official_location(models.KNOWN_FILES["deploy.prototxt"]) == "http://127.0.0.1:9/deploy.prototxt"
+
+
+INT8 = "scrfd_2.5g_bnkps.int8.onnx"
+FP32 = models.KNOWN_FILES[INT8].derived_from
+
+
+@pytest.fixture(scope="module")
+def fp32_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mirror directory holding a verified copy of SCRFD's FP32 weights, taken from PHOTO_ANON_MODELS_DIR."""
+    directory = tmp_path_factory.mktemp("fp32")
+    shutil.copyfile(models.model_path(FP32), directory / FP32)
+    return directory
+
+
+def test_int8_weights_are_derived_from_the_verified_fp32_ones_and_checked(cache: Path, fp32_mirror: Path) -> None:
+    """SCRFD's INT8 weights are made, not fetched: from the FP32 file once it is verified, to the pinned sha256, and
+    made again when the copy in the store is corrupt. Without the FP32 file they cannot be had, and say why."""
+    pytest.importorskip("onnxruntime")
+    assert fetch([INT8])[INT8].error == f"it is made from {FP32}, which is not there"
+    outcomes = fetch([FP32, INT8], source=fp32_mirror)
+    assert [outcomes[name].state for name in (FP32, INT8)] == [DOWNLOADED, DOWNLOADED]
+    assert outcomes[INT8].origin.endswith("quantized to INT8") and verified(INT8)
+    (cache / INT8).write_bytes((cache / INT8).read_bytes()[:-10])
+    models.clear_cache()
+    assert not verified(INT8)
+    assert fetch([INT8])[INT8].state == DOWNLOADED and verified(INT8)
