@@ -1,8 +1,8 @@
 """Inference backends for the ONNX detectors: one model, its outputs by name, on cv2.dnn or onnxruntime.
 
 A detector decodes the outputs the same way whichever backend ran them, so choosing a backend is a matter of
-speed alone, measured per detector (``python -m benchmarks.backends``). onnxruntime is an optional dependency
-(``pip install photo-anonymization[onnxruntime]``), imported only when a detector asks for it.
+speed alone, measured per detector (``python -m benchmarks.backends``). onnxruntime is imported only when a detector
+asks for it, so a process that runs only cv2.dnn detectors does not load it.
 """
 
 from __future__ import annotations
@@ -48,12 +48,8 @@ def _opencv(model: bytes) -> tuple[list[str], Forward]:
 
 def _onnxruntime(model: bytes) -> tuple[list[str], Forward]:
     """The model's output names and its forward on an onnxruntime session."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ValueError(
-            "the onnxruntime backend needs onnxruntime: pip install 'photo-anonymization[onnxruntime]'"
-        ) from None
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(1, cv2.getNumThreads())
     options.inter_op_num_threads = 1

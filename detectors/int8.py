@@ -4,8 +4,7 @@ activation ranges recorded beside this module, so every machine derives the very
 The ranges were measured once by ``python -m benchmarks.int8`` on what the detector itself feeds its network (the
 fitted and close-up looks, full-resolution windows, brightened, rolled and turned views) of photos scikit-image
 ships and scenes made of them; that command writes them here, with the derived file's sha256. No labelled photo
-takes part. Deriving needs onnxruntime (its quantizer, and its runtime to run the result): the INT8 weights run on
-onnxruntime only, as cv2.dnn does not read this quantized graph.
+takes part. onnxruntime quantizes, and runs the result: cv2.dnn does not read this quantized graph.
 """
 
 from __future__ import annotations
@@ -28,10 +27,9 @@ OPSET = 13
 def derive(fp32: Path, ranges: Path = RANGES) -> bytes:
     """The INT8 model of the FP32 export at ``fp32``, at any input size: QDQ, weights per channel (int8), activations
     per tensor (uint8) at the ``ranges`` recorded."""
-    try:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    except ImportError:
-        raise RuntimeError("deriving INT8 weights needs onnxruntime: pip install onnxruntime") from None
+    # Imported here: the quantizer is a large import that only `models download` needs.
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     model = version_converter.convert_version(onnx.load_from_string(any_size_model(fp32)), OPSET)
     quantizer_log = logging.getLogger()
     level = quantizer_log.level

@@ -1,4 +1,4 @@
-"""SCRFD-2.5G (InsightFace), on cv2.dnn or onnxruntime: the photo at full resolution in windows of up to 1280 px,
+"""SCRFD-2.5G (InsightFace), on onnxruntime or cv2.dnn: the photo at full resolution in windows of up to 1280 px,
 fitted into 640 px and into a small look for close-ups; passes for tilted, sideways and dark photos when the photo
 asks for them."""
 
@@ -172,7 +172,7 @@ class ScrfdSettings(Settings):
     max_shrink: Share = 0.15
     edge_margin: Distance = 2.0
     precision: Annotated[str, OneOf(PRECISIONS)] = "fp32"
-    backend: Annotated[str, OneOf(BACKENDS)] | None = None
+    backend: Annotated[str, OneOf(BACKENDS)] = "onnxruntime"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -230,9 +230,9 @@ class ScrfdDetector(Detector):
     ``precision`` chooses the weights: ``"fp32"``, the export itself, or ``"int8"``, derived from it at ``photo-anon
     models download`` (``detectors.int8``): about half the network's time on onnxruntime, but it leaves more faces
     uncovered on upright and tilted photos (data/README.md has the figures), so it is a choice, not the default.
-    ``backend`` runs the network on cv2.dnn (``"opencv"``, FP32 only) or onnxruntime (``"onnxruntime"``); None takes
-    the faster for the weights (cv2.dnn for FP32, onnxruntime for INT8). ``python -m benchmarks.backends`` measures
-    each.
+    ``backend`` runs the network on onnxruntime (``"onnxruntime"``, the default) or cv2.dnn (``"opencv"``, FP32 only):
+    the same boxes either way, onnxruntime in less time per forward at every input size and thread count measured
+    (``python -m benchmarks.backends`` measures each on the machine at hand).
 
     Not thread-safe (one network per instance): give each thread its own detector.
     """
@@ -243,9 +243,10 @@ class ScrfdDetector(Detector):
         self.large_threshold = settings.threshold + settings.large_step * (1 - settings.threshold)
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * settings.edge_share, settings.confident)
-        int8 = settings.precision == "int8"
-        model = model_path(INT8_MODEL).read_bytes() if int8 else any_size_model(model_path(MODEL))
-        self._net = OnnxNet(model, settings.backend or ("onnxruntime" if int8 else "opencv"))
+        model = (
+            model_path(INT8_MODEL).read_bytes() if settings.precision == "int8" else any_size_model(model_path(MODEL))
+        )
+        self._net = OnnxNet(model, settings.backend)
         self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._net.outputs):

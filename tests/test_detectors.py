@@ -322,7 +322,6 @@ GROUP_OF_FIVE = [(40, 40, 14), (200, 60, 28), (500, 100, 60), (800, 300, 120), (
 def test_scrfd_finds_the_same_faces_on_either_backend() -> None:
     """onnxruntime is a speed choice, never a coverage one: on the astronaut and on a group of five faces from
     14 to 200 px (the windowed, fitted and close-up passes all contribute), it gives cv2.dnn's boxes and scores."""
-    pytest.importorskip("onnxruntime")
     group, boxes = composite((1400, 900), GROUP_OF_FIVE)
     on_opencv, on_onnxruntime = (
         detectors.create(f"scrfd[backend={backend!r}]") for backend in ("opencv", "onnxruntime")
@@ -347,7 +346,6 @@ def test_an_unknown_backend_is_refused_by_name() -> None:
 def test_scrfd_int8_finds_the_faces_fp32_finds(turns: int) -> None:
     """The INT8 weights are a speed choice: on the astronaut, her selfies and a group of five faces from 14 to
     200 px, upright and sideways, they find every face the FP32 weights find, each box on the same face."""
-    pytest.importorskip("onnxruntime")
     int8, fp32 = detectors.create("scrfd[precision='int8']"), detectors.create("scrfd")
     group, _ = composite((1400, 900), GROUP_OF_FIVE)
     photos = [astronaut_bgr(), group, *(selfie(fill, 1280)[0] for fill in (0.65, 0.85))]

@@ -287,7 +287,6 @@ def fp32_mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_int8_weights_are_derived_from_the_verified_fp32_ones_and_checked(cache: Path, fp32_mirror: Path) -> None:
     """SCRFD's INT8 weights are made, not fetched: from the FP32 file once it is verified, to the pinned sha256, and
     made again when the copy in the store is corrupt. Without the FP32 file they cannot be had, and say why."""
-    pytest.importorskip("onnxruntime")
     assert fetch([INT8])[INT8].error == f"it is made from {FP32}, which is not there"
     outcomes = fetch([FP32, INT8], source=fp32_mirror)
     assert [outcomes[name].state for name in (FP32, INT8)] == [DOWNLOADED, DOWNLOADED]
