@@ -253,7 +253,7 @@ def evaluate(
 
 # The coverage test runs the slower variants on every n-th photo: the report gives the default's figures on that
 # sample too, so the test holds it to figures measured on the same photos.
-SAMPLE_EVERY = 4
+SAMPLE_EVERY = 8
 
 
 def sampled_figures(variant: str, evaluation: Evaluation, samples: Sequence[Sample]) -> dict[str, dict[str, float]]:

@@ -5,7 +5,7 @@ The claims come from one place, the quality report ``data/reports/quality.json``
 is made from; each is held here with a small margin for the noise of a run (timings aside, the pipeline is
 deterministic, so the margin only absorbs library updates). Upright: every photo. The variants that catch a
 detector's blind spots (a selfie filling the frame, a face cut by the border, a tilted phone, a dark room, black and
-white, Telegram's recompression): every fourth photo, against the report's own figures on that sample.
+white, Telegram's recompression): every eighth photo, against the report's own figures on that sample.
 """
 
 from __future__ import annotations
