@@ -231,7 +231,7 @@ class ScrfdDetector(Detector):
     models download`` (``detectors.int8``): about half the network's time on onnxruntime, but it leaves more faces
     uncovered on upright and tilted photos (data/README.md has the figures), so it is a choice, not the default.
     ``backend`` runs the network on onnxruntime (``"onnxruntime"``, the default) or cv2.dnn (``"opencv"``, FP32 only):
-    the same boxes either way, onnxruntime in less time per forward at every input size and thread count measured
+    the same boxes either way, and onnxruntime was as fast or faster per forward on every machine measured
     (``python -m benchmarks.backends`` measures each on the machine at hand).
 
     Not thread-safe (one network per instance): give each thread its own detector.
