@@ -7,11 +7,17 @@ asks for it, so a process that runs only cv2.dnn detectors does not load it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 import onnx
+
+# onnxruntime's Linux wheels report to Microsoft by default (a device id kept in ~/.cache, a session file in the
+# temporary directory, uploads of process and session events). A tool whose promise is that nothing about its use
+# leaves the machine turns that off, for this process and every worker it starts, before onnxruntime starts.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 Outputs = dict[str, np.ndarray]
 Forward = Callable[[np.ndarray], list[np.ndarray]]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import cv2
@@ -14,6 +17,7 @@ import detectors
 from detectors import Detection, Detector
 from detectors.scrfd import _rows
 from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, rotate_image_and_boxes, selfie
+from testing.paths import ROOT
 
 NAMES = ["ssd", "haar", "yunet", "centerface", "scrfd"]
 
@@ -429,3 +433,15 @@ def test_scrfd_finds_no_face_in_real_photos_without_people(name: str, turns: int
     rocket, upright or sideways, must still give nothing (a 0.55 turned box on the coffee once did)."""
     image, _ = rotate_image_and_boxes(cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR), [], turns)
     assert detectors.create("scrfd").detect(image) == []
+
+
+def test_running_the_default_detector_writes_nothing_anywhere(tmp_path) -> None:
+    """onnxruntime's telemetry (a device id in the home directory, a session file in the temporary one) stays off:
+    a fresh process that finds faces leaves its home, temporary and working directories empty."""
+    home, temporary, working = (tmp_path / name for name in ("home", "tmp", "cwd"))
+    for folder in (home, temporary, working):
+        folder.mkdir()
+    script = "import detectors, testing.images as t; assert detectors.create('scrfd').detect(t.astronaut_bgr())"
+    environment = {**os.environ, "HOME": str(home), "TMPDIR": str(temporary), "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", script], cwd=working, env=environment, check=True, timeout=120)
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
