@@ -109,9 +109,9 @@ class Recording:
 
 def seen_inputs() -> Iterator[np.ndarray]:
     """Every input the detector gives its network on the calibration scenes, one scene at a time."""
-    scrfd = ScrfdDetector(ScrfdSettings(turned="always", precision="fp32"))
+    scrfd = ScrfdDetector(ScrfdSettings(turned="always", precision="fp32", window_precision="fp32"))
     recording = Recording(scrfd._net)
-    scrfd._net = recording  # type: ignore[assignment]
+    scrfd._net = scrfd._window_net = recording  # type: ignore[assignment]
     for scene in tqdm(list(scenes()), desc="calibration scenes", unit="scene"):
         scrfd.detect(scene)
         yield from recording.inputs

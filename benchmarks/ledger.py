@@ -110,13 +110,15 @@ class Ledger:
         self.memories: list[Remembered] = []
         for index, member in enumerate(self.members):
             if isinstance(member, ScrfdDetector):
+                # One memory per weights: the windowed looks may run other weights than the whole-photo ones.
                 memory = Remembered(member._net)
-                member._net = memory
-                self.memories.append(memory)
+                window_memory = memory if member._window_net is member._net else Remembered(member._window_net)
+                member._net, member._window_net = memory, window_memory
+                self.memories += [memory] if window_memory is memory else [memory, window_memory]
                 self.ablated[index] = {}
                 for rule, settings in RULES.items():
                     ablated = ScrfdDetector(replace(member.settings, **settings))
-                    ablated._net = memory
+                    ablated._net, ablated._window_net = memory, window_memory
                     self.ablated[index][rule] = ablated
 
     def answer(self, found: Sequence[list[Detection]]) -> list[Detection]:

@@ -172,14 +172,20 @@ class ScrfdSettings(Settings):
     max_shrink: Share = 0.15
     edge_margin: Distance = 2.0
     precision: Annotated[str, OneOf(PRECISIONS)] = "fp32"
+    window_precision: Annotated[str, OneOf(PRECISIONS)] | None = None
     backend: Annotated[str, OneOf(BACKENDS)] = "onnxruntime"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.precision == "int8" and self.backend == "opencv":
-            raise ValueError("the INT8 weights run on onnxruntime only: give precision='fp32' for backend='opencv'")
+        if "int8" in (self.precision, self.window_precision) and self.backend == "opencv":
+            raise ValueError("the INT8 weights run on onnxruntime only: backend='opencv' takes the FP32 ones")
         if self.window_overlap >= self.max_window:
             raise ValueError(f"window_overlap is less than max_window ({self.max_window}), not {self.window_overlap}")
+
+    @property
+    def windows_in(self) -> str:
+        """The windowed looks' weights: ``window_precision``, or ``precision`` when it is not given."""
+        return self.window_precision or self.precision
 
 
 @register("scrfd", ScrfdSettings)
@@ -230,6 +236,11 @@ class ScrfdDetector(Detector):
     ``precision`` chooses the weights: ``"fp32"``, the export itself, or ``"int8"``, derived from it at ``photo-anon
     models download`` (``detectors.int8``): about half the network's time on onnxruntime, but it leaves more faces
     uncovered on upright and tilted photos (data/README.md has the figures), so it is a choice, not the default.
+    ``window_precision`` chooses them for the windowed looks alone (the photo at full resolution, also turned or
+    rolled), which are most of the time; by default the same as ``precision``. INT8 there and FP32 for the
+    whole-photo looks keeps upright photos as covered, but its scores differ from FP32's by a few percent either
+    way, and where a clear face (``upright_enough``) is seen only in windows that is enough to change whether a
+    tilted photo is looked at rolled: tilted photos lose some, so this too is a choice.
     ``backend`` runs the network on onnxruntime (``"onnxruntime"``, the default) or cv2.dnn (``"opencv"``, FP32 only):
     the same boxes either way, and onnxruntime was as fast or faster per forward on every machine measured
     (``python -m benchmarks.backends`` measures each on the machine at hand).
@@ -243,14 +254,19 @@ class ScrfdDetector(Detector):
         self.large_threshold = settings.threshold + settings.large_step * (1 - settings.threshold)
         # Every candidate that a rule may look at is collected, whatever the threshold.
         self._floor = min(self.small_threshold * settings.edge_share, settings.confident)
-        model = (
-            model_path(INT8_MODEL).read_bytes() if settings.precision == "int8" else any_size_model(model_path(MODEL))
-        )
-        self._net = OnnxNet(model, settings.backend)
+        nets = {
+            precision: OnnxNet(self._weights(precision), settings.backend)
+            for precision in {settings.precision, settings.windows_in}
+        }
+        self._net, self._window_net = nets[settings.precision], nets[settings.windows_in]
         self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
         if not expected <= set(self._net.outputs):
             raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._net.outputs})")
+
+    @staticmethod
+    def _weights(precision: str) -> bytes:
+        return model_path(INT8_MODEL).read_bytes() if precision == "int8" else any_size_model(model_path(MODEL))
 
     def _find(self, image: np.ndarray) -> list[Detection]:
         return self.decide(self.passes(image), image)
@@ -397,7 +413,7 @@ class ScrfdDetector(Detector):
         scale = self.fine_scale(width, height)
         if max(width, height) * scale <= FITTED:
             return _stack([])
-        return self._with_needs(self._detect_at(view, scale), scale, width, height)
+        return self._with_needs(self._detect_at(view, scale, self._window_net), scale, width, height)
 
     def _with_needs(self, rows: np.ndarray, scale: float, width: int, height: int, edges: bool = True) -> np.ndarray:
         """The rows with the score each box needs: by its size in the photo (``large_face``) and in the network's
@@ -465,7 +481,13 @@ class ScrfdDetector(Detector):
         scales = list(dict.fromkeys([fine, fitted] if small_faces else [fitted]))
         rows = _stack(
             [
-                self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h, edges=False)
+                self._with_needs(
+                    self._detect_at(upright, scale, self._net if scale == fitted else self._window_net),
+                    scale,
+                    turned_w,
+                    turned_h,
+                    edges=False,
+                )
                 for scale in scales
             ]
         )
@@ -530,7 +552,7 @@ class ScrfdDetector(Detector):
         upright = turned(view, angle)
         turned_h, turned_w = upright.shape[:2]
         scale = self.fine_scale(turned_w, turned_h)
-        found = self._with_needs(self._detect_at(upright, scale), scale, turned_w, turned_h)
+        found = self._with_needs(self._detect_at(upright, scale, self._window_net), scale, turned_w, turned_h)
         rows = [
             np.array([*unturn_box(tuple(box[:4]), angle, width, height), box[SCORE], *np.zeros(10), box[NEEDED]])
             for box in found
@@ -552,7 +574,7 @@ class ScrfdDetector(Detector):
                 return fitted
         return scale
 
-    def _detect_at(self, view: Pyramid, scale: float) -> np.ndarray:
+    def _detect_at(self, view: Pyramid, scale: float, net: OnnxNet | None = None) -> np.ndarray:
         """Rows (x1, y1, x2, y2, score, landmarks) in image pixels found window by window on the image scaled by
         ``scale``."""
         scaled = view.at(scale)
@@ -562,13 +584,21 @@ class ScrfdDetector(Detector):
             even_window(height, self.settings.max_window, self.settings.window_overlap),
         )
         rows = np.array(
-            list(boxes_by_window(scaled, window, self.settings.window_overlap, self._run, self.settings.edge_margin))
+            list(
+                boxes_by_window(
+                    scaled,
+                    window,
+                    self.settings.window_overlap,
+                    lambda part: self._run(part, net=net),
+                    self.settings.edge_margin,
+                )
+            )
         )
         to_image = np.full(NEEDED, 1 / scale, np.float32)
         to_image[SCORE] = 1
         return rows.reshape(-1, NEEDED).astype(np.float32) * to_image
 
-    def _run(self, window: np.ndarray, floor: float | None = None) -> np.ndarray:
+    def _run(self, window: np.ndarray, floor: float | None = None, net: OnnxNet | None = None) -> np.ndarray:
         """Rows (x1, y1, x2, y2, score, landmarks) of boxes scoring ``floor`` or more in one window, padded to a
         multiple of the coarsest stride."""
         floor = self._floor if floor is None else floor
@@ -582,7 +612,7 @@ class ScrfdDetector(Detector):
             cv2.BORDER_CONSTANT,
             value=(0, 0, 0),
         )
-        outputs = self._net.run(input_blob(padded))
+        outputs = (net or self._net).run(input_blob(padded))
         self._forwards += 1
         found = []
         for stride in STRIDES:

@@ -344,6 +344,8 @@ def test_an_unknown_backend_is_refused_by_name() -> None:
         detectors.create("scrfd[backend='tensorrt']")
     with pytest.raises(ValueError, match="INT8 weights run on onnxruntime only"):
         detectors.create("scrfd[precision='int8' backend='opencv']")
+    with pytest.raises(ValueError, match="INT8 weights run on onnxruntime only"):
+        detectors.create("scrfd[window_precision='int8' backend='opencv']")
 
 
 @pytest.mark.parametrize("turns", [0, 1])
@@ -359,6 +361,21 @@ def test_scrfd_int8_finds_the_faces_fp32_finds(turns: int) -> None:
         assert len(got) == len(expected) >= 1, (expected, got)
         for face in expected:
             assert max(face.iou(d) for d in got) >= 0.7, (face, got)
+
+
+def test_scrfd_window_precision_changes_only_the_windowed_looks() -> None:
+    """INT8 for the windows alone: the whole-photo looks give FP32's candidates exactly, the windowed look its own,
+    and a group of five faces from 14 to 200 px is found face for face."""
+    fp32, mixed = detectors.create("scrfd"), detectors.create("scrfd[window_precision='int8']")
+    group, boxes = composite((1400, 900), GROUP_OF_FIVE)
+    by_pass = {found.name: found.rows for found in fp32.passes(group)}
+    mixed_by_pass = {found.name: found.rows for found in mixed.passes(group)}
+    assert by_pass.keys() == mixed_by_pass.keys() >= {"fitted", "windowed"}
+    np.testing.assert_array_equal(mixed_by_pass["fitted"], by_pass["fitted"])
+    assert not np.array_equal(mixed_by_pass["windowed"], by_pass["windowed"])
+    found = mixed.detect(group)
+    assert len(found) == len(fp32.detect(group)) == len(boxes)
+    assert all(best_iou(box, found) >= 0.4 for box in boxes), (boxes, found)
 
 
 def test_scrfd_looks_in_windows_at_full_resolution_only_where_a_small_face_may_be() -> None:
