@@ -8,6 +8,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from skimage.util import random_noise
 
 from filters.base import Filter, block_means, shrunk, stretch
 from filters.masks import Patch
@@ -59,13 +60,12 @@ class Noise(Filter):
         base = block_means(crop, patch, *_cells(patch, crop, self.blocks))
         cells_x, cells_y = _cells(patch, crop, self.cells)
         grid = stretch(base, min(height, cells_y), min(width, cells_x))
-        noisy = grid + rng.normal(0.0, self.var**0.5, grid.shape)
-        return np.clip(noisy, 0, 1).astype(np.float32)
+        return random_noise(grid, mode="gaussian", var=self.var, rng=rng, clip=True).astype(np.float32)
 
 
 @register("blur")
 class Blur(Filter):
-    """Gaussian blur with sigma = ``strength`` x face size (mean of the box's width and height).
+    """scikit-image Gaussian blur with sigma = ``strength`` x face size (mean of the box's width and height).
 
     Reversible in principle: a blur is a known linear operator, and deblurring or a recognizer trained on
     blurred faces recovers identity far more often than from noise. Hence not the default; use it where looks
@@ -93,8 +93,12 @@ class Blur(Filter):
         height, width = crop.shape[:2]
         shrink = max(1.0, sigma / _SHRUNK_SIGMA)
         small = shrunk(crop, max(1, round(width / shrink)), max(1, round(height / shrink)))
-        blurred = cv2.GaussianBlur(small, (0, 0), sigma / shrink, borderType=cv2.BORDER_REPLICATE)
-        return blurred.reshape(small.shape)
+        # Imported here: skimage.filters loads SciPy's image filters, which costs every process that only paints
+        # noise (the default) a visible part of its start-up.
+        from skimage.filters import gaussian
+
+        blurred = gaussian(small, sigma=sigma / shrink, mode="nearest", channel_axis=-1, preserve_range=True)
+        return blurred.astype(np.float32).reshape(small.shape)
 
 
 @register("pixelate")
