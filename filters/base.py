@@ -13,17 +13,30 @@ import numpy as np
 from filters.masks import DEFAULT_FEATHER, DEFAULT_MARGIN, DEFAULT_MASK, DEFAULT_MIN_MARGIN, MaskSpec, Patch
 from filters.regions import Box
 
+# Big regions are painted in strips of rows of about this many pixels, so the mask and the blend work in small
+# buffers that stay in cache and reuse memory, rather than in megapixel temporaries the system must first supply.
+_STRIP_PIXELS = 1 << 16
+# Mean colours are taken from a copy of the region shrunk to about this many samples across (more for many blocks):
+# on a large face they come out as the full-size means would, to a level or so, for a small part of the cost.
+_SAMPLES = 128
+_SAMPLES_PER_BLOCK = 8
+# The integer pixel types and their largest values, which stand for 1.
+_INTEGER_MAXIMA = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
 
 class Filter(ABC):
     """Covers face regions of an image; the one public call is ``apply``, ``mask`` says where it paints.
 
-    Subclasses only say what a covered crop looks like (``_cover``); reading pixel types and channels,
-    masks, soft-edge blending and overlap handling live here once.
+    Subclasses only say what a covered region looks like (``_cover``, a small picture enlarged to the region by
+    ``_interpolation``); reading pixel types and channels, masks, soft-edge blending and overlap handling live here
+    once.
     """
 
     name: ClassVar[str]
     # Seed of the generator handed to ``_cover`` on each call; None draws fresh OS entropy (only noise uses it).
     _seed: int | None = None
+    # How ``_cover``'s picture is enlarged to the region: blocks stay sharp unless a filter says otherwise.
+    _interpolation: ClassVar[int] = cv2.INTER_NEAREST
 
     def __init__(
         self,
@@ -53,58 +66,86 @@ class Filter(ABC):
         source = image[..., None] if image.ndim == 2 else image
         target = out[..., None] if out.ndim == 2 else out
         patches = self.mask_spec.patches(regions, image.shape[:2])
-        painted = np.zeros(image.shape[:2], np.float32) if len(patches) > 1 else None
+        overlapping = _overlapping(patches)
+        painted = np.zeros(image.shape[:2], np.float32) if any(overlapping) else None
         rng = np.random.default_rng(self._seed)
-        for patch in patches:
-            weights = patch.weights
-            if painted is not None:
-                already = painted[patch.rows, patch.cols]
-                wins = weights > already
-                np.maximum(already, weights, out=already)
-            else:
-                wins = weights > 0
-            if not wins.any():
-                continue
-            crop = source[patch.rows, patch.cols, :colour_channels].astype(np.float32)
-            crop /= scale
-            covered = self._cover(crop, patch, rng)
-            values = _blended(covered, crop, weights, scale, image.dtype)
-            np.copyto(target[patch.rows, patch.cols, :colour_channels], values, where=wins[..., None])
+        for patch, overlaps in zip(patches, overlapping, strict=True):
+            crop = source[patch.rows, patch.cols, :colour_channels]
+            small = _in_values(self._cover(crop, patch, rng) * scale, image.dtype)
+            height, width = crop.shape[:2]
+            cover = cv2.resize(small, (width, height), interpolation=self._interpolation).reshape(crop.shape)
+            _paint(target[patch.rows, patch.cols, :colour_channels], crop, cover, patch, painted if overlaps else None)
         return out
 
     @abstractmethod
     def _cover(self, crop: np.ndarray, patch: Patch, rng: np.random.Generator) -> np.ndarray:
-        """What replaces ``crop`` (float32 H x W x C in [0, 1], the region's rectangle); same shape and range."""
+        """A small float32 h x w x C picture in [0, 1] of what replaces ``crop`` (the region's rectangle in the
+        image's own type, H x W x C), to be enlarged to it by ``_interpolation``; ``crop`` is not to be changed."""
 
 
-def _blended(covered: np.ndarray, crop: np.ndarray, weights: np.ndarray, scale: float, dtype: np.dtype) -> np.ndarray:
-    """``covered`` over ``crop`` by ``weights``, in the image's own values (rounded and saturated for integers);
-    ``crop`` is used up.
+def _overlapping(patches: list[Patch]) -> list[bool]:
+    """Whether each patch's rectangle meets another's: only those need to know what the others have painted."""
+    if len(patches) < 2:
+        return [False] * len(patches)
+    top, bottom, left, right = np.array([(p.top, p.bottom, p.left, p.right) for p in patches]).T
+    meets = (top[:, None] < bottom) & (top < bottom[:, None]) & (left[:, None] < right) & (left < right[:, None])
+    # Each rectangle meets itself.
+    return (np.count_nonzero(meets, axis=1) > 1).tolist()
 
-    The arithmetic of ``w * covered + (1 - w) * crop`` in place: on a selfie's face region of several megapixels the
-    plain expression made seven full-size float temporaries and cost more than finding the face.
+
+def _paint(target: np.ndarray, source: np.ndarray, cover: np.ndarray, patch: Patch, painted: np.ndarray | None) -> None:
+    """``cover`` over ``source`` by the patch's weights, into ``target`` (all three the region's rectangle, in the
+    image's type), where the patch weighs more than what ``painted`` holds; ``painted`` is raised to match.
+
+    Only the soft edge is blended, in floats: where the weight is 1 the result is the cover itself, and where it is
+    0 the pixel stays, so most of a large face is copied in the image's own type (the cover goes wherever the patch
+    wins, and the soft edge is then painted over with the blend).
     """
-    weights = weights[..., None]
-    blended = np.multiply(covered, weights, dtype=np.float32)
-    crop *= 1 - weights
-    blended += crop
-    blended *= scale
+    height, width, channels = source.shape
+    step = max(1, _STRIP_PIXELS // width)
+    for start in range(0, height, step):
+        rows = slice(start, min(start + step, height))
+        top, bottom = patch.top + rows.start, patch.top + rows.stop
+        weights = patch.row_weights(top, bottom)
+        if painted is None:
+            wins = weights > 0
+        else:
+            already = painted[top:bottom, patch.cols]
+            wins = weights > already
+            np.maximum(already, weights, out=already)
+        # A contiguous copy: OpenCV's masked copy writes into it in place, a fraction of numpy's masked copy's time.
+        strip = target[rows].copy()
+        cv2.copyTo(cover[rows], wins.view(np.uint8), strip)
+        edge = np.flatnonzero(wins & (weights < 1))
+        if edge.size:
+            weight = weights.reshape(-1)[edge, None]
+            over = np.take(cover[rows].reshape(-1, channels), edge, axis=0)
+            under = np.take(source[rows].reshape(-1, channels), edge, axis=0)
+            strip.reshape(-1, channels)[edge] = _in_values(weight * over + (1 - weight) * under, strip.dtype)
+        target[rows] = strip
+
+
+def _in_values(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float ``values`` on the scale of ``dtype`` as that type, rounded and saturated for integers; ``values`` is
+    used up."""
     if dtype == np.uint8:
-        return cv2.convertScaleAbs(blended).reshape(crop.shape)
-    if np.issubdtype(dtype, np.integer):
-        np.rint(blended, out=blended)
-        return np.clip(blended, 0, scale, out=blended).astype(dtype)
-    return blended.astype(dtype)
+        return cv2.convertScaleAbs(values).reshape(values.shape)
+    maximum = _INTEGER_MAXIMA.get(dtype)
+    if maximum is None:
+        return values.astype(dtype)
+    np.rint(values, out=values)
+    np.maximum(values, 0, out=values)
+    return np.minimum(values, maximum, out=values).astype(dtype)
 
 
 def _value_scale(image: np.ndarray) -> float:
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array, not {type(image).__name__}")
-    if np.issubdtype(image.dtype, np.integer) and image.dtype in (np.uint8, np.uint16):
-        return float(np.iinfo(image.dtype).max)
-    if np.issubdtype(image.dtype, np.floating):
+    if image.dtype in _INTEGER_MAXIMA:
+        return _INTEGER_MAXIMA[image.dtype]
+    if image.dtype in (np.float32, np.float64):
         return 1.0
-    raise ValueError(f"unsupported pixel type {image.dtype}: expected uint8, uint16 or float in [0, 1]")
+    raise ValueError(f"unsupported pixel type {image.dtype}: expected uint8, uint16 or float32/64 in [0, 1]")
 
 
 def _colour_channels(image: np.ndarray) -> int:
@@ -116,20 +157,41 @@ def _colour_channels(image: np.ndarray) -> int:
     raise ValueError(f"unsupported image shape {image.shape}: expected H x W or H x W x 1/2/3/4")
 
 
-def block_means(crop: np.ndarray, weights: np.ndarray, blocks_x: int, blocks_y: int) -> np.ndarray:
-    """Mask-weighted mean colour of each of ``blocks_y`` x ``blocks_x`` blocks of ``crop`` (H x W x C float32).
+def shrunk(crop: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``crop`` (H x W x C, the image's type) as float32 ``height`` x ``width`` x C area means in [0, 1]."""
+    if (height, width) != crop.shape[:2]:
+        crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, crop.shape[2])
+    return np.divide(crop, _value_scale(crop), dtype=np.float32)
+
+
+def block_means(crop: np.ndarray, patch: Patch, blocks_x: int, blocks_y: int) -> np.ndarray:
+    """Mask-weighted mean colour, float32 in [0, 1], of each of ``blocks_y`` x ``blocks_x`` blocks of ``crop`` (the
+    patch's rectangle, H x W x C in the image's type).
 
     Weighted by the mask so that a block's colour is the colour of what gets painted over, not of the corners
-    of the rectangle outside the ellipse.
+    of the rectangle outside the ellipse. Taken from a copy shrunk to at least ``_SAMPLES`` samples across (and
+    ``_SAMPLES_PER_BLOCK`` per block), weighted at their centres, so a large face costs one pass over its pixels.
+    Every sample weighs at least a millionth: a block wholly outside the mask takes its plain mean rather than
+    0 / 0, and any other block's mean moves by a millionth at most.
     """
     size = (max(1, blocks_x), max(1, blocks_y))
-    weighted = cv2.resize(crop * weights[..., None], size, interpolation=cv2.INTER_AREA)
+    height, width = crop.shape[:2]
+    factor = max(
+        1,
+        min(
+            width // max(_SAMPLES, _SAMPLES_PER_BLOCK * size[0]),
+            height // max(_SAMPLES, _SAMPLES_PER_BLOCK * size[1]),
+        ),
+    )
+    # Shrunk by a whole factor, which keeps OpenCV on its fast path for area means: a few times faster on a selfie's
+    # face than an arbitrary size. Samples at the far edges are cut short, or left out when under half a sample.
+    sample = crop if factor == 1 else cv2.resize(crop, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+    down, across = sample.shape[:2]
+    sample = np.divide(sample.reshape(down, across, crop.shape[2]), _value_scale(crop), dtype=np.float32)
+    weights = patch.cell_weights(factor, across, down) + 1e-6
+    weighted = cv2.resize(sample * weights[..., None], size, interpolation=cv2.INTER_AREA)
     total = cv2.resize(weights, size, interpolation=cv2.INTER_AREA)
-    plain = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    weighted = weighted.reshape(size[1], size[0], -1)
-    plain = plain.reshape(size[1], size[0], -1)
-    total = total.reshape(size[1], size[0], 1)
-    return np.where(total > 1e-6, weighted / np.maximum(total, 1e-6), plain).astype(np.float32)
+    return weighted.reshape(size[1], size[0], -1) / total.reshape(size[1], size[0], 1)
 
 
 def stretch(small: np.ndarray, height: int, width: int) -> np.ndarray:

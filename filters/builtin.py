@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from skimage.util import random_noise
 
-from filters.base import Filter, block_means, stretch
+from filters.base import Filter, block_means, shrunk, stretch
 from filters.masks import Patch
 from filters.registry import register
 
@@ -57,11 +57,10 @@ class Noise(Filter):
 
     def _cover(self, crop: np.ndarray, patch: Patch, rng: np.random.Generator) -> np.ndarray:
         height, width = crop.shape[:2]
-        base = block_means(crop, patch.weights, *_cells(patch, crop, self.blocks))
+        base = block_means(crop, patch, *_cells(patch, crop, self.blocks))
         cells_x, cells_y = _cells(patch, crop, self.cells)
         grid = stretch(base, min(height, cells_y), min(width, cells_x))
-        noisy = random_noise(grid, mode="gaussian", var=self.var, rng=rng, clip=True).astype(np.float32)
-        return stretch(noisy, height, width)
+        return random_noise(grid, mode="gaussian", var=self.var, rng=rng, clip=True).astype(np.float32)
 
 
 @register("blur")
@@ -73,6 +72,8 @@ class Blur(Filter):
     matter more than a guarantee. The default strength is set so that Haar, YuNet and the SSD no longer find
     the face (tests/test_irreversibility.py).
     """
+
+    _interpolation = cv2.INTER_LINEAR
 
     def __init__(
         self,
@@ -91,15 +92,13 @@ class Blur(Filter):
         sigma = self.strength * (patch.face_w + patch.face_h) / 2
         height, width = crop.shape[:2]
         shrink = max(1.0, sigma / _SHRUNK_SIGMA)
-        small_size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
-        small = cv2.resize(crop, small_size, interpolation=cv2.INTER_AREA).reshape(small_size[1], small_size[0], -1)
+        small = shrunk(crop, max(1, round(width / shrink)), max(1, round(height / shrink)))
         # Imported here: skimage.filters loads SciPy's image filters, which costs every process that only paints
         # noise (the default) a visible part of its start-up.
         from skimage.filters import gaussian
 
         blurred = gaussian(small, sigma=sigma / shrink, mode="nearest", channel_axis=-1, preserve_range=True)
-        big = cv2.resize(blurred.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-        return big.reshape(crop.shape)
+        return blurred.astype(np.float32).reshape(small.shape)
 
 
 @register("pixelate")
@@ -121,8 +120,7 @@ class Pixelate(Filter):
         self.blocks = blocks
 
     def _cover(self, crop: np.ndarray, patch: Patch, rng: np.random.Generator) -> np.ndarray:
-        height, width = crop.shape[:2]
-        return stretch(block_means(crop, patch.weights, *_cells(patch, crop, self.blocks)), height, width)
+        return block_means(crop, patch, *_cells(patch, crop, self.blocks))
 
 
 @register("solid")
@@ -142,10 +140,8 @@ class Solid(Filter):
 
     def _cover(self, crop: np.ndarray, patch: Patch, rng: np.random.Generator) -> np.ndarray:
         if self.color is None:
-            fill = block_means(crop, patch.weights, 1, 1)[0, 0]
-        elif crop.shape[2] == 1:
+            return block_means(crop, patch, 1, 1)
+        if crop.shape[2] == 1:
             blue, green, red = self.color
-            fill = np.array([0.114 * blue + 0.587 * green + 0.299 * red], np.float32)
-        else:
-            fill = np.array(self.color, np.float32)
-        return np.broadcast_to(fill, crop.shape).astype(np.float32)
+            return np.array([0.114 * blue + 0.587 * green + 0.299 * red], np.float32).reshape(1, 1, 1)
+        return np.array(self.color, np.float32).reshape(1, 1, 3)

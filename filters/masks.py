@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -40,21 +41,28 @@ DEFAULT_FEATHER = 0.1
 
 @dataclass(frozen=True)
 class Patch:
-    """One region's painted weights inside its rectangle ``[top:bottom, left:right]`` of the image.
+    """One region's painted area inside its rectangle ``[top:bottom, left:right]`` of the image.
 
-    ``grown_w``/``grown_h`` are the grown region's full size before clipping to the image, so filters that
-    scale with the face (blur sigma, pixel blocks, noise grain) do not change when a face touches the border.
+    Its weights are computed when asked for, all of them, a strip of rows or at sample points: a selfie's region is
+    megapixels, which ``Filter.apply`` paints a strip at a time rather than hold them all. ``grown_w``/``grown_h``
+    are the grown region's full size before clipping to the image, so filters that scale with the face (blur sigma,
+    pixel blocks, noise grain) do not change when a face touches the border.
     """
 
     top: int
     bottom: int
     left: int
     right: int
-    weights: np.ndarray
     face_w: float
     face_h: float
-    grown_w: float
-    grown_h: float
+    centre_x: float
+    centre_y: float
+    half_w: float
+    half_h: float
+    ellipse: bool
+    feather: float
+    # The face box in whole pixels (left, top, right, bottom), painted with weight 1 whatever the shape.
+    face_box: tuple[int, int, int, int]
 
     @property
     def rows(self) -> slice:
@@ -63,6 +71,65 @@ class Patch:
     @property
     def cols(self) -> slice:
         return slice(self.left, self.right)
+
+    @property
+    def grown_w(self) -> float:
+        return 2 * self.half_w
+
+    @property
+    def grown_h(self) -> float:
+        return 2 * self.half_h
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """Float32 weights of every pixel of the rectangle, kept once asked for: ``Filter.apply`` asks twice for a
+        small region (for its mean colour, then to paint it) and never for a large one."""
+        width, height = self.right - self.left, self.bottom - self.top
+        return self._weights_on((self.left, width, width), (self.top, height, height))
+
+    def row_weights(self, top: int, bottom: int) -> np.ndarray:
+        """Float32 weights of image rows ``top:bottom`` across the rectangle."""
+        if (top, bottom) == (self.top, self.bottom):
+            return self.weights
+        width = self.right - self.left
+        return self._weights_on((self.left, width, width), (top, bottom - top, bottom - top))
+
+    def cell_weights(self, size: int, across: int, down: int) -> np.ndarray:
+        """Float32 ``down`` x ``across`` weights at the centres of square cells of ``size`` pixels laid from the
+        rectangle's top left corner; for single pixels, ``weights``."""
+        if size == 1:
+            return self.weights
+        return self._weights_on((self.left, across * size, across), (self.top, down * size, down))
+
+    def _weights_on(self, columns: tuple[int, int, int], rows: tuple[int, int, int]) -> np.ndarray:
+        """Float32 weights at the centres of a grid of cells, given as ``(start, length, count)`` in image pixels
+        along each axis; made in place, with one temporary of their size."""
+        dx = (_centres(*columns) - self.centre_x) / self.half_w
+        dy = (_centres(*rows) - self.centre_y) / self.half_h
+        if self.ellipse:
+            radius = np.add.outer(dy * dy, dx * dx)
+            np.sqrt(radius, out=radius)
+        else:
+            radius = np.maximum.outer(np.abs(dy), np.abs(dx))
+        weights = _soft_edge(radius, self.feather)
+        left, top, right, bottom = self.face_box
+        weights[_inside(*rows, top, bottom), _inside(*columns, left, right)] = 1.0
+        return weights
+
+
+def _centres(start: int, length: int, count: int) -> np.ndarray:
+    """Float32 centres of ``count`` equal cells over pixels ``start:start + length``: ``i + 0.5`` for pixel ``i``."""
+    step = length / count
+    return np.arange(start + step / 2, start + length, step, dtype=np.float32)
+
+
+def _inside(start: int, length: int, count: int, low: int, high: int) -> slice:
+    """The cells of ``_centres(start, length, count)`` whose centres lie in ``[low, high)``; for single pixels, the
+    pixels ``low:high``."""
+    step = length / count
+    first = min(count, max(0, math.ceil((low - start) / step - 0.5)))
+    end = min(count, max(0, math.ceil((high - start) / step - 0.5)))
+    return slice(first, end)
 
 
 @dataclass(frozen=True)
@@ -85,7 +152,7 @@ class MaskSpec:
             raise ValueError(f"feather must be in [0, 1) (share of the grown region's radius), not {self.feather}")
 
     def patch(self, region: Box, shape_hw: tuple[int, int]) -> Patch | None:
-        """The weights of one region, or None when it is empty or lies wholly outside the image."""
+        """The painted area of one region, or None when it is empty or lies wholly outside the image."""
         height, width = shape_hw[:2]
         face_w, face_h = float(region.w), float(region.h)
         if not (face_w > 0 and face_h > 0):
@@ -98,17 +165,23 @@ class MaskSpec:
         if right <= left or bottom <= top:
             return None
 
-        # Distances of pixel centres from the region's centre, in units of the grown half-size.
-        dx = ((np.arange(left, right, dtype=np.float32) + 0.5 - centre_x) / half_w)[None, :]
-        dy = ((np.arange(top, bottom, dtype=np.float32) + 0.5 - centre_y) / half_h)[:, None]
-        ellipse = self._shape_of(region) == "ellipse"
-        radius = np.sqrt(dx * dx + dy * dy) if ellipse else np.maximum(np.abs(dx), np.abs(dy))
-        weights = _soft_edge(radius, self.feather)
-
-        face_left, face_right = max(left, math.floor(region.x)), min(right, math.ceil(region.x + face_w))
-        face_top, face_bottom = max(top, math.floor(region.y)), min(bottom, math.ceil(region.y + face_h))
-        weights[face_top - top : face_bottom - top, face_left - left : face_right - left] = 1.0
-        return Patch(top, bottom, left, right, weights, face_w, face_h, 2 * half_w, 2 * half_h)
+        x, y = region.x, region.y
+        face_box = (math.floor(x), math.floor(y), math.ceil(x + face_w), math.ceil(y + face_h))
+        return Patch(
+            top,
+            bottom,
+            left,
+            right,
+            face_w,
+            face_h,
+            centre_x,
+            centre_y,
+            half_w,
+            half_h,
+            ellipse=self._shape_of(region) == "ellipse",
+            feather=self.feather,
+            face_box=face_box,
+        )
 
     def _shape_of(self, region: Box) -> str:
         """The region's own shape when a user drew it with one, else this mask's."""
@@ -126,11 +199,19 @@ class MaskSpec:
 
 
 def _soft_edge(radius: np.ndarray, feather: float) -> np.ndarray:
-    """1 inside ``1 - feather``, 0 from 1 outwards, smoothstep in between (no visible seam)."""
+    """1 inside ``1 - feather``, 0 from 1 outwards, smoothstep in between (no visible seam); float32 ``radius`` is
+    used up."""
     if feather == 0:
         return (radius < 1).astype(np.float32)
-    t = np.clip((1 - radius) / feather, 0, 1)
-    return (t * t * (3 - 2 * t)).astype(np.float32)
+    t = np.subtract(1, radius, out=radius)
+    t /= feather
+    np.maximum(t, 0, out=t)
+    np.minimum(t, 1, out=t)
+    square = t * t
+    t *= -2
+    t += 3
+    t *= square
+    return t
 
 
 def mask(

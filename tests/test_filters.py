@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import filters
-from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, coverage
+from testing.images import ASTRONAUT_FACE, Box, astronaut_bgr, composite, coverage, selfie
 
 FACE = Box(*ASTRONAUT_FACE)
 NAMES = ["noise", "blur", "pixelate", "solid"]
@@ -130,6 +130,63 @@ def test_mask_is_exactly_what_apply_paints_even_where_faces_overlap() -> None:
     assert np.array_equal(covering.apply(image, regions), expected)
 
 
+def test_a_large_face_is_painted_exactly_as_its_mask_says_strip_by_strip() -> None:
+    """A selfie's face is painted a strip of rows at a time, its soft edge blended and the rest copied; a second
+    region overlaps it and a third stands alone. Everywhere the result is the mask's blend, to the rounding."""
+    image, face = selfie(0.6, 1600)
+    regions = [face, Box(face.x + face.w - 100, face.y + 200, 300, 300), Box(10, 10, 60, 60)]
+    covering = filters.create("solid", color=(0, 0, 255))
+    weights = covering.mask(image.shape, regions)[..., None]
+    expected = np.rint(weights * np.array([0, 0, 255], np.float32) + (1 - weights) * image).astype(np.uint8)
+    before = image.copy()
+    assert np.array_equal(covering.apply(image, regions), expected)
+    assert np.array_equal(image, before)
+
+
+def in_layout(image: np.ndarray, layout: str) -> np.ndarray:
+    """The BGR uint8 ``image`` as another pixel type or channel layout (BGRA with an alpha that varies)."""
+    if layout == "bgra":
+        bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+        bgra[..., 3] = np.arange(image.shape[1], dtype=np.uint16) % 256
+        return bgra
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return {
+        "gray": gray,
+        "gray x 1": gray[..., None],
+        "uint16": image.astype(np.uint16) * 257,
+        "float32": image.astype(np.float32) / 255,
+        "float64": image.astype(np.float64) / 255,
+    }[layout]
+
+
+@pytest.mark.parametrize("layout", ["gray", "gray x 1", "bgra", "uint16", "float32", "float64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_large_face_in_every_pixel_type_and_layout(name: str, layout: str) -> None:
+    bgr, face = selfie(0.9, 1200)
+    image = in_layout(bgr, layout)
+    covering = filters.create(name)
+    out = covering.apply(image, [face])
+    assert out.dtype == image.dtype and out.shape == image.shape
+    outside = covering.mask(image.shape, [face]) == 0
+    assert np.array_equal(out[outside], image[outside])
+    if layout == "bgra":
+        assert np.array_equal(out[..., 3], image[..., 3])
+    level = {np.dtype(np.uint8): 1, np.dtype(np.uint16): 257}.get(image.dtype, 1 / 255)
+    colour = slice(0, 3 if layout == "bgra" else None)
+    assert np.abs(face_pixels(out, face)[..., colour] - face_pixels(image, face)[..., colour]).mean() > 15 * level
+
+
+def test_the_mean_colour_of_a_large_face_is_its_full_size_mask_weighted_mean() -> None:
+    """A large face's mean colour is taken from a shrunk copy, weighted at its samples: the colour painted is the
+    full-size mask-weighted mean to within a level."""
+    image, face = selfie(0.9, 1600)
+    covering = filters.create("solid")
+    weights = covering.mask(image.shape, [face])[..., None].astype(np.float64)
+    exact = (image * weights).sum(axis=(0, 1)) / weights.sum()
+    painted = covering.apply(image, [face])[face.y + face.h // 2, face.x + face.w // 2]
+    assert np.abs(painted - exact).max() <= 1
+
+
 def test_grayscale_image() -> None:
     gray = cv2.cvtColor(astronaut_bgr(), cv2.COLOR_BGR2GRAY)
     covering = filters.create("noise")
@@ -208,10 +265,11 @@ def test_noise_is_fresh_each_call_unless_seeded() -> None:
     assert np.array_equal(seeded.apply(image, [FACE]), seeded.apply(image, [FACE]))
 
 
-def test_float_images_in_the_unit_range() -> None:
-    image = astronaut_bgr().astype(np.float32) / 255
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_images_in_the_unit_range(dtype: type) -> None:
+    image = astronaut_bgr().astype(dtype) / 255
     out = filters.create("solid", color=(255, 0, 0)).apply(image, [FACE])
-    assert out.dtype == np.float32
+    assert out.dtype == dtype
     assert np.all(face_pixels(out, FACE) == (1.0, 0.0, 0.0))
 
 
@@ -242,7 +300,9 @@ def test_a_name_is_registered_once() -> None:
         filters.register("noise")(filters.Filter)
 
 
-@pytest.mark.parametrize("image", [np.zeros((10, 10), np.int32), np.zeros((10, 10, 5), np.uint8), [[0, 1]]])
+@pytest.mark.parametrize(
+    "image", [np.zeros((10, 10), np.int32), np.zeros((10, 10), np.float16), np.zeros((10, 10, 5), np.uint8), [[0, 1]]]
+)
 def test_unsupported_images_are_refused_clearly(image: object) -> None:
     with pytest.raises((ValueError, TypeError), match=r"image|pixel type"):
         filters.create("noise").apply(image, [Box(0, 0, 5, 5)])
