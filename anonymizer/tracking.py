@@ -88,13 +88,6 @@ class Box:
     def centre(self) -> tuple[float, float]:
         return self.x + self.w / 2, self.y + self.h / 2
 
-    def iou(self, other: Box) -> float:
-        ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
-        iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
-        inter = ix * iy
-        union = self.w * self.h + other.w * other.h - inter
-        return inter / union if union > 0 else 0.0
-
     def shifted(self, dx: float, dy: float) -> Box:
         return Box(self.x + dx, self.y + dy, self.w, self.h)
 
@@ -228,6 +221,24 @@ class Reach:
         return max(self.max_gap, self.hold)
 
 
+def _links(guesses: Sequence[Box], boxes: Sequence[Box]) -> Iterator[tuple[int, int]]:
+    """(guess, box) index pairs that may be one face, by overlap (most first), then by the distance of their centres
+    in the guess's size (least first): every pair at once, as a crowd brings hundreds of each."""
+    if not guesses or not boxes:
+        return
+    gx, gy, gw, gh = np.array([(g.x, g.y, g.w, g.h) for g in guesses], np.float64).T[:, :, None]
+    bx, by, bw, bh = np.array([(b.x, b.y, b.w, b.h) for b in boxes], np.float64).T[:, None, :]
+    ix = np.maximum(0.0, np.minimum(gx + gw, bx + bw) - np.maximum(gx, bx))
+    iy = np.maximum(0.0, np.minimum(gy + gh, by + bh) - np.maximum(gy, by))
+    inter = ix * iy
+    union = gw * gh + bw * bh - inter
+    overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    distance = np.hypot(bx + bw / 2 - (gx + gw / 2), by + bh / 2 - (gy + gh / 2)) / np.maximum(np.maximum(gw, gh), 1.0)
+    ti, bi = np.nonzero((overlap >= LINK_IOU) | (distance <= LINK_DISTANCE))
+    order = np.lexsort((bi, ti, distance[ti, bi], -overlap[ti, bi]))
+    yield from zip(ti[order].tolist(), bi[order].tolist(), strict=True)
+
+
 def _held(box: Box, speed: float, seconds: float) -> Box:
     """A box held on ``seconds`` away from where it was seen, grown by how far the face may have gone."""
     reach = speed * seconds
@@ -251,20 +262,9 @@ class Tracker:
         """The faces found on keyframe ``moment`` (keyframes come in increasing order)."""
         boxes = [Box.of(d) for d in detections]
         live = [t for t in self.tracks if self.reach.bridges(t.last[0], moment)]
-        pairs = []
-        for ti, track in enumerate(live):
-            guess = track.predicted(moment)
-            gx, gy = guess.centre
-            size = max(guess.w, guess.h)
-            for bi, box in enumerate(boxes):
-                overlap = guess.iou(box)
-                bx, by = box.centre
-                distance = math.hypot(bx - gx, by - gy) / max(size, 1.0)
-                if overlap >= LINK_IOU or distance <= LINK_DISTANCE:
-                    pairs.append((-overlap, distance, ti, bi))
         taken_tracks: set[int] = set()
         taken_boxes: set[int] = set()
-        for _, _, ti, bi in sorted(pairs):
+        for ti, bi in _links([track.predicted(moment) for track in live], boxes):
             if ti in taken_tracks or bi in taken_boxes:
                 continue
             taken_tracks.add(ti)
