@@ -261,11 +261,13 @@ class ScrfdDetector(Detector):
         self._net, self._window_net = nets[settings.precision], nets[settings.windows_in]
         self._forwards = 0
         expected = {f"{kind}_{stride}" for kind in ("score", "bbox", "kps") for stride in STRIDES}
-        if not expected <= set(self._net.outputs):
-            raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {self._net.outputs})")
+        for net in nets.values():
+            if not expected <= set(net.outputs):
+                raise ValueError(f"{MODEL} is not the SCRFD export this detector decodes (outputs {net.outputs})")
 
     @staticmethod
     def _weights(precision: str) -> bytes:
+        """The verified model of that precision, as the backends load it."""
         return model_path(INT8_MODEL).read_bytes() if precision == "int8" else any_size_model(model_path(MODEL))
 
     def _find(self, image: np.ndarray) -> list[Detection]:
@@ -385,7 +387,7 @@ class ScrfdDetector(Detector):
         large faces are found."""
         height, width = view.shape[:2]
         scale = self._fitted_scale(width, height)
-        return self._with_needs(self._detect_at(view, scale), scale, width, height)
+        return self._with_needs(self._detect_at(view, scale, self._net), scale, width, height)
 
     def _closeup(self, view: Pyramid) -> np.ndarray:
         """Candidates of the close-up look, the whole photo in ``closeup_side`` px, of faces of at least
@@ -395,7 +397,7 @@ class ScrfdDetector(Detector):
         if longest * self._fitted_scale(width, height) <= self.settings.closeup_side:
             return _stack([])
         scale = self.settings.closeup_side / longest
-        closeup = self._detect_at(view, scale)
+        closeup = self._detect_at(view, scale, self._net)
         side = np.maximum(closeup[:, 2] - closeup[:, 0], closeup[:, 3] - closeup[:, 1])
         closeup = closeup[side >= self.settings.closeup_face * longest]
         return self._with_needs(closeup, scale, width, height)
@@ -535,7 +537,7 @@ class ScrfdDetector(Detector):
         rows, best_angle, best_score = [], 0, 0.0
         needed = max(self.settings.turned_threshold, self.settings.threshold)
         for angle in TURNS:
-            for box in self._run(cv2.rotate(small, ROTATE_CODES[angle]), self.settings.turned_threshold):
+            for box in self._run(cv2.rotate(small, ROTATE_CODES[angle]), self._net, self.settings.turned_threshold):
                 corners: Sequence[float] = [c / fitted for c in unturn_box(tuple(box[:4]), angle, view_w, view_h)]
                 rows.append(np.array([*corners, box[SCORE], *np.zeros(10), needed], np.float32))
                 if box[SCORE] > best_score:
@@ -574,9 +576,9 @@ class ScrfdDetector(Detector):
                 return fitted
         return scale
 
-    def _detect_at(self, view: Pyramid, scale: float, net: OnnxNet | None = None) -> np.ndarray:
-        """Rows (x1, y1, x2, y2, score, landmarks) in image pixels found window by window on the image scaled by
-        ``scale``."""
+    def _detect_at(self, view: Pyramid, scale: float, net: OnnxNet) -> np.ndarray:
+        """Rows (x1, y1, x2, y2, score, landmarks) in image pixels found by ``net`` window by window on the image
+        scaled by ``scale``."""
         scaled = view.at(scale)
         height, width = scaled.shape[:2]
         window = (
@@ -589,7 +591,7 @@ class ScrfdDetector(Detector):
                     scaled,
                     window,
                     self.settings.window_overlap,
-                    lambda part: self._run(part, net=net),
+                    lambda part: self._run(part, net),
                     self.settings.edge_margin,
                 )
             )
@@ -598,9 +600,9 @@ class ScrfdDetector(Detector):
         to_image[SCORE] = 1
         return rows.reshape(-1, NEEDED).astype(np.float32) * to_image
 
-    def _run(self, window: np.ndarray, floor: float | None = None, net: OnnxNet | None = None) -> np.ndarray:
-        """Rows (x1, y1, x2, y2, score, landmarks) of boxes scoring ``floor`` or more in one window, padded to a
-        multiple of the coarsest stride."""
+    def _run(self, window: np.ndarray, net: OnnxNet, floor: float | None = None) -> np.ndarray:
+        """Rows (x1, y1, x2, y2, score, landmarks) of boxes ``net`` scores ``floor`` or more in one window, padded to
+        a multiple of the coarsest stride."""
         floor = self._floor if floor is None else floor
         height, width = (math.ceil(side / INPUT_MULTIPLE) * INPUT_MULTIPLE for side in window.shape[:2])
         padded = cv2.copyMakeBorder(
@@ -612,7 +614,7 @@ class ScrfdDetector(Detector):
             cv2.BORDER_CONSTANT,
             value=(0, 0, 0),
         )
-        outputs = (net or self._net).run(input_blob(padded))
+        outputs = net.run(input_blob(padded))
         self._forwards += 1
         found = []
         for stride in STRIDES:

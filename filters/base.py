@@ -161,7 +161,12 @@ def shrunk(crop: np.ndarray, width: int, height: int) -> np.ndarray:
     """``crop`` (H x W x C, the image's type) as float32 ``height`` x ``width`` x C area means in [0, 1]."""
     if (height, width) != crop.shape[:2]:
         crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, crop.shape[2])
-    return np.divide(crop, _value_scale(crop), dtype=np.float32)
+    return _in_unit(crop)
+
+
+def _in_unit(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` in the image's own values as float32 in [0, 1]."""
+    return np.divide(pixels, _value_scale(pixels), dtype=np.float32)
 
 
 def block_means(crop: np.ndarray, patch: Patch, blocks_x: int, blocks_y: int) -> np.ndarray:
@@ -187,7 +192,7 @@ def block_means(crop: np.ndarray, patch: Patch, blocks_x: int, blocks_y: int) ->
     # face than an arbitrary size. Samples at the far edges are cut short, or left out when under half a sample.
     sample = crop if factor == 1 else cv2.resize(crop, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
     down, across = sample.shape[:2]
-    sample = np.divide(sample.reshape(down, across, crop.shape[2]), _value_scale(crop), dtype=np.float32)
+    sample = _in_unit(sample.reshape(down, across, crop.shape[2]))
     weights = patch.cell_weights(factor, across, down) + 1e-6
     weighted = cv2.resize(sample * weights[..., None], size, interpolation=cv2.INTER_AREA)
     total = cv2.resize(weights, size, interpolation=cv2.INTER_AREA)
